@@ -1,0 +1,115 @@
+//! The `csdci` command line: one submodule per subcommand. Exit codes: 0 clean,
+//! 1 the kernel failed, 2 could not test (build broke, infra error), 3 usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod bisect;
+pub mod demo;
+pub mod parse;
+pub mod run;
+
+/// Exit code: the kernel tested clean.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit code: the kernel failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: could not test (build broke, infra error).
+pub const EXIT_UNTESTABLE: u8 = 2;
+/// Exit code: usage error.
+pub const EXIT_USAGE: u8 = 3;
+
+/// Find Linux kernel concurrency regressions and name the commit that caused them.
+#[derive(Debug, Parser)]
+#[command(name = "csdci", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where csdci keeps its database, logs, build cache and worktrees.
+    #[arg(long, global = true, env = "CSDCI_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The data directory in effect.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(crate::store::Store::default_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, boot and torture one kernel commit.
+    Run(run::Args),
+    /// Analyse kernel console logs.
+    Parse(parse::Args),
+    /// Find the commit that introduced a failure.
+    Bisect(bisect::Args),
+    /// Make a real kernel history with a CSD-lock regression and bisect it.
+    Demo(demo::Args),
+    /// Benchmarks that print ratios.
+    Bench(bench::Args),
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Entry point of the `csdci` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => EXIT_USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match &cli.command {
+        Command::Run(args) => run::exec(&cli, args),
+        Command::Parse(args) => parse::exec(&cli, args),
+        Command::Bisect(args) => bisect::exec(&cli, args),
+        Command::Demo(args) => demo::exec(&cli, args),
+        Command::Bench(args) => bench::exec(&cli, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("csdci: error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_UNTESTABLE
+            })
+        }
+    }
+}

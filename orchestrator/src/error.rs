@@ -1,0 +1,38 @@
+//! The crate's one error type. Each module that can fail has its own error enum
+//! and a variant here; messages are short and lowercase.
+
+use std::path::PathBuf;
+
+/// Every error csdci reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that cannot be done as asked (exit 3).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::Error),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors caused by the user's input (exit code 3).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

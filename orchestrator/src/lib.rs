@@ -1,0 +1,15 @@
+//! csdci: find Linux kernel concurrency regressions and name the commit that
+//! caused them.
+//!
+//! Data flow of one test: [`vcs`] (worktree at a commit) → [`kconfig`] / [`build`]
+//! (fragments → verified .config → make → cached artifacts) → [`image`] (guest
+//! root) → [`vm`] (virtiofsd + QEMU + QMP, console stream) → console analysis
+//! (`csdci-console`) → [`verdict`] → [`store`]. The bisection engine sees only a
+//! [`tester::Tester`].
+
+pub mod cli;
+pub mod error;
+pub mod store;
+pub mod tester;
+
+pub use error::{Error, Result};
