@@ -17,6 +17,8 @@ pub enum Error {
     },
     #[error("store: {0}")]
     Store(#[from] crate::store::Error),
+    #[error("git: {0}")]
+    Vcs(#[from] crate::vcs::Error),
 }
 
 impl Error {
@@ -30,7 +32,15 @@ impl Error {
 
     /// True for errors caused by the user's input (exit code 3).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Usage(_))
+        matches!(
+            self,
+            Error::Usage(_)
+                | Error::Vcs(
+                    crate::vcs::Error::NoTree(_)
+                        | crate::vcs::Error::NotGit(_)
+                        | crate::vcs::Error::UnknownRev { .. }
+                )
+        )
     }
 }
 

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod error;
 pub mod store;
 pub mod tester;
+pub mod vcs;
 
 pub use error::{Error, Result};

@@ -1,4 +1,5 @@
 //! `csdci bench ...`: benchmarks that print ratios (never timed assertions).
+//! One submodule per benchmark.
 
 use super::Cli;
 
