@@ -19,6 +19,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("git: {0}")]
     Vcs(#[from] crate::vcs::Error),
+    #[error("demo: {0}")]
+    Demo(#[from] crate::demo::Error),
 }
 
 impl Error {

@@ -8,6 +8,7 @@
 //! [`tester::Tester`].
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod store;
 pub mod tester;
