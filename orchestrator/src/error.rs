@@ -19,6 +19,16 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("git: {0}")]
     Vcs(#[from] crate::vcs::Error),
+    #[error("image: {0}")]
+    Image(#[from] crate::image::Error),
+    #[error("vm: {0}")]
+    Vm(#[from] crate::vm::Error),
+    #[error("config: {0}")]
+    Kconfig(#[from] crate::kconfig::Error),
+    #[error("build: {0}")]
+    Build(#[from] crate::build::Error),
+    #[error("interrupted")]
+    Interrupted,
     #[error("demo: {0}")]
     Demo(#[from] crate::demo::Error),
 }
@@ -41,6 +51,9 @@ impl Error {
                     crate::vcs::Error::NoTree(_)
                         | crate::vcs::Error::NotGit(_)
                         | crate::vcs::Error::UnknownRev { .. }
+                )
+                | Error::Kconfig(
+                    crate::kconfig::Error::Syntax { .. } | crate::kconfig::Error::Read { .. }
                 )
         )
     }

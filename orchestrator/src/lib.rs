@@ -7,11 +7,17 @@
 //! (`csdci-console`) → [`verdict`] → [`store`]. The bisection engine sees only a
 //! [`tester::Tester`].
 
+pub mod build;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod image;
+pub mod kconfig;
+pub mod pipeline;
 pub mod store;
 pub mod tester;
 pub mod vcs;
+pub mod verdict;
+pub mod vm;
 
 pub use error::{Error, Result};

@@ -1,0 +1,81 @@
+//! The guest root file system: a base built once from Debian's static busybox
+//! and the init in `images/init.sh`, and a per-run root with the kernel's
+//! modules and the run's parameters. See `images/README.md`.
+
+mod base;
+mod params;
+mod run_root;
+
+use std::path::{Path, PathBuf};
+
+pub use base::{INIT_SCRIPT, ensure_base};
+pub use params::GuestParams;
+
+/// Image errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{0} not found or not executable (install Debian's busybox-static: apt-get install busybox-static)"
+    )]
+    NoBusybox(PathBuf),
+    #[error(
+        "{0} is dynamically linked; the guest has no libc (install busybox-static: apt-get install busybox-static)"
+    )]
+    DynamicBusybox(PathBuf),
+    #[error("{cmd} failed: {why}")]
+    Command { cmd: String, why: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no modules in {0} (expected lib/modules/<release>/ from 'make modules_install INSTALL_MOD_PATH=...')"
+    )]
+    NoModules(PathBuf),
+    #[error(
+        "no scftorture module under {0} (the kernel config needs CONFIG_SCF_TORTURE_TEST=m)"
+    )]
+    NoScftorture(PathBuf),
+    #[error(
+        "bad scftorture parameters '{params}': character '{bad}' not allowed (use name=value pairs separated by spaces, e.g. 'nthreads=16 onoff_interval=100')"
+    )]
+    BadParams { params: String, bad: char },
+    #[error("duration must be at least 1 s")]
+    BadDuration,
+}
+
+impl Error {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Builds the guest root for one run at `<run_dir>/root` and returns its path:
+/// the base image (built once under `data_dir` and reused), the modules of
+/// `modules` (an `INSTALL_MOD_PATH` folder holding `lib/modules/<release>/`),
+/// and `params` in `/csdci/params`. An existing `<run_dir>/root` is replaced.
+pub fn prepare_run_root(
+    data_dir: &Path,
+    modules: &Path,
+    params: &GuestParams,
+    run_dir: &Path,
+) -> Result<PathBuf, Error> {
+    let rendered = params.render()?;
+    let releases = run_root::module_releases(modules)?;
+    let base = ensure_base(data_dir)?;
+    let root = run_dir.join("root");
+    run_root::replicate(&base, &root)?;
+    for rel in &releases {
+        let from = modules.join("lib/modules").join(rel);
+        let to = root.join("lib/modules").join(rel);
+        run_root::copy_tree(&from, &to)?;
+    }
+    let p = root.join("csdci/params");
+    std::fs::write(&p, rendered).map_err(|e| Error::io(&p, e))?;
+    Ok(root)
+}

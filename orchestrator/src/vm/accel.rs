@@ -1,0 +1,271 @@
+//! Choosing the accelerator. `Auto` probes KVM once per host (kernel build and
+//! QEMU version) with a real tiny boot and caches the answer in
+//! `<data_dir>/accel-probe.json`: `/dev/kvm` existing is not enough, because
+//! nested KVM can be broken (`-cpu host` aborting on an MSR, guests crawling).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::process::OwnedChild;
+use super::qemu::{self, Engine};
+use super::{Accel, Error};
+
+/// CPU models tried for KVM, best first.
+const KVM_CPUS: &[&str] = &["host", "host,-arch-capabilities"];
+
+/// A probe boot that has not reached the root mount after this long counts as
+/// crawling (a healthy KVM boot gets there in about a second).
+const PROBE_LIMIT: Duration = Duration::from_secs(25);
+
+/// Kernel messages that show the probe boot got through to mounting root.
+const BOOT_DONE: &[&str] = &[
+    "Kernel panic",
+    "VFS: Cannot open root device",
+    "Run /sbin/init",
+    "No working init found",
+    "Freeing unused kernel",
+];
+
+/// Messages on QEMU's stderr that show KVM does not work.
+const KVM_BROKEN: &[&str] = &[
+    "KVM internal error",
+    "kvm run failed",
+    "Assertion",
+    "error:",
+    "failed to",
+];
+
+/// The cached probe result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRecord {
+    /// Host kernel release + build and QEMU version the probe ran under.
+    pub key: String,
+    /// The `-cpu` model KVM worked with, or `None` when KVM is unusable.
+    pub kvm_cpu: Option<String>,
+    /// Why KVM was rejected (or "ok").
+    pub detail: String,
+}
+
+/// The cache key: host kernel and QEMU version.
+pub fn host_key() -> String {
+    let rd = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let qemu = Command::new(qemu::binary())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    format!(
+        "{} {} | {}",
+        rd("/proc/sys/kernel/osrelease").trim(),
+        rd("/proc/sys/kernel/version").trim(),
+        qemu.trim()
+    )
+}
+
+/// Resolves `requested` to the engine to run with (probing KVM when `Auto` and
+/// nothing is cached for this host), and the [`Accel`] that is.
+pub fn resolve(requested: Accel, kernel: &Path, data_dir: &Path) -> Result<(Engine, Accel), Error> {
+    match requested {
+        Accel::Tcg => Ok((Engine::Tcg, Accel::Tcg)),
+        Accel::Kvm => {
+            let cpu = cached(data_dir)
+                .and_then(|r| r.kvm_cpu)
+                .unwrap_or_else(|| "host".into());
+            Ok((Engine::Kvm { cpu }, Accel::Kvm))
+        }
+        Accel::Auto => {
+            let rec = match cached(data_dir) {
+                Some(r) => r,
+                None => {
+                    let r = probe(kernel, data_dir)?;
+                    let path = data_dir.join("accel-probe.json");
+                    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+                    std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+                    std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+                    r
+                }
+            };
+            Ok(match rec.kvm_cpu {
+                Some(cpu) => (Engine::Kvm { cpu }, Accel::Kvm),
+                None => (Engine::Tcg, Accel::Tcg),
+            })
+        }
+    }
+}
+
+/// The cached probe result for this host, if any.
+pub fn cached(data_dir: &Path) -> Option<ProbeRecord> {
+    let s = std::fs::read_to_string(data_dir.join("accel-probe.json")).ok()?;
+    let r: ProbeRecord = serde_json::from_str(&s).ok()?;
+    (r.key == host_key()).then_some(r)
+}
+
+/// Probes KVM now: boots `kernel` (no root file system) with each CPU model in
+/// turn and keeps the first that reaches the root mount in time.
+pub fn probe(kernel: &Path, data_dir: &Path) -> Result<ProbeRecord, Error> {
+    let key = host_key();
+    let kvm_ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !kvm_ok {
+        return Ok(ProbeRecord {
+            key,
+            kvm_cpu: None,
+            detail: "/dev/kvm cannot be opened".into(),
+        });
+    }
+    let mut reasons = Vec::new();
+    for cpu in KVM_CPUS {
+        let engine = Engine::Kvm {
+            cpu: cpu.to_string(),
+        };
+        let t = Instant::now();
+        match probe_boot(kernel, &engine, data_dir)? {
+            Ok(()) => {
+                tracing::info!(cpu, secs = t.elapsed().as_secs_f64(), "kvm probe: ok");
+                return Ok(ProbeRecord {
+                    key,
+                    kvm_cpu: Some(cpu.to_string()),
+                    detail: "ok".into(),
+                });
+            }
+            Err(why) => {
+                tracing::info!(cpu, why, "kvm probe: rejected");
+                reasons.push(format!("-cpu {cpu}: {why}"));
+            }
+        }
+    }
+    Ok(ProbeRecord {
+        key,
+        kvm_cpu: None,
+        detail: reasons.join("; "),
+    })
+}
+
+/// One probe boot: `Ok(Ok(()))` when the kernel booted through, `Ok(Err(why))`
+/// when it did not, `Err` when QEMU could not be started at all.
+fn probe_boot(
+    kernel: &Path,
+    engine: &Engine,
+    data_dir: &Path,
+) -> Result<Result<(), String>, Error> {
+    let bin = qemu::binary();
+    let mut cmd = Command::new(&bin);
+    cmd.args(qemu::probe_argv(kernel, engine))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let procs = super::process::procs_dir(data_dir);
+    let mut child = OwnedChild::spawn(cmd, "qemu (kvm probe)", &procs).map_err(|e| {
+        Error::Spawn {
+            program: bin.display().to_string(),
+            source: e,
+        }
+    })?;
+    let out = child.take_stdout();
+    let err = child.take_stderr();
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = reader(out.map(|o| Box::new(o) as Box<dyn Read + Send>));
+    let err = reader(err.map(|e| Box::new(e) as Box<dyn Read + Send>));
+    let exited = child
+        .wait_timeout(PROBE_LIMIT)
+        .map_err(|e| Error::Qmp(format!("probe wait: {e}")))?;
+    child.kill();
+    let console = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok(judge(exited.is_some(), &console, &stderr))
+}
+
+/// Decides from a probe boot's output whether the accelerator works.
+fn judge(exited_in_time: bool, console: &str, stderr: &str) -> Result<(), String> {
+    if let Some(line) = stderr
+        .lines()
+        .find(|l| KVM_BROKEN.iter().any(|b| l.contains(b)))
+    {
+        return Err(line.trim().to_string());
+    }
+    if !console.contains("Linux version") {
+        return Err(if exited_in_time {
+            "qemu exited before the kernel printed anything".into()
+        } else {
+            format!("no kernel output within {} s", PROBE_LIMIT.as_secs())
+        });
+    }
+    if !BOOT_DONE.iter().any(|m| console.contains(m)) {
+        return Err(format!(
+            "kernel did not reach the root mount within {} s (crawling)",
+            PROBE_LIMIT.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_accepts_a_boot_that_reaches_root_mount() {
+        let c = "Linux version 6.12\n...\nKernel panic - not syncing: VFS: Unable to mount root fs\n";
+        assert_eq!(judge(true, c, ""), Ok(()));
+    }
+
+    #[test]
+    fn judge_rejects_kvm_errors_and_crawls() {
+        let e = judge(
+            true,
+            "",
+            "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0\nAssertion `ret == cpu->kvm_msr_buf->nmsrs' failed.",
+        )
+        .unwrap_err();
+        assert!(e.contains("MSR 0x10a"), "{e}");
+        let e = judge(false, "Linux version 6.12\nsmpboot: CPU0", "").unwrap_err();
+        assert!(e.contains("crawling"), "{e}");
+        let e = judge(true, "", "").unwrap_err();
+        assert!(e.contains("before the kernel printed"), "{e}");
+    }
+
+    #[test]
+    fn explicit_choices_do_not_probe() {
+        let d = tempfile::tempdir().unwrap();
+        let (e, a) = resolve(Accel::Tcg, Path::new("/nonexistent"), d.path()).unwrap();
+        assert_eq!((e, a), (Engine::Tcg, Accel::Tcg));
+        let (e, a) = resolve(Accel::Kvm, Path::new("/nonexistent"), d.path()).unwrap();
+        assert_eq!(a, Accel::Kvm);
+        assert_eq!(e, Engine::Kvm { cpu: "host".into() });
+    }
+
+    #[test]
+    fn a_cached_answer_for_this_host_is_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let rec = ProbeRecord {
+            key: host_key(),
+            kvm_cpu: None,
+            detail: "test".into(),
+        };
+        std::fs::write(
+            d.path().join("accel-probe.json"),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+        // The kernel does not exist: a probe would fail to boot it, and a cached
+        // "no KVM" must give TCG without probing.
+        let (e, a) = resolve(Accel::Auto, Path::new("/nonexistent"), d.path()).unwrap();
+        assert_eq!((e, a), (Engine::Tcg, Accel::Tcg));
+    }
+}

@@ -1,0 +1,190 @@
+//! Real boots: a built kernel under QEMU with a virtiofs root and scftorture.
+//!
+//! Needs `CSDCI_TEST_VMLINUX` (a vmlinux built from configs/) and
+//! `CSDCI_TEST_MODULES` (its `INSTALL_MOD_PATH` folder); without them every
+//! test here prints a notice and passes (the pipeline's tests build a kernel and
+//! run end to end). Tests run one at a time (TCG guests are CPU hungry).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use csdci::image::{GuestParams, prepare_run_root};
+use csdci::vm::{self, Accel, Control, NMI_MARKER, VmConfig, VmExit};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Kernel {
+    vmlinux: PathBuf,
+    modules: PathBuf,
+}
+
+fn kernel() -> Option<Kernel> {
+    let vmlinux = std::env::var_os("CSDCI_TEST_VMLINUX").map(PathBuf::from);
+    let modules = std::env::var_os("CSDCI_TEST_MODULES").map(PathBuf::from);
+    match (vmlinux, modules) {
+        (Some(vmlinux), Some(modules)) if vmlinux.is_file() && modules.is_dir() => {
+            Some(Kernel { vmlinux, modules })
+        }
+        _ => {
+            eprintln!(
+                "skipping real boot: set CSDCI_TEST_VMLINUX and CSDCI_TEST_MODULES to a built kernel"
+            );
+            None
+        }
+    }
+}
+
+/// A data folder kept across test runs, so the KVM probe runs once per host.
+fn data_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("csdci-test-data");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(k: &Kernel, tmp: &Path, scftorture: &str, duration_s: u64) -> VmConfig {
+    let run_dir = tmp.join("run");
+    let params = GuestParams {
+        scftorture: scftorture.into(),
+        duration_s,
+    };
+    let root = prepare_run_root(&data_dir(), &k.modules, &params, &run_dir).unwrap();
+    VmConfig {
+        kernel: k.vmlinux.clone(),
+        root_dir: root,
+        vcpus: 8,
+        memory_mb: 1024,
+        accel: Accel::Auto,
+        cmdline_extra: String::new(),
+        console_log: run_dir.join("console.log"),
+        run_dir,
+        deadline: Duration::from_secs(duration_s + 120),
+        silence_timeout: Duration::from_secs(90),
+        data_dir: data_dir(),
+    }
+}
+
+/// Processes whose command line mentions `needle` (our run folder).
+fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(&needle) || cwd.starts_with(&needle) {
+            found.push(format!("{name}: {cmd}"));
+        }
+    }
+    found
+}
+
+fn assert_nothing_left(cfg: &VmConfig) {
+    std::thread::sleep(Duration::from_millis(300));
+    let left = processes_mentioning(&cfg.run_dir);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+#[test]
+fn clean_boot_powers_off_with_scftorture_success() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&k, tmp.path(), "nthreads=16", 30);
+    let mut streamed = Vec::new();
+    let out = vm::run(&cfg, &mut |b| {
+        streamed.extend_from_slice(b);
+        Control::Continue
+    })
+    .unwrap();
+    let console = std::fs::read_to_string(&cfg.console_log).unwrap();
+    eprintln!("outcome: {out:?}");
+    assert_eq!(out.exit, VmExit::PoweredOff, "console:\n{console}");
+    assert_ne!(out.accel, Accel::Auto);
+    assert!(console.contains("csdci: init started"), "{console}");
+    assert!(
+        console.contains("scftorture: --- End of test: SUCCESS"),
+        "{console}"
+    );
+    assert!(console.contains("csdci: workload done"));
+    assert_eq!(String::from_utf8_lossy(&streamed), console);
+    let boot = out.boot_seconds.expect("boot time measured");
+    assert!(boot > 0.0 && boot < out.seconds);
+    assert!(out.seconds >= 30.0, "ran {} s", out.seconds);
+    assert_nothing_left(&cfg);
+}
+
+#[test]
+fn deadline_injects_nmi_then_quits() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(&k, tmp.path(), "nthreads=16", 600);
+    cfg.deadline = Duration::from_secs(20);
+    let out = vm::run(&cfg, &mut |_| Control::Continue).unwrap();
+    let console = std::fs::read_to_string(&cfg.console_log).unwrap();
+    eprintln!("outcome: {out:?}");
+    assert_eq!(out.exit, VmExit::Deadline, "console:\n{console}");
+    let (_, after) = console
+        .split_once(NMI_MARKER)
+        .unwrap_or_else(|| panic!("no NMI marker in console:\n{console}"));
+    // The guest reacted to the NMI (unknown_nmi_panic: a panic with backtraces).
+    assert!(after.contains("NMI"), "no NMI reaction after the marker:\n{after}");
+    assert!(out.seconds < 20.0 + 10.0 + 5.0 + 5.0, "took {} s", out.seconds);
+    assert_nothing_left(&cfg);
+}
+
+#[test]
+fn silent_console_is_detected() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // The init prints a heartbeat every 10 s and scftorture prints stats every
+    // 60 s: a 7 s silence limit trips during the workload.
+    let mut cfg = config(&k, tmp.path(), "nthreads=2", 600);
+    cfg.silence_timeout = Duration::from_secs(7);
+    let out = vm::run(&cfg, &mut |_| Control::Continue).unwrap();
+    let console = std::fs::read_to_string(&cfg.console_log).unwrap();
+    assert_eq!(out.exit, VmExit::Silent, "console:\n{console}");
+    assert!(console.contains("console silent for"), "{console}");
+    assert_nothing_left(&cfg);
+}
+
+#[test]
+fn stop_from_the_callback_and_panicking_callback_leave_nothing_behind() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&k, tmp.path(), "nthreads=2", 600);
+    let mut seen = String::new();
+    let out = vm::run(&cfg, &mut |b| {
+        seen.push_str(&String::from_utf8_lossy(b));
+        if seen.contains("csdci: workload running") {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    })
+    .unwrap();
+    assert_eq!(out.exit, VmExit::Stopped);
+    assert!(out.seconds < 60.0, "took {} s", out.seconds);
+    assert_nothing_left(&cfg);
+
+    // A caller that panics mid-run: unwinding drops the owned processes.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut seen = String::new();
+        vm::run(&cfg, &mut |b| {
+            seen.push_str(&String::from_utf8_lossy(b));
+            assert!(!seen.contains("csdci: init started"), "caller bug");
+            Control::Continue
+        })
+    }));
+    assert!(r.is_err());
+    assert_nothing_left(&cfg);
+}
