@@ -1,12 +1,188 @@
-//! `csdci run`.
+//! `csdci run`: build, boot and torture one kernel commit.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
+use crate::kconfig::Fragment;
+use crate::pipeline::{self, Reporter, RunOptions, RunResult};
+use crate::verdict::Verdict;
+use crate::vm::Accel;
+use crate::{Error, Result};
 
 /// Arguments of `csdci run`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The kernel git tree (csdci tests in its own worktree; your checkout is untouched).
+    #[arg(long, value_name = "PATH")]
+    pub tree: PathBuf,
+    /// The commit to test (any git revision).
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub commit: String,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 8)]
+    pub vcpus: u32,
+    /// Guest RAM (e.g. 2G, 512M).
+    #[arg(long, default_value = "2G", value_name = "SIZE")]
+    pub memory: String,
+    /// Seconds scftorture runs.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub duration: u64,
+    /// scftorture module parameters (default: nthreads=<vcpus>).
+    #[arg(long, value_name = "PARAMS", default_value = "")]
+    pub scftorture: String,
+    /// Extra kernel config fragment, applied after csdci's own (repeatable).
+    #[arg(long = "config-fragment", value_name = "FILE")]
+    pub config_fragment: Vec<PathBuf>,
+    /// Accelerator: auto (probe KVM once, else TCG), kvm or tcg.
+    #[arg(long, default_value = "auto", value_name = "ACCEL")]
+    pub accel: String,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    /// The pipeline options these arguments ask for.
+    pub fn options(&self, data_dir: PathBuf) -> Result<RunOptions> {
+        let mut o = RunOptions::new(&self.tree, data_dir);
+        o.vcpus = self.vcpus;
+        o.memory_mb = pipeline::parse_memory(&self.memory)
+            .map_err(|e| Error::Usage(format!("--memory: {e}")))?;
+        o.duration_s = self.duration;
+        o.scftorture = self.scftorture.clone();
+        o.accel = self
+            .accel
+            .parse::<Accel>()
+            .map_err(|e| Error::Usage(format!("--accel: {e}")))?;
+        for f in &self.config_fragment {
+            o.fragments.push(Fragment::load(f)?);
+        }
+        Ok(o)
+    }
+}
+
+/// Progress on a terminal: one spinner line with the step and the latest
+/// build or console line.
+struct Spinner {
+    bar: ProgressBar,
+    stage: String,
+}
+
+impl Spinner {
+    fn new() -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Spinner {
+            bar,
+            stage: String::new(),
+        }
+    }
+    fn detail(&self, line: &str) {
+        let line: String = line.trim().chars().take(90).collect();
+        self.bar.set_message(format!("{}: {line}", self.stage));
+    }
+}
+
+impl Reporter for Spinner {
+    fn stage(&mut self, stage: &str) {
+        self.bar.println(format!("  {stage}"));
+        self.stage = stage.to_string();
+        self.bar.set_message(stage.to_string());
+    }
+    fn build_line(&mut self, line: &str) {
+        self.detail(line);
+    }
+    fn console(&mut self, bytes: &[u8]) {
+        if let Some(line) = String::from_utf8_lossy(bytes)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+        {
+            self.detail(line);
+        }
+    }
+}
 
 /// Runs `csdci run`; returns the exit code.
-pub fn exec(_cli: &Cli, _args: &Args) -> crate::Result<u8> {
-    Err(crate::Error::Usage("csdci run: not built yet".into()))
+pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
+    let opts = args.options(cli.data_dir())?;
+    pipeline::install_interrupt_handler();
+    let mut spinner = (!args.json && std::io::stderr().is_terminal()).then(Spinner::new);
+    let mut log = pipeline::LogReporter;
+    let reporter: &mut dyn Reporter = match spinner.as_mut() {
+        Some(s) => s,
+        None => &mut log,
+    };
+    let result = pipeline::run_commit(&opts, &args.commit, reporter);
+    if let Some(s) = &spinner {
+        s.bar.finish_and_clear();
+    }
+    let r = result?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&r).map_err(|e| Error::Usage(e.to_string()))?;
+        println!("{json}");
+    } else {
+        print_human(&r);
+    }
+    if r.interrupted {
+        return Ok(130);
+    }
+    Ok(r.verdict.exit_code())
+}
+
+fn print_human(r: &RunResult) {
+    println!("run       #{}", r.run_id);
+    println!("commit    {}", r.commit);
+    let b = &r.build;
+    if b.cached {
+        println!("build     cached, no compile ({:.1} s)", b.seconds);
+    } else if b.artifact_id.is_some() {
+        println!("build     built in {:.0} s", b.seconds);
+    } else {
+        println!("build     failed after {:.0} s", b.seconds);
+    }
+    if let Some(a) = &b.artifacts {
+        println!("artifacts {}", a.display());
+    }
+    if let Some(l) = &b.log {
+        println!("build log {}", l.display());
+    }
+    if let Some(vm) = &r.vm {
+        match vm.boot_seconds {
+            Some(s) => println!("boot      {s:.1} s ({})", vm.accel),
+            None => println!("boot      did not reach init ({})", vm.accel),
+        }
+        println!("test      {:.1} s ({:?})", vm.seconds, vm.exit);
+    }
+    if let Some(c) = &r.console_log {
+        println!("console   {}", c.display());
+    }
+    if r.interrupted {
+        println!("verdict   interrupted");
+        return;
+    }
+    match &r.verdict {
+        Verdict::Clean => println!("verdict   clean"),
+        Verdict::Failed { title, findings } => {
+            println!("verdict   failed: {title}");
+            for f in findings.iter().take(10) {
+                println!("  line {:>6}  {}", f.line, f.title);
+            }
+        }
+        Verdict::Untestable { reason } => {
+            println!("verdict   untestable: {reason}");
+            for e in &b.errors {
+                println!("  {e}");
+            }
+        }
+        Verdict::Infra { reason } => println!("verdict   infra: {reason}"),
+    }
 }

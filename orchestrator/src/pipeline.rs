@@ -1,0 +1,755 @@
+//! The run pipeline: worktree → kconfig → build/cache → guest root → VM →
+//! console analysis → verdict → store. [`run_commit`] does it all for one
+//! commit; [`LocalTester`] is the same pipeline behind the [`Tester`] trait for
+//! the bisection engine. `csdci run`, `csdci bisect` and the demo share
+//! [`RunOptions`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use csdci_console::{Analysis, Analyzer};
+use serde::Serialize;
+
+use crate::build::{self, Built};
+use crate::image::{self, GuestParams};
+use crate::kconfig::{self, Fragment};
+use crate::store::Store;
+use crate::store::runs::{Finish, NewRun};
+use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
+use crate::verdict::{self, Verdict};
+use crate::vm::{self, Accel, VmOutcome};
+use crate::{Error, Result};
+
+/// QEMU's vCPU limit for the q35 machine csdci uses.
+pub const QEMU_MAX_VCPUS: u32 = 288;
+
+/// Everything that decides how a commit is tested (shared by `csdci run`,
+/// `csdci bisect` and the demo).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The user's kernel git tree (csdci never modifies its checkout).
+    pub tree: PathBuf,
+    /// csdci's data directory (database, cache, worktrees, run logs).
+    pub data_dir: PathBuf,
+    /// Guest vCPUs.
+    pub vcpus: u32,
+    /// Guest RAM in MiB.
+    pub memory_mb: u64,
+    /// Seconds scftorture runs.
+    pub duration_s: u64,
+    /// scftorture module parameters.
+    pub scftorture: String,
+    /// Extra config fragments, applied after csdci's own (see
+    /// [`kconfig::DEFAULT_FRAGMENTS`]).
+    pub fragments: Vec<Fragment>,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Extra kernel command line options.
+    pub cmdline_extra: String,
+    /// Seconds without console output before csdci declares the guest hung.
+    pub silence_timeout_s: u64,
+    /// Seconds on top of the duration before csdci stops the guest.
+    pub grace_s: u64,
+}
+
+impl RunOptions {
+    /// Options with csdci's defaults: 8 vCPUs, 2 GiB, 60 s, `nthreads=<vcpus>`.
+    pub fn new(tree: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            tree: tree.into(),
+            data_dir: data_dir.into(),
+            vcpus: 8,
+            memory_mb: 2048,
+            duration_s: 60,
+            scftorture: String::new(),
+            fragments: Vec::new(),
+            accel: Accel::Auto,
+            cmdline_extra: String::new(),
+            silence_timeout_s: 90,
+            grace_s: 240,
+        }
+    }
+
+    /// csdci's fragments followed by the user's.
+    pub fn all_fragments(&self) -> Vec<Fragment> {
+        let mut f = Fragment::defaults();
+        f.extend(self.fragments.iter().cloned());
+        f
+    }
+
+    /// The guest parameters (scftorture defaults to `nthreads=<vcpus>`).
+    pub fn guest_params(&self) -> GuestParams {
+        let scftorture = if self.scftorture.trim().is_empty() {
+            format!("nthreads={}", self.vcpus)
+        } else {
+            self.scftorture.trim().to_string()
+        };
+        GuestParams {
+            scftorture,
+            duration_s: self.duration_s,
+        }
+    }
+
+    /// Checks the options a user gave; every error is one line (exit 3).
+    pub fn validate(&self) -> Result<()> {
+        let usage = |m: String| Err(Error::Usage(m));
+        if self.vcpus == 0 {
+            return usage("--vcpus must be at least 1".into());
+        }
+        if self.vcpus > QEMU_MAX_VCPUS {
+            return usage(format!(
+                "--vcpus {}: QEMU's q35 machine supports at most {QEMU_MAX_VCPUS} vCPUs",
+                self.vcpus
+            ));
+        }
+        let mut nr_cpus = None;
+        for f in self.all_fragments() {
+            for s in f.settings()? {
+                if s.name == "NR_CPUS"
+                    && let kconfig::Value::Num(n) = &s.value
+                {
+                    nr_cpus = n.parse::<u32>().ok().map(|n| (n, s.source.clone()));
+                }
+            }
+        }
+        if let Some((n, src)) = nr_cpus
+            && self.vcpus > n
+        {
+            return usage(format!(
+                "--vcpus {}: the guest kernel is configured for at most {n} CPUs (CONFIG_NR_CPUS={n} at {src}); add a fragment with a larger CONFIG_NR_CPUS",
+                self.vcpus
+            ));
+        }
+        if self.memory_mb < 128 {
+            return usage(format!(
+                "--memory {}M: the guest needs at least 128M",
+                self.memory_mb
+            ));
+        }
+        if let Some(host) = host_memory_mb()
+            && self.memory_mb > host
+        {
+            return usage(format!(
+                "--memory {}M: more than this host's {host}M of RAM",
+                self.memory_mb
+            ));
+        }
+        if let Err(e) = self.guest_params().render() {
+            return usage(format!("--scftorture/--duration: {e}"));
+        }
+        Ok(())
+    }
+}
+
+fn host_memory_mb() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+/// Parses a memory size: `2G`, `512M`, `2048` (MiB), `1.5G`.
+pub fn parse_memory(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_uppercase() {
+                'M' => 1.0,
+                'G' => 1024.0,
+                'T' => 1024.0 * 1024.0,
+                _ => return Err(format!("bad memory size '{s}' (use e.g. 2G or 512M)")),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1.0),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad memory size '{s}' (use e.g. 2G or 512M)"))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(format!("bad memory size '{s}' (use e.g. 2G or 512M)"));
+    }
+    Ok((n * mult).round() as u64)
+}
+
+/// Receives progress; every method has a no-op default.
+pub trait Reporter {
+    /// A step started (`building`, `booting`...).
+    fn stage(&mut self, _stage: &str) {}
+    /// One line of build output.
+    fn build_line(&mut self, _line: &str) {}
+    /// Console bytes from the guest.
+    fn console(&mut self, _bytes: &[u8]) {}
+}
+
+/// A reporter that logs stages with `tracing`.
+pub struct LogReporter;
+
+impl Reporter for LogReporter {
+    fn stage(&mut self, stage: &str) {
+        tracing::info!("{stage}");
+    }
+}
+
+/// Set by the SIGINT/SIGTERM handler of [`install_interrupt_handler`].
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Makes the first SIGINT/SIGTERM ask the pipeline to stop cleanly (kill make,
+/// stop the guest, mark the run interrupted); a second one kills csdci (its
+/// QEMU and virtiofsd still die with it).
+pub fn install_interrupt_handler() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        let _ = sigaction(Signal::SIGINT, &action);
+        let _ = sigaction(Signal::SIGTERM, &action);
+    }
+}
+
+/// True once csdci was asked to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The build step as reported.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct BuildInfo {
+    /// The kernel came from the cache (no compile).
+    pub cached: bool,
+    /// `make` ran at all.
+    pub make_invoked: bool,
+    /// Seconds the step took.
+    pub seconds: f64,
+    /// `git rev-parse <commit>^{tree}`.
+    pub tree_id: Option<String>,
+    /// sha256 of the final .config.
+    pub config_hash: Option<String>,
+    /// sha256 over vmlinux + modules.
+    pub artifact_id: Option<String>,
+    /// Kernel release.
+    pub release: Option<String>,
+    /// Cache entry folder.
+    pub artifacts: Option<PathBuf>,
+    /// Build log.
+    pub log: Option<PathBuf>,
+    /// First compiler errors (untestable builds).
+    pub errors: Vec<String>,
+}
+
+impl BuildInfo {
+    fn from_built(b: &Built) -> Self {
+        let m = &b.entry.manifest;
+        BuildInfo {
+            cached: b.cached,
+            make_invoked: b.make_invoked,
+            seconds: b.seconds,
+            tree_id: Some(m.key.tree_id.clone()),
+            config_hash: Some(m.key.config_hash.clone()),
+            artifact_id: Some(m.artifact_id.clone()),
+            release: Some(m.release.clone()),
+            artifacts: Some(b.entry.dir.clone()),
+            log: Some(b.entry.build_log()),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Timings of one run, seconds.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Timings {
+    /// Build step (cache lookup included).
+    pub build: f64,
+    /// QEMU start until the guest's init ran.
+    pub boot: Option<f64>,
+    /// QEMU start until QEMU was gone.
+    pub test: Option<f64>,
+    /// The whole run.
+    pub total: f64,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Row id in the `runs` table.
+    pub run_id: i64,
+    /// Full commit sha.
+    pub commit: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The build step.
+    pub build: BuildInfo,
+    /// How the VM ended (when it ran).
+    pub vm: Option<VmOutcome>,
+    /// Console analysis (when the VM ran).
+    pub analysis: Option<Analysis>,
+    /// The console log.
+    pub console_log: Option<PathBuf>,
+    /// The run's folder.
+    pub run_dir: Option<PathBuf>,
+    /// Timings.
+    pub timings: Timings,
+    /// The user interrupted the run.
+    pub interrupted: bool,
+}
+
+/// Runs one commit: the whole pipeline. `rev` may be any revision.
+pub fn run_commit(opts: &RunOptions, rev: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
+    let mut tester = LocalTester::new(opts.clone())?;
+    let commit = crate::vcs::resolve(&tester.repo, rev)?;
+    tester.run_full(&commit, reporter)
+}
+
+/// The local QEMU pipeline as a [`Tester`].
+pub struct LocalTester {
+    opts: RunOptions,
+    repo: PathBuf,
+    store: Store,
+    cancel: Arc<AtomicBool>,
+    prepared: HashMap<String, std::result::Result<Built, build::Untestable>>,
+    reporter: Box<dyn Reporter + Send>,
+}
+
+impl LocalTester {
+    /// Checks the options and the tree, opens the store (rows of killed runs
+    /// become `interrupted`) and kills QEMU/virtiofsd left by a killed csdci.
+    pub fn new(opts: RunOptions) -> Result<Self> {
+        let repo = crate::vcs::open_tree(&opts.tree)?;
+        opts.validate()?;
+        let store = Store::open(&opts.data_dir)?;
+        match vm::reap_stale(&opts.data_dir) {
+            Ok(killed) if !killed.is_empty() => {
+                tracing::warn!("killed processes left by a killed csdci: {}", killed.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot clean up after an earlier csdci: {e}"),
+        }
+        Ok(LocalTester {
+            opts,
+            repo,
+            store,
+            cancel: Arc::new(AtomicBool::new(false)),
+            prepared: HashMap::new(),
+            reporter: Box::new(LogReporter),
+        })
+    }
+
+    /// Uses `reporter` for progress (default: tracing logs).
+    pub fn with_reporter(mut self, reporter: Box<dyn Reporter + Send>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    /// A flag that stops the current build or run when set (the process-wide
+    /// interrupt flag of [`install_interrupt_handler`] works too).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RunOptions {
+        &self.opts
+    }
+
+    fn build(
+        &mut self,
+        commit: &str,
+        reporter: &mut dyn Reporter,
+    ) -> Result<std::result::Result<Built, build::Untestable>> {
+        if let Some(p) = self.prepared.get(commit) {
+            return Ok(p.clone());
+        }
+        let frags = self.opts.all_fragments();
+        let req = build::Request {
+            repo: &self.repo,
+            commit,
+            fragments: &frags,
+            data_dir: &self.opts.data_dir,
+        };
+        // The build polls one flag; mirror the process-wide interrupt into it.
+        let flag = self.cancel.clone();
+        let watcher_done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let flag = flag.clone();
+            let done = watcher_done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if interrupted() {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        reporter.stage("building");
+        let out = build::build(&req, &flag, &mut |p| match p {
+            build::Progress::Stage(s) => reporter.stage(s),
+            build::Progress::Line(l) => reporter.build_line(&l),
+        });
+        watcher_done.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        let result = match out? {
+            build::Outcome::Ready(b) => Ok(b),
+            build::Outcome::Untestable(u) => Err(u),
+        };
+        self.prepared.insert(commit.to_string(), result.clone());
+        Ok(result)
+    }
+
+    fn new_run(&self, commit: &str) -> NewRun {
+        NewRun {
+            repo: self.repo.display().to_string(),
+            commit: commit.to_string(),
+            vcpus: self.opts.vcpus,
+            memory_mb: self.opts.memory_mb,
+            accel_requested: self.opts.accel.to_string(),
+            scftorture: self.opts.guest_params().scftorture,
+            duration_s: self.opts.duration_s,
+            ..Default::default()
+        }
+    }
+
+    /// Builds (or finds) and tests `commit` (a full sha), recording the run.
+    pub fn run_full(&mut self, commit: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
+        let start = Instant::now();
+        let tree_id = crate::vcs::git(&self.repo, &["rev-parse", &format!("{commit}^{{tree}}")]).ok();
+        let built = match self.build(commit, reporter) {
+            Ok(b) => b,
+            Err(Error::Build(build::Error::Cancelled)) => {
+                let mut n = self.new_run(commit);
+                n.tree_id = tree_id;
+                let id = self.store.insert_run(&n)?;
+                self.store.interrupt_run(id, "interrupted during the build")?;
+                return Ok(RunResult {
+                    run_id: id,
+                    commit: commit.into(),
+                    verdict: Verdict::Infra {
+                        reason: "interrupted".into(),
+                    },
+                    build: BuildInfo::default(),
+                    vm: None,
+                    analysis: None,
+                    console_log: None,
+                    run_dir: None,
+                    timings: Timings {
+                        build: start.elapsed().as_secs_f64(),
+                        total: start.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    },
+                    interrupted: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let build_s = start.elapsed().as_secs_f64();
+        match built {
+            Err(u) => {
+                let mut n = self.new_run(commit);
+                n.tree_id = tree_id.clone();
+                n.build_seconds = Some(build_s);
+                n.build_cached = Some(false);
+                n.artifacts = u.log.as_ref().map(|p| p.display().to_string());
+                let id = self.store.insert_run(&n)?;
+                let verdict = Verdict::Untestable {
+                    reason: u.reason.clone(),
+                };
+                self.store.finish_run(
+                    id,
+                    &Finish {
+                        verdict: verdict.name().into(),
+                        title: Some(u.reason.clone()),
+                        reason: Some(u.reason.clone()),
+                        findings: serde_json::to_string(&u.errors).ok(),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(RunResult {
+                    run_id: id,
+                    commit: commit.into(),
+                    verdict,
+                    build: BuildInfo {
+                        seconds: build_s,
+                        make_invoked: true,
+                        tree_id,
+                        log: u.log,
+                        errors: u.errors,
+                        ..Default::default()
+                    },
+                    vm: None,
+                    analysis: None,
+                    console_log: None,
+                    run_dir: None,
+                    timings: Timings {
+                        build: build_s,
+                        total: start.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    },
+                    interrupted: false,
+                })
+            }
+            Ok(b) => {
+                let mut r = self.test_built(commit, &b, reporter)?;
+                r.build.seconds = build_s;
+                r.timings.build = build_s;
+                r.timings.total = start.elapsed().as_secs_f64();
+                Ok(r)
+            }
+        }
+    }
+
+    /// Boots and tests an already built kernel, recording the run.
+    fn test_built(&mut self, commit: &str, b: &Built, reporter: &mut dyn Reporter) -> Result<RunResult> {
+        let start = Instant::now();
+        let info = BuildInfo::from_built(b);
+        let mut n = self.new_run(commit);
+        n.tree_id = info.tree_id.clone();
+        n.config_hash = info.config_hash.clone();
+        n.artifact_id = info.artifact_id.clone();
+        n.build_seconds = Some(b.seconds);
+        n.build_cached = Some(b.cached);
+        n.artifacts = Some(b.entry.dir.display().to_string());
+        let id = self.store.insert_run(&n)?;
+        let run_dir = self.opts.data_dir.join("runs").join(id.to_string());
+        let console_log = run_dir.join("console.log");
+        std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+        self.store.set_run_paths(
+            id,
+            &run_dir.display().to_string(),
+            &console_log.display().to_string(),
+        )?;
+        let result = |verdict: Verdict,
+                      vm: Option<VmOutcome>,
+                      analysis: Option<Analysis>,
+                      interrupted: bool| RunResult {
+            run_id: id,
+            commit: commit.into(),
+            timings: Timings {
+                build: b.seconds,
+                boot: vm.as_ref().and_then(|v| v.boot_seconds),
+                test: vm.as_ref().map(|v| v.seconds),
+                total: start.elapsed().as_secs_f64(),
+            },
+            verdict,
+            build: info.clone(),
+            vm,
+            analysis,
+            console_log: Some(console_log.clone()),
+            run_dir: Some(run_dir.clone()),
+            interrupted,
+        };
+
+        reporter.stage("preparing guest root");
+        let params = self.opts.guest_params();
+        let root = match image::prepare_run_root(
+            &self.opts.data_dir,
+            &b.entry.modules(),
+            &params,
+            &run_dir,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                let verdict = Verdict::Infra {
+                    reason: format!("guest root: {e}"),
+                };
+                self.finish(id, &verdict, None, None)?;
+                return Ok(result(verdict, None, None, false));
+            }
+        };
+
+        reporter.stage("booting");
+        let cfg = vm::VmConfig {
+            kernel: b.entry.vmlinux(),
+            root_dir: root.clone(),
+            vcpus: self.opts.vcpus,
+            memory_mb: self.opts.memory_mb,
+            accel: self.opts.accel,
+            cmdline_extra: self.opts.cmdline_extra.clone(),
+            console_log: console_log.clone(),
+            run_dir: run_dir.clone(),
+            deadline: Duration::from_secs(self.opts.duration_s + self.opts.grace_s),
+            silence_timeout: Duration::from_secs(self.opts.silence_timeout_s),
+            data_dir: self.opts.data_dir.clone(),
+        };
+        let mut analyzer = Analyzer::new();
+        let mut panicked_at: Option<Instant> = None;
+        let mut pre_nmi: Option<usize> = None;
+        let mut user_stop = false;
+        let mut said_init = false;
+        let marker = vm::NMI_MARKER.as_bytes();
+        let cancel = self.cancel.clone();
+        let outcome = vm::run(&cfg, &mut |bytes: &[u8]| {
+            if !bytes.is_empty() {
+                if pre_nmi.is_none() && bytes.windows(marker.len()).any(|w| w == marker) {
+                    pre_nmi = Some(analyzer.findings().len());
+                }
+                analyzer.feed(bytes);
+                reporter.console(bytes);
+                if !said_init {
+                    said_init = true;
+                    reporter.stage("testing");
+                }
+            }
+            if cancel.load(Ordering::SeqCst) || interrupted() {
+                user_stop = true;
+                return vm::Control::Stop;
+            }
+            if analyzer.panicked() {
+                let t = *panicked_at.get_or_insert_with(Instant::now);
+                if t.elapsed() > Duration::from_secs(3) {
+                    return vm::Control::Stop;
+                }
+            }
+            vm::Control::Continue
+        });
+        // The per-run root is a copy of the base image plus modules; the console
+        // log and QEMU/virtiofsd logs are what is kept.
+        let _ = std::fs::remove_dir_all(&root);
+        let analysis = analyzer.finish();
+        if user_stop {
+            self.store.interrupt_run(id, "interrupted by the user")?;
+            let verdict = Verdict::Infra {
+                reason: "interrupted".into(),
+            };
+            return Ok(result(verdict, outcome.ok(), Some(analysis), true));
+        }
+        reporter.stage("analysing");
+        let (verdict, vm_outcome) = match outcome {
+            Ok(o) => (verdict::judge(&analysis, &o, pre_nmi), Some(o)),
+            Err(e) => (
+                Verdict::Infra {
+                    reason: format!("vm: {e}"),
+                },
+                None,
+            ),
+        };
+        self.finish(id, &verdict, vm_outcome.as_ref(), Some(&analysis))?;
+        Ok(result(verdict, vm_outcome, Some(analysis), false))
+    }
+
+    fn finish(
+        &self,
+        id: i64,
+        verdict: &Verdict,
+        vm: Option<&VmOutcome>,
+        analysis: Option<&Analysis>,
+    ) -> Result<()> {
+        let reason = match verdict {
+            Verdict::Untestable { reason } | Verdict::Infra { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        self.store.finish_run(
+            id,
+            &Finish {
+                accel: vm.map(|v| v.accel.to_string()),
+                boot_seconds: vm.and_then(|v| v.boot_seconds),
+                test_seconds: vm.map(|v| v.seconds),
+                verdict: verdict.name().into(),
+                title: verdict.title().map(str::to_string),
+                findings: analysis.and_then(|a| serde_json::to_string(&a.findings).ok()),
+                vm_exit: vm.map(|v| format!("{:?}", v.exit)),
+                reason,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Where a commit's kernel is, once prepared.
+    pub fn artifacts(&self, commit: &str) -> Option<&Path> {
+        match self.prepared.get(commit)? {
+            Ok(b) => Some(&b.entry.dir),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Tester for LocalTester {
+    fn prepare(&mut self, commit: &str) -> Result<Prepared> {
+        let mut reporter = std::mem::replace(&mut self.reporter, Box::new(LogReporter));
+        let out = self.build(commit, reporter.as_mut());
+        self.reporter = reporter;
+        match out? {
+            Ok(b) => Ok(Prepared::Ready {
+                artifact_id: Some(b.entry.manifest.artifact_id.clone()),
+            }),
+            Err(u) => Ok(Prepared::Untestable { reason: u.reason }),
+        }
+    }
+
+    fn run_once(&mut self, commit: &str, _attempt: u32) -> Result<RunReport> {
+        let mut reporter = std::mem::replace(&mut self.reporter, Box::new(LogReporter));
+        let out = self.run_full(commit, reporter.as_mut());
+        self.reporter = reporter;
+        let r = out?;
+        if r.interrupted {
+            return Err(Error::Interrupted);
+        }
+        let outcome = match &r.verdict {
+            Verdict::Clean => RunOutcome::Pass,
+            Verdict::Failed { .. } => RunOutcome::Fail,
+            Verdict::Untestable { reason } => RunOutcome::Skip {
+                reason: reason.clone(),
+            },
+            Verdict::Infra { reason } => RunOutcome::Infra {
+                reason: reason.clone(),
+            },
+        };
+        Ok(RunReport {
+            outcome,
+            analysis: r.analysis,
+            console_log: r.console_log,
+            run_id: Some(r.run_id),
+            seconds: r.timings.total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("2G"), Ok(2048));
+        assert_eq!(parse_memory("512M"), Ok(512));
+        assert_eq!(parse_memory("1024"), Ok(1024));
+        assert_eq!(parse_memory("1.5g"), Ok(1536));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("2X").is_err());
+        assert!(parse_memory("-1G").is_err());
+    }
+
+    #[test]
+    fn validation_errors_are_usage_errors() {
+        let mut o = RunOptions::new("/tmp", "/tmp/d");
+        o.vcpus = 1000;
+        let e = o.validate().unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("288"), "{e}");
+        o.vcpus = 100;
+        let e = o.validate().unwrap_err();
+        assert!(e.to_string().contains("CONFIG_NR_CPUS=64"), "{e}");
+        o.vcpus = 8;
+        o.memory_mb = 10;
+        assert!(o.validate().unwrap_err().is_usage());
+        o.memory_mb = 1024;
+        o.scftorture = "a;b".into();
+        assert!(o.validate().unwrap_err().is_usage());
+        o.scftorture = "nthreads=2".into();
+        o.validate().unwrap();
+    }
+}
