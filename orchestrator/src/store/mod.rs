@@ -3,6 +3,8 @@
 //! `Store::open` creates them all. State that must survive a crash is written
 //! here before it is acted on.
 
+pub mod runs;
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -58,6 +60,7 @@ impl Store {
 
     fn migrate(&self) -> Result<(), Error> {
         // Each table group adds its schema function here.
+        runs::migrate(&self.conn)?;
         Ok(())
     }
 
