@@ -8,7 +8,22 @@
 //!
 //! This crate knows nothing about processes, QEMU or git: it only reads bytes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+mod analyzer;
+pub mod corpus;
+pub mod csd;
+pub mod oops;
+pub mod prefix;
+pub mod report;
+pub mod scf;
+pub mod stack;
+pub mod title;
+mod who;
+
+pub use analyzer::{Analyzer, MAX_FINDINGS};
 
 /// What kind of problem a finding reports.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,24 +31,72 @@ use serde::{Deserialize, Serialize};
 pub enum FindingKind {
     /// "csd: Detected non-responsive CSD lock" and friends.
     CsdLock,
+    /// "BUG: soft lockup".
     SoftLockup,
+    /// "Watchdog detected hard LOCKUP".
     HardLockup,
+    /// RCU CPU stall warnings (all flavours).
     RcuStall,
+    /// "INFO: task ... blocked for more than N seconds".
     HungTask,
     /// "BUG:" lines and "kernel BUG at".
     Bug,
+    /// "WARNING:" (WARN_ON and friends).
     Warning,
+    /// Architecture faults ("Internal error:", "Unhandled fault:", ...).
     Oops,
+    /// "general protection fault", "stack segment".
     GeneralProtectionFault,
+    /// KASAN reports.
     Kasan,
+    /// KCSAN data races.
     Kcsan,
+    /// UBSAN reports.
     Ubsan,
+    /// KMSAN reports.
     Kmsan,
+    /// lockdep: possible deadlock, inconsistent lock state, suspicious RCU usage, ...
     Lockdep,
+    /// "Kernel panic - not syncing" and other panics.
     Panic,
+    /// scftorture's "End of test: FAILURE" or its "!!!" error counters.
     ScftortureFailure,
+    /// scftorture's "Memory-ordering failure".
     MemoryOrdering,
+    /// KFENCE reports.
+    Kfence,
+    /// kmemleak "memory leak".
+    MemoryLeak,
+    /// Anything else that syzkaller treats as a crash.
     Other,
+}
+
+impl FindingKind {
+    /// Snake-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::CsdLock => "csd_lock",
+            FindingKind::SoftLockup => "soft_lockup",
+            FindingKind::HardLockup => "hard_lockup",
+            FindingKind::RcuStall => "rcu_stall",
+            FindingKind::HungTask => "hung_task",
+            FindingKind::Bug => "bug",
+            FindingKind::Warning => "warning",
+            FindingKind::Oops => "oops",
+            FindingKind::GeneralProtectionFault => "general_protection_fault",
+            FindingKind::Kasan => "kasan",
+            FindingKind::Kcsan => "kcsan",
+            FindingKind::Ubsan => "ubsan",
+            FindingKind::Kmsan => "kmsan",
+            FindingKind::Lockdep => "lockdep",
+            FindingKind::Panic => "panic",
+            FindingKind::ScftortureFailure => "scftorture_failure",
+            FindingKind::MemoryOrdering => "memory_ordering",
+            FindingKind::Kfence => "kfence",
+            FindingKind::MemoryLeak => "memory_leak",
+            FindingKind::Other => "other",
+        }
+    }
 }
 
 /// One problem found in the console.
@@ -50,37 +113,75 @@ pub struct Finding {
     /// Task (comm) the report names, when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// The report is truncated or garbled (its title may end in "corrupted").
+    #[serde(default)]
+    pub corrupted: bool,
+    /// A kernel crash report (as opposed to a CSD-lock or scftorture line); the
+    /// primary title is the first of these.
+    #[serde(default)]
+    pub crash_report: bool,
 }
 
 /// All reports about one CSD lock id (`#N`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct CsdGroup {
+    /// Lock id (`#N`), one per waiting call.
     pub id: u64,
+    /// CPU that waits for the lock.
     pub waiter_cpu: Option<u32>,
+    /// CPU that should have run the function and released the lock.
     pub target_cpu: Option<u32>,
+    /// The function sent (symbol only), e.g. "scf_handler_1".
     pub func: Option<String>,
+    /// The CSD's info pointer as printed, e.g. "0xffff888000c6e0c0".
     pub csd: Option<String>,
+    /// Longest wait reported, in ns.
     pub max_wait_ns: Option<i64>,
+    /// The IPI was re-sent.
     pub resent: bool,
+    /// The lock was eventually released ("got unstuck").
     pub unstuck: bool,
+    /// "Detected"/"Continued" lines about this id.
     pub reports: u32,
+    /// What the target CPU was doing ("handling prior F(I) request", "unresponsive").
+    #[serde(default)]
+    pub target_state: Option<String>,
+    /// Other lock ids waiting on the same CSD address (several waiters on one CSD
+    /// is the signature of a lost IPI).
+    #[serde(default)]
+    pub shared_with: Vec<u64>,
 }
 
 /// scftorture's own counters and verdict.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ScfStats {
-    /// "SUCCESS" or "FAILURE" from the End-of-test line.
+    /// "SUCCESS" or "FAILURE" (or "LOCK_HOTPLUG") from the End-of-test line.
     pub result: Option<String>,
+    /// `scf_invoked_count` of the last stats line.
     pub invocations: Option<u64>,
+    /// Error counters of the last stats line.
     pub errors: ScfErrors,
+    /// The "Start of test" line was seen.
+    #[serde(default)]
+    pub started: bool,
+    /// Stats lines seen.
+    #[serde(default)]
+    pub stats_lines: u64,
+    /// "Memory-ordering failure" lines seen.
+    #[serde(default)]
+    pub memory_ordering_failures: u64,
 }
 
 /// scftorture error counters (from its stats lines).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ScfErrors {
+    /// Handler errors (`n_errs`).
     pub ste: u64,
+    /// Memory-barrier errors on handler entry (`n_mb_in_errs`).
     pub stnmie: u64,
+    /// Memory-barrier errors on handler exit (`n_mb_out_errs`).
     pub stnmoe: u64,
+    /// Allocation failures (`n_alloc_errs`).
     pub staf: u64,
 }
 
@@ -99,113 +200,29 @@ pub enum Verdict {
 /// Result of analysing one console.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Analysis {
+    /// crash, clean or incomplete.
     pub verdict: Verdict,
     /// Title of the first crash, syzkaller style.
     pub title: Option<String>,
     /// The first crash report is truncated or garbled.
     pub corrupted: bool,
+    /// Findings in console order (at most [`MAX_FINDINGS`]).
     pub findings: Vec<Finding>,
+    /// CSD-lock reports grouped by lock id.
     pub csd: Vec<CsdGroup>,
+    /// scftorture's statistics and result.
     pub scftorture: ScfStats,
     /// Lines read.
     pub lines: u64,
-}
-
-/// Streaming analyzer: feed bytes, then [`Analyzer::finish`].
-#[derive(Default)]
-pub struct Analyzer {
-    lines: u64,
-    partial: Vec<u8>,
-    findings: Vec<Finding>,
-    scf: ScfStats,
-}
-
-impl Analyzer {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feeds a chunk of console bytes; chunks may split lines anywhere.
-    pub fn feed(&mut self, chunk: &[u8]) {
-        let mut rest = chunk;
-        while let Some(pos) = memchr::memchr(b'\n', rest) {
-            self.partial.extend_from_slice(&rest[..pos]);
-            let line = std::mem::take(&mut self.partial);
-            self.line(&line);
-            rest = &rest[pos + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-    }
-
-    /// Findings so far (the run pipeline polls this to stop a doomed guest early).
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
-    }
-
-    /// True once the console shows a kernel panic.
-    pub fn panicked(&self) -> bool {
-        self.findings.iter().any(|f| f.kind == FindingKind::Panic)
-    }
-
-    /// True once scftorture printed its End-of-test line.
-    pub fn workload_finished(&self) -> bool {
-        self.scf.result.is_some()
-    }
-
-    fn line(&mut self, raw: &[u8]) {
-        self.lines += 1;
-        let line = String::from_utf8_lossy(raw);
-        let kind = if line.contains("Kernel panic - not syncing") {
-            Some((FindingKind::Panic, "kernel panic"))
-        } else if line.contains("csd: Detected non-responsive CSD lock") {
-            Some((FindingKind::CsdLock, "csd lock"))
-        } else if line.contains("soft lockup") {
-            Some((FindingKind::SoftLockup, "BUG: soft lockup"))
-        } else if line.contains("BUG:") {
-            Some((FindingKind::Bug, "BUG"))
-        } else {
-            None
-        };
-        if let Some((kind, title)) = kind {
-            self.findings.push(Finding {
-                kind,
-                title: title.into(),
-                line: self.lines,
-                cpu: None,
-                task: None,
-            });
-        }
-        if line.contains("End of test: SUCCESS") {
-            self.scf.result = Some("SUCCESS".into());
-        } else if line.contains("End of test: FAILURE") {
-            self.scf.result = Some("FAILURE".into());
-        }
-    }
-
-    /// Ends the stream and returns the analysis.
-    pub fn finish(mut self) -> Analysis {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.line(&line);
-        }
-        let verdict = if !self.findings.is_empty() || self.scf.result.as_deref() == Some("FAILURE")
-        {
-            Verdict::Crash
-        } else if self.scf.result.is_some() {
-            Verdict::Clean
-        } else {
-            Verdict::Incomplete
-        };
-        Analysis {
-            verdict,
-            title: self.findings.first().map(|f| f.title.clone()),
-            corrupted: false,
-            findings: self.findings,
-            csd: Vec::new(),
-            scftorture: self.scf,
-            lines: self.lines,
-        }
-    }
+    /// "Kernel panic - not syncing" was seen.
+    #[serde(default)]
+    pub panicked: bool,
+    /// Findings per kind, including those beyond [`MAX_FINDINGS`].
+    #[serde(default)]
+    pub finding_counts: BTreeMap<FindingKind, u64>,
+    /// Findings counted but not kept (beyond [`MAX_FINDINGS`]).
+    #[serde(default)]
+    pub dropped_findings: u64,
 }
 
 /// Analyses a whole console at once.

@@ -1,0 +1,487 @@
+//! The streaming analyzer: splits chunks into lines, lets a literal prefilter pick the
+//! few lines worth a look, and keeps bounded captures of crash reports until they can
+//! be titled.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
+use crate::csd::{self, CsdEvent, CsdTracker};
+use crate::oops::{self, TABLE};
+use crate::prefix::{self, Context};
+use crate::report::{self, clean_line};
+use crate::{Analysis, Finding, FindingKind, ScfErrors, ScfStats, Verdict, scf, title};
+
+/// Longest line kept whole; longer lines are split (a console cut mid-line, or
+/// garbage without newlines, must not grow memory).
+const MAX_LINE: usize = 64 * 1024;
+/// Findings kept; later ones are only counted (see [`Analysis::finding_counts`]).
+pub const MAX_FINDINGS: usize = 1000;
+/// Lines kept after a report's first line to title it.
+const CAPTURE_LINES: usize = 1000;
+/// Bytes kept after a report's first line to title it.
+const CAPTURE_BYTES: usize = 256 * 1024;
+/// Reports being captured at once.
+const MAX_OPEN: usize = 4;
+
+const CSD: &str = "csd: ";
+const SCF: &str = "scftorture";
+const SCF_ERRORS: &str = " stnmie: ";
+const MEM_ORDER: &str = "Memory-ordering failure";
+const VM_DISCONNECTED: &str = "serialport: VM disconnected.";
+const PANIC_LINE: &[u8] = b"Kernel panic - not syncing";
+
+/// Every literal that makes a line worth parsing.
+static TRIGGERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    let mut pats: Vec<&str> = TABLE.iter().map(|g| g.header).collect();
+    pats.extend([CSD, SCF, SCF_ERRORS, MEM_ORDER, VM_DISCONNECTED]);
+    pats.extend(oops::INFO_WITH_STACK);
+    AhoCorasick::new(pats).expect("static patterns")
+});
+
+/// A crash report being collected until it can be titled.
+struct Capture {
+    /// Index into `findings`.
+    finding: usize,
+    /// Table group of the report's first line.
+    group: usize,
+    /// Context of the first line; other contexts are dropped when titling.
+    ctx: Context,
+    /// Raw lines, first line included, newline-terminated.
+    raw: Vec<u8>,
+    /// Lines in `raw`.
+    lines: usize,
+}
+
+impl Capture {
+    /// Room left, in bytes and lines.
+    fn full(&self) -> bool {
+        self.lines > CAPTURE_LINES || self.raw.len() >= CAPTURE_BYTES
+    }
+
+    /// Appends whole lines, up to the limits.
+    fn push(&mut self, seg: &[u8]) {
+        if self.full() || seg.is_empty() {
+            return;
+        }
+        let room_bytes = CAPTURE_BYTES - self.raw.len();
+        let mut take = seg.len().min(room_bytes);
+        let room_lines = CAPTURE_LINES + 1 - self.lines;
+        // Cut after the room_lines-th newline.
+        if let Some(p) = memchr::memchr_iter(b'\n', &seg[..take]).nth(room_lines.saturating_sub(1))
+        {
+            take = take.min(p + 1);
+        }
+        let part = &seg[..take];
+        self.lines += memchr::memchr_iter(b'\n', part).count();
+        self.raw.extend_from_slice(part);
+        if take < seg.len() {
+            // Mark full.
+            self.lines = CAPTURE_LINES + 1;
+        }
+    }
+}
+
+/// Streaming analyzer: feed bytes, then [`Analyzer::finish`].
+pub struct Analyzer {
+    lines: u64,
+    partial: Vec<u8>,
+    findings: Vec<Finding>,
+    counts: BTreeMap<FindingKind, u64>,
+    dropped: u64,
+    open: Vec<Capture>,
+    csd: CsdTracker,
+    scf: ScfStats,
+    scf_bang_reported: bool,
+    panicked: bool,
+    vm_disconnected: bool,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Analyzer {
+    /// A fresh analyzer.
+    pub fn new() -> Self {
+        Analyzer {
+            lines: 0,
+            partial: Vec::new(),
+            findings: Vec::new(),
+            counts: BTreeMap::new(),
+            dropped: 0,
+            open: Vec::new(),
+            csd: CsdTracker::default(),
+            scf: ScfStats::default(),
+            scf_bang_reported: false,
+            panicked: false,
+            vm_disconnected: false,
+        }
+    }
+
+    /// Feeds a chunk of console bytes; chunks may split lines anywhere.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                None => {
+                    self.push_partial(rest);
+                    return;
+                }
+                Some(p) => {
+                    self.push_partial(&rest[..p + 1]);
+                    rest = &rest[p + 1..];
+                }
+            }
+        }
+        match memchr::memrchr(b'\n', rest) {
+            None => self.push_partial(rest),
+            Some(p) => {
+                self.block(&rest[..p + 1]);
+                self.push_partial(&rest[p + 1..]);
+            }
+        }
+    }
+
+    /// Adds to the incomplete last line; a completed (or overlong) line is processed.
+    fn push_partial(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            let take = bytes.len().min(room);
+            self.partial.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            let complete = self.partial.last() == Some(&b'\n');
+            if complete || self.partial.len() >= MAX_LINE {
+                let mut line = std::mem::take(&mut self.partial);
+                if !complete {
+                    line.push(b'\n');
+                }
+                self.block(&line);
+                self.partial = line;
+                self.partial.clear();
+            }
+        }
+    }
+
+    /// Processes newline-terminated lines.
+    fn block(&mut self, block: &[u8]) {
+        let mut seg = 0;
+        while seg < block.len() {
+            let Some(m) = TRIGGERS.find(&block[seg..]) else {
+                break;
+            };
+            let at = seg + m.start();
+            let ls = memchr::memrchr(b'\n', &block[seg..at])
+                .map(|p| seg + p + 1)
+                .unwrap_or(seg);
+            let le = memchr::memchr(b'\n', &block[at..])
+                .map(|p| at + p + 1)
+                .unwrap_or(block.len());
+            self.plain(&block[seg..ls]);
+            self.interesting(&block[ls..le]);
+            seg = le;
+        }
+        self.plain(&block[seg..]);
+    }
+
+    /// Lines without any trigger: counted, and kept by open captures.
+    fn plain(&mut self, seg: &[u8]) {
+        if seg.is_empty() {
+            return;
+        }
+        self.lines += count_newlines(seg);
+        for c in &mut self.open {
+            c.push(seg);
+        }
+        self.close_full();
+    }
+
+    fn close_full(&mut self) {
+        let mut i = 0;
+        while i < self.open.len() {
+            if self.open[i].full() {
+                let c = self.open.remove(i);
+                self.title(c);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// A line with a trigger literal.
+    fn interesting(&mut self, raw: &[u8]) {
+        self.lines += 1;
+        let line_no = self.lines;
+        let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = clean_line(body);
+        let line: &[u8] = &line;
+
+        let group = oops::group_of(line);
+        let second_report = match group {
+            Some(_) => !oops::is_report_start_ignore(line),
+            None => oops::INFO_WITH_STACK
+                .iter()
+                .any(|p| memchr::memmem::find(line, p.as_bytes()).is_some()),
+        };
+        if second_report {
+            // Without caller ids a new report ends the previous ones.
+            let mut i = 0;
+            while i < self.open.len() {
+                if !self.open[i].ctx.is_caller() {
+                    let c = self.open.remove(i);
+                    self.title(c);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        for c in &mut self.open {
+            c.push(raw);
+        }
+        self.close_full();
+        if let Some(g) = group {
+            self.report_start(g, line, raw, line_no);
+        }
+        if memchr::memmem::find(line, PANIC_LINE).is_some() {
+            self.panicked = true;
+        }
+        let text = String::from_utf8_lossy(line);
+        if let Some(p) = text.find(CSD) {
+            self.csd_line(&text[p..], line_no);
+        }
+        if text.contains(SCF) || text.contains(SCF_ERRORS) {
+            self.scf_line(&text, line_no);
+        }
+        if text.contains(MEM_ORDER) {
+            self.scf.memory_ordering_failures += 1;
+            let what = text
+                .find(MEM_ORDER)
+                .map(|p| text[..p].trim_end().trim_end_matches(':'))
+                .and_then(|s| s.rsplit([' ', ']']).next())
+                .filter(|s| !s.is_empty())
+                .map(|f| format!("scftorture: Memory-ordering failure in {f}"))
+                .unwrap_or_else(|| "scftorture: Memory-ordering failure".into());
+            self.add(
+                FindingKind::MemoryOrdering,
+                title::normalize(&what),
+                line_no,
+                None,
+                None,
+            );
+        }
+        if text.contains(VM_DISCONNECTED) {
+            self.vm_disconnected = true;
+        }
+    }
+
+    /// Records a finding; returns its index when kept.
+    fn add(
+        &mut self,
+        kind: FindingKind,
+        title: String,
+        line: u64,
+        cpu: Option<u32>,
+        task: Option<String>,
+    ) -> Option<usize> {
+        *self.counts.entry(kind).or_default() += 1;
+        if self.findings.len() >= MAX_FINDINGS {
+            self.dropped += 1;
+            return None;
+        }
+        self.findings.push(Finding {
+            kind,
+            title,
+            line,
+            cpu,
+            task,
+            corrupted: false,
+            crash_report: false,
+        });
+        Some(self.findings.len() - 1)
+    }
+
+    fn report_start(&mut self, group: usize, line: &[u8], raw: &[u8], line_no: u64) {
+        let g = &TABLE[group];
+        let text = String::from_utf8_lossy(line);
+        let provisional = text
+            .find(g.header)
+            .map(|p| title::normalize(&text[p..]))
+            .unwrap_or_else(|| title::normalize(&text));
+        let Some(idx) = self.add(g.kind, provisional, line_no, None, None) else {
+            return;
+        };
+        self.findings[idx].crash_report = true;
+        if self.open.len() >= MAX_OPEN {
+            let c = self.open.remove(0);
+            self.title(c);
+        }
+        let mut c = Capture {
+            finding: idx,
+            group,
+            ctx: prefix::context(line),
+            raw: Vec::with_capacity(4096),
+            lines: 0,
+        };
+        c.push(raw);
+        self.open.push(c);
+    }
+
+    /// Titles a closed capture and updates its finding.
+    fn title(&mut self, c: Capture) {
+        let text = report::report_text(&c.raw, &c.ctx);
+        let t = report::describe(c.group, &text);
+        let (cpu, task) = crate::who::cpu_and_task(&text);
+        let f = &mut self.findings[c.finding];
+        if f.kind != t.kind {
+            if let Some(n) = self.counts.get_mut(&f.kind) {
+                *n = n.saturating_sub(1);
+            }
+            *self.counts.entry(t.kind).or_default() += 1;
+        }
+        f.kind = t.kind;
+        f.title = t.title;
+        f.corrupted = t.corrupted;
+        f.cpu = cpu;
+        f.task = task;
+    }
+
+    fn csd_line(&mut self, text: &str, line_no: u64) {
+        let Some(ev) = csd::parse(text) else { return };
+        let waiting = matches!(ev, CsdEvent::Waiting { .. });
+        let id = match &ev {
+            CsdEvent::Waiting { id, .. } => *id,
+            _ => 0,
+        };
+        let new = self.csd.record(ev);
+        if new && waiting {
+            let (cpu, func) = match self.csd.get(id) {
+                Some(g) => (g.waiter_cpu, g.func.clone()),
+                None => (None, None),
+            };
+            let title = match func {
+                Some(f) => format!("csd: non-responsive CSD lock in {f}"),
+                None => "csd: non-responsive CSD lock".to_string(),
+            };
+            self.add(
+                FindingKind::CsdLock,
+                title::normalize(&title),
+                line_no,
+                cpu,
+                None,
+            );
+        }
+    }
+
+    fn scf_line(&mut self, text: &str, line_no: u64) {
+        let l = scf::parse(text);
+        if l.start {
+            self.scf.started = true;
+        }
+        if let Some(n) = l.invocations {
+            self.scf.invocations = Some(n);
+            self.scf.stats_lines += 1;
+        }
+        if let Some([ste, stnmie, stnmoe, staf]) = l.errors {
+            self.scf.errors = ScfErrors {
+                ste,
+                stnmie,
+                stnmoe,
+                staf,
+            };
+        }
+        if l.bang && !self.scf_bang_reported {
+            self.scf_bang_reported = true;
+            self.add(
+                FindingKind::ScftortureFailure,
+                "scftorture: error counters (!!!)".into(),
+                line_no,
+                None,
+                None,
+            );
+        }
+        if let Some(r) = l.end {
+            if r == "FAILURE" {
+                self.add(
+                    FindingKind::ScftortureFailure,
+                    "scftorture: End of test: FAILURE".into(),
+                    line_no,
+                    None,
+                    None,
+                );
+            }
+            self.scf.result = Some(r);
+        }
+    }
+
+    /// Findings so far (the run pipeline polls this to stop a doomed guest early).
+    /// Titles of reports still being collected are provisional (their first line).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// True once the console shows a kernel panic.
+    pub fn panicked(&self) -> bool {
+        self.panicked
+    }
+
+    /// True once scftorture printed its End-of-test line.
+    pub fn workload_finished(&self) -> bool {
+        self.scf.result.is_some()
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// CSD groups so far.
+    pub fn csd_groups(&self) -> Vec<crate::CsdGroup> {
+        self.csd.finish()
+    }
+
+    /// Ends the stream and returns the analysis.
+    pub fn finish(mut self) -> Analysis {
+        if !self.partial.is_empty() {
+            let mut line = std::mem::take(&mut self.partial);
+            line.push(b'\n');
+            self.block(&line);
+        }
+        for c in std::mem::take(&mut self.open) {
+            self.title(c);
+        }
+        let failed = self.scf.result.as_deref() == Some("FAILURE");
+        let verdict = if !self.findings.is_empty() || self.dropped > 0 || failed {
+            Verdict::Crash
+        } else if self.scf.result.is_some() {
+            Verdict::Clean
+        } else {
+            Verdict::Incomplete
+        };
+        let primary = self
+            .findings
+            .iter()
+            .find(|f| f.crash_report)
+            .or_else(|| self.findings.first());
+        Analysis {
+            verdict,
+            title: primary.map(|f| f.title.clone()),
+            corrupted: primary.is_some_and(|f| f.corrupted)
+                || (primary.is_some() && self.vm_disconnected),
+            panicked: self.panicked,
+            csd: self.csd.finish(),
+            scftorture: self.scf,
+            lines: self.lines,
+            finding_counts: self.counts,
+            dropped_findings: self.dropped,
+            findings: self.findings,
+        }
+    }
+}
+
+/// Counts newlines (vectorizes well).
+fn count_newlines(s: &[u8]) -> u64 {
+    s.iter().map(|&b| u64::from(b == b'\n')).sum()
+}
