@@ -11,8 +11,8 @@ pub enum Error {
     Empty,
     #[error("confidence must be between 0.5 and 1 (exclusive), got {0}")]
     Confidence(f64),
-    #[error("false-failure rate must be in (0, 0.5), got {0}")]
-    FalseFail(f64),
+    #[error("false-failure rates must be non-empty and in (0, 0.5)")]
+    FalseFail,
     #[error("failure-probability grid must be non-empty, in (0, 1], and hold a value below 1")]
     Grid,
     #[error("costs must be finite, build cost >= 0 and run cost > 0")]
@@ -30,8 +30,9 @@ pub struct Config {
     pub confidence: f64,
     /// Stop once this many runs have been made in total (`None`: no limit).
     pub max_runs: Option<u32>,
-    /// Probability that a run of a good commit fails anyway (false failure).
-    pub false_fail: f64,
+    /// Grid of probabilities that a run of a good commit fails anyway (false
+    /// failure); the prior is uniform over it and it is learnt like the others.
+    pub false_fail: Vec<f64>,
     /// Grid of per-run failure probabilities of a bad commit; the prior is uniform
     /// over it and it is learnt jointly with the culprit position.
     pub p_grid: Vec<f64>,
@@ -57,7 +58,7 @@ impl Default for Config {
         Config {
             confidence: 0.99,
             max_runs: None,
-            false_fail: 0.01,
+            false_fail: vec![0.002, 0.01, 0.03],
             p_grid: (1..=20).map(|i| i as f64 / 20.0).collect(),
             tip_failures: 1,
             build_cost: 3.0,
@@ -74,8 +75,8 @@ impl Config {
         if !(self.confidence > 0.5 && self.confidence < 1.0) {
             return Err(Error::Confidence(self.confidence));
         }
-        if !(self.false_fail > 0.0 && self.false_fail < 0.5) {
-            return Err(Error::FalseFail(self.false_fail));
+        if self.false_fail.is_empty() || self.false_fail.iter().any(|&e| !(e > 0.0 && e < 0.5)) {
+            return Err(Error::FalseFail);
         }
         if self.p_grid.is_empty()
             || self.p_grid.iter().any(|&p| !(p > 0.0 && p <= 1.0))
@@ -182,7 +183,7 @@ impl Engine {
             return Err(Error::Empty);
         }
         cfg.validate()?;
-        let mut joint = Joint::new(n, &cfg.p_grid, cfg.false_fail, 0.0);
+        let mut joint = Joint::new(n, &cfg.p_grid, &cfg.false_fail, 0.0);
         if cfg.tip_failures > 0 {
             joint.run(n - 1, true, cfg.tip_failures);
         }
@@ -283,14 +284,10 @@ impl Engine {
         self.joint.positions()
     }
 
-    /// Posterior over the failure-probability grid (pairs `(p, probability)`).
-    pub fn rate_posterior(&self) -> Vec<(f64, f64)> {
-        self.cfg
-            .p_grid
-            .iter()
-            .copied()
-            .zip(self.joint.rates())
-            .collect()
+    /// Posterior means of the per-run failure probability of a bad commit and of
+    /// the false-failure rate of a good one.
+    pub fn rates(&self) -> (f64, f64) {
+        self.joint.rate_means()
     }
 
     /// Runs and failures observed at `index`.

@@ -3,6 +3,8 @@
 
 use super::Cli;
 
+pub mod bisect_sim;
+
 /// Arguments of `csdci bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,9 +14,14 @@ pub struct Args {
 
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
-pub enum Which {}
+pub enum Which {
+    /// Bayesian bisection vs syzbot's policy vs plain bisection on synthetic histories.
+    BisectSim(bisect_sim::Args),
+}
 
 /// Runs `csdci bench`; returns the exit code.
-pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
-    match args.which {}
+pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
+    match &args.which {
+        Which::BisectSim(a) => bisect_sim::exec(cli, a),
+    }
 }

@@ -1,0 +1,241 @@
+//! `csdci bench bisect-sim`: the Bayesian bisection policy against syzbot's
+//! fixed-runs policy and plain one-run bisection, on synthetic histories.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use csdci_bisect::Config;
+use csdci_bisect::sim::{History, Outcome, Policy, Summary, simulate, summarize};
+
+use crate::cli::Cli;
+
+/// Arguments of `csdci bench bisect-sim`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Bisections per table row and policy.
+    #[arg(long, default_value_t = 100)]
+    pub trials: usize,
+    /// Random seed (the same seed prints the same table).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Only rows with this many candidates (default: 16, 256 and 4096).
+    #[arg(long)]
+    pub commits: Option<usize>,
+}
+
+/// One table row: a family of histories.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    n: usize,
+    p: f64,
+    /// Largest false-failure rate; each history draws one in [0, max].
+    max_false_fail: f64,
+    /// Largest skip density; each history draws one in [0, max].
+    max_skip: f64,
+}
+
+/// Results of one row.
+struct RowResult {
+    row: Row,
+    bayes: Summary,
+    syzbot: Summary,
+    plain: Summary,
+}
+
+fn rows(only: Option<usize>) -> Vec<Row> {
+    let sizes: Vec<usize> = match only {
+        Some(n) => vec![n],
+        None => vec![16, 256, 4096],
+    };
+    let mut out = Vec::new();
+    for &n in &sizes {
+        out.push(Row {
+            n,
+            p: 1.0,
+            max_false_fail: 0.0,
+            max_skip: 0.0,
+        });
+        for p in [1.0, 0.8, 0.5, 0.3, 0.2] {
+            out.push(Row {
+                n,
+                p,
+                max_false_fail: 0.02,
+                max_skip: 0.10,
+            });
+        }
+    }
+    out
+}
+
+fn run_row(row: Row, trials: usize, seed: u64, row_index: usize) -> RowResult {
+    let policies = [
+        Policy::Bayes(Config::default()),
+        Policy::Syzbot,
+        Policy::Plain,
+    ];
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, trials.max(1));
+    // Trial t uses its own seeds, so the table does not depend on the thread count.
+    let trial = |t: usize| -> (History, Vec<Outcome>) {
+        let base = seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add((row_index as u64) << 32)
+            .wrapping_add(t as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(base);
+        let ff = if row.max_false_fail > 0.0 {
+            rng.random_range(0.0..=row.max_false_fail)
+        } else {
+            0.0
+        };
+        let skip = if row.max_skip > 0.0 {
+            rng.random_range(0.0..=row.max_skip)
+        } else {
+            0.0
+        };
+        let h = History::random(&mut rng, row.n, row.p, ff, skip);
+        let outs = policies
+            .iter()
+            .enumerate()
+            .map(|(i, pol)| {
+                let mut r = ChaCha8Rng::seed_from_u64(base ^ ((i as u64 + 1) << 56));
+                simulate(pol, &h, &mut r)
+            })
+            .collect();
+        (h, outs)
+    };
+    let mut results: Vec<(usize, (History, Vec<Outcome>))> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let trial = &trial;
+                s.spawn(move || {
+                    (w..trials)
+                        .step_by(threads)
+                        .map(|t| (t, trial(t)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(t, _)| *t);
+    let summary = |i: usize| summarize(results.iter().map(|(_, (h, o))| (h, &o[i])));
+    RowResult {
+        row,
+        bayes: summary(0),
+        syzbot: summary(1),
+        plain: summary(2),
+    }
+}
+
+fn log2_ceil(n: usize) -> u32 {
+    (n as f64).log2().ceil() as u32
+}
+
+/// Runs `csdci bench bisect-sim`; returns the exit code.
+pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
+    if args.trials == 0 {
+        return Err(crate::Error::Usage("--trials must be at least 1".into()));
+    }
+    if let Some(n) = args.commits
+        && n < 2
+    {
+        return Err(crate::Error::Usage("--commits must be at least 2".into()));
+    }
+    let start = std::time::Instant::now();
+    println!(
+        "bisect-sim: {} trials per row, seed {}; eps = false-failure rate, skip = untestable density",
+        args.trials, args.seed
+    );
+    println!(
+        "(each history draws eps and skip uniformly up to the row's maximum; the culprit is uniform)"
+    );
+    println!();
+    println!(
+        "{:>5} {:>4} {:>5} {:>5} | {:>24} | {:>24} | {:>17} | {:>6} {:>6}",
+        "N",
+        "p",
+        "eps≤",
+        "skip≤",
+        "bayes acc runs p95 bld",
+        "syzbot acc runs p95 bld",
+        "plain acc runs bld",
+        "runs/",
+        "runs/"
+    );
+    println!(
+        "{:>5} {:>4} {:>5} {:>5} | {:>24} | {:>24} | {:>17} | {:>6} {:>6}",
+        "", "", "", "", "", "", "", "syzbot", "plain"
+    );
+    let mut results = Vec::new();
+    for (i, row) in rows(args.commits).into_iter().enumerate() {
+        let r = run_row(row, args.trials, args.seed, i);
+        let fmt = |s: &Summary| {
+            format!(
+                "{:>5.1}% {:>5.1} {:>4} {:>5.1}",
+                s.accuracy * 100.0,
+                s.mean_runs,
+                s.p95_runs,
+                s.mean_builds
+            )
+        };
+        println!(
+            "{:>5} {:>4.1} {:>4.0}% {:>4.0}% | {:>24} | {:>24} | {:>5.1}% {:>4.1} {:>5.1} | {:>6.2} {:>6.2}",
+            row.n,
+            row.p,
+            row.max_false_fail * 100.0,
+            row.max_skip * 100.0,
+            fmt(&r.bayes),
+            fmt(&r.syzbot),
+            r.plain.accuracy * 100.0,
+            r.plain.mean_runs,
+            r.plain.mean_builds,
+            r.bayes.mean_runs / r.syzbot.mean_runs.max(1e-9),
+            r.bayes.mean_runs / r.plain.mean_runs.max(1e-9),
+        );
+        results.push(r);
+    }
+    println!();
+    // Targets, checked against the rows above.
+    let acc_rows: Vec<&RowResult> = results.iter().filter(|r| r.row.p >= 0.3).collect();
+    let min_acc = acc_rows
+        .iter()
+        .map(|r| r.bayes.accuracy)
+        .fold(1.0, f64::min);
+    let ratio_rows: Vec<&RowResult> = results.iter().filter(|r| r.row.p <= 0.5).collect();
+    let max_ratio = ratio_rows
+        .iter()
+        .map(|r| r.bayes.mean_runs / r.syzbot.mean_runs.max(1e-9))
+        .fold(0.0, f64::max);
+    let det_rows: Vec<&RowResult> = results
+        .iter()
+        .filter(|r| r.row.p >= 1.0 && r.row.max_skip == 0.0)
+        .collect();
+    let worst_builds = det_rows
+        .iter()
+        .map(|r| r.bayes.max_builds as i64 - log2_ceil(r.row.n) as i64)
+        .max()
+        .unwrap_or(0);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "target accuracy ≥ 99% where p ≥ 0.3: worst {:.1}% ({})",
+        min_acc * 100.0,
+        verdict(min_acc >= 0.99)
+    );
+    println!(
+        "target runs ≤ 0.6 × syzbot where p ≤ 0.5: worst {:.2} ({})",
+        max_ratio,
+        verdict(max_ratio <= 0.6)
+    );
+    println!(
+        "target builds ≤ ⌈log2 N⌉ + 2 where p = 1 (no skips): worst ⌈log2 N⌉ {:+} ({})",
+        worst_builds,
+        verdict(worst_builds <= 2)
+    );
+    println!("took {:.1} s", start.elapsed().as_secs_f64());
+    Ok(0)
+}
