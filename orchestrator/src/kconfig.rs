@@ -39,7 +39,10 @@ pub enum Error {
         reason: &'static str,
     },
     #[error("cannot read config fragment {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{}", dropped_message(.0))]
     Dropped(Vec<Dropped>),
     #[error("{what} failed (exit {code:?}): {tail}")]
@@ -309,11 +312,7 @@ fn same_number(a: &str, b: &str) -> bool {
 /// Checks that every requested setting (the last request of each option wins)
 /// is what `final_config` says. `srctree` is searched for the Kconfig entries of
 /// dropped options.
-pub fn verify(
-    srctree: &Path,
-    fragments: &[Fragment],
-    final_config: &str,
-) -> Result<(), Error> {
+pub fn verify(srctree: &Path, fragments: &[Fragment], final_config: &str) -> Result<(), Error> {
     let mut wanted: BTreeMap<String, Setting> = BTreeMap::new();
     for f in fragments {
         for s in f.settings()? {
@@ -501,7 +500,10 @@ mod tests {
             "# c\n\nCONFIG_A=y\nCONFIG_B=m\nCONFIG_C=n\n# CONFIG_D is not set\nCONFIG_E=\"a \\\"b\\\"\"\nCONFIG_F=42\nCONFIG_G=0x1f\nCONFIG_H=-1\n",
         )
         .unwrap();
-        let v: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.value.clone())).collect();
+        let v: Vec<_> = s
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.clone()))
+            .collect();
         assert_eq!(v[0], ("A", Value::Yes));
         assert_eq!(v[1], ("B", Value::Module));
         assert_eq!(v[2], ("C", Value::No));
@@ -553,21 +555,21 @@ mod tests {
         run(&["add", "Kconfig"]);
         let frags = vec![Fragment {
             name: "f.config".into(),
-            text: "CONFIG_FOO=y\nCONFIG_NR=0x10\nCONFIG_NOPE=y\n# CONFIG_BAR is not set\n"
-                .into(),
+            text: "CONFIG_FOO=y\nCONFIG_NR=0x10\nCONFIG_NOPE=y\n# CONFIG_BAR is not set\n".into(),
         }];
         let e = verify(dir.path(), &frags, "CONFIG_NR=16\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("CONFIG_FOO=y (f.config:1) became not set"), "{msg}");
+        assert!(
+            msg.contains("CONFIG_FOO=y (f.config:1) became not set"),
+            "{msg}"
+        );
         assert!(msg.contains("Kconfig:3: depends on BAR && SMP"), "{msg}");
-        assert!(msg.contains("no Kconfig file of this tree defines NOPE"), "{msg}");
+        assert!(
+            msg.contains("no Kconfig file of this tree defines NOPE"),
+            "{msg}"
+        );
         assert!(!msg.contains("CONFIG_NR"), "{msg}");
         assert!(!msg.contains("CONFIG_BAR"), "{msg}");
-        verify(
-            dir.path(),
-            &frags[..0],
-            "CONFIG_FOO=y\n",
-        )
-        .unwrap();
+        verify(dir.path(), &frags[..0], "CONFIG_FOO=y\n").unwrap();
     }
 }

@@ -71,7 +71,8 @@ pub fn judge(analysis: &Analysis, vm: &VmOutcome, pre_nmi_findings: Option<usize
         None => &analysis.findings[..],
     };
     let scf_failed = analysis.scftorture.result.as_deref() == Some("FAILURE");
-    if !organic.is_empty() || (pre_nmi_findings.is_none() && analysis.verdict == ConsoleVerdict::Crash)
+    if !organic.is_empty()
+        || (pre_nmi_findings.is_none() && analysis.verdict == ConsoleVerdict::Crash)
     {
         let title = analysis
             .title
@@ -143,10 +144,21 @@ mod tests {
 
     #[test]
     fn clean_needs_success_and_power_off() {
-        assert_eq!(judge(&analyse(SUCCESS), &vm(VmExit::PoweredOff), None), Verdict::Clean);
-        assert_eq!(judge(&analyse("boot\n"), &vm(VmExit::PoweredOff), None).name(), "infra");
         assert_eq!(
-            judge(&analyse("x\n"), &vm(VmExit::QemuDied("exit 1".into())), None).name(),
+            judge(&analyse(SUCCESS), &vm(VmExit::PoweredOff), None),
+            Verdict::Clean
+        );
+        assert_eq!(
+            judge(&analyse("boot\n"), &vm(VmExit::PoweredOff), None).name(),
+            "infra"
+        );
+        assert_eq!(
+            judge(
+                &analyse("x\n"),
+                &vm(VmExit::QemuDied("exit 1".into())),
+                None
+            )
+            .name(),
             "infra"
         );
     }

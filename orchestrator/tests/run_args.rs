@@ -50,7 +50,10 @@ fn tiny_repo(dir: &Path) {
 #[test]
 fn run_missing_tree_is_a_usage_error() {
     let d = tempfile::tempdir().unwrap();
-    let out = csdci(d.path(), &["--tree", "/nonexistent/linux", "--commit", "HEAD"]);
+    let out = csdci(
+        d.path(),
+        &["--tree", "/nonexistent/linux", "--commit", "HEAD"],
+    );
     assert_usage(&out, "/nonexistent/linux is not a directory");
 }
 
@@ -69,7 +72,12 @@ fn run_unknown_commit_is_a_usage_error() {
     tiny_repo(d.path());
     let out = csdci(
         &d.path().join("data"),
-        &["--tree", d.path().to_str().unwrap(), "--commit", "v9.99-nope"],
+        &[
+            "--tree",
+            d.path().to_str().unwrap(),
+            "--commit",
+            "v9.99-nope",
+        ],
     );
     assert_usage(&out, "unknown revision 'v9.99-nope'");
 }
@@ -89,7 +97,10 @@ fn run_bad_fragment_syntax_names_file_and_line() {
             frag.to_str().unwrap(),
         ],
     );
-    assert_usage(&out, "extra.config:2: bad config fragment line 'CONFIG_KASAN=maybe'");
+    assert_usage(
+        &out,
+        "extra.config:2: bad config fragment line 'CONFIG_KASAN=maybe'",
+    );
 }
 
 #[test]
@@ -98,7 +109,12 @@ fn run_missing_fragment_is_a_usage_error() {
     tiny_repo(d.path());
     let out = csdci(
         &d.path().join("data"),
-        &["--tree", d.path().to_str().unwrap(), "--config-fragment", "/nonexistent.config"],
+        &[
+            "--tree",
+            d.path().to_str().unwrap(),
+            "--config-fragment",
+            "/nonexistent.config",
+        ],
     );
     assert_usage(&out, "cannot read config fragment /nonexistent.config");
 }
@@ -109,12 +125,18 @@ fn run_too_many_vcpus_is_a_usage_error() {
     tiny_repo(d.path());
     let tree = d.path().to_str().unwrap();
     let data = d.path().join("data");
-    assert_usage(&csdci(&data, &["--tree", tree, "--vcpus", "1000"]), "at most 288 vCPUs");
+    assert_usage(
+        &csdci(&data, &["--tree", tree, "--vcpus", "1000"]),
+        "at most 288 vCPUs",
+    );
     assert_usage(
         &csdci(&data, &["--tree", tree, "--vcpus", "65"]),
         "configured for at most 64 CPUs",
     );
-    assert_usage(&csdci(&data, &["--tree", tree, "--vcpus", "0"]), "at least 1");
+    assert_usage(
+        &csdci(&data, &["--tree", tree, "--vcpus", "0"]),
+        "at least 1",
+    );
 }
 
 #[test]
@@ -123,12 +145,24 @@ fn run_bad_memory_and_accel_are_usage_errors() {
     tiny_repo(d.path());
     let tree = d.path().to_str().unwrap();
     let data = d.path().join("data");
-    assert_usage(&csdci(&data, &["--tree", tree, "--memory", "lots"]), "bad memory size 'lots'");
-    assert_usage(&csdci(&data, &["--tree", tree, "--memory", "16M"]), "at least 128M");
-    assert_usage(&csdci(&data, &["--tree", tree, "--memory", "100T"]), "RAM");
-    assert_usage(&csdci(&data, &["--tree", tree, "--accel", "xen"]), "unknown accelerator 'xen'");
     assert_usage(
-        &csdci(&data, &["--tree", tree, "--scftorture", "nthreads=2; reboot"]),
+        &csdci(&data, &["--tree", tree, "--memory", "lots"]),
+        "bad memory size 'lots'",
+    );
+    assert_usage(
+        &csdci(&data, &["--tree", tree, "--memory", "16M"]),
+        "at least 128M",
+    );
+    assert_usage(&csdci(&data, &["--tree", tree, "--memory", "100T"]), "RAM");
+    assert_usage(
+        &csdci(&data, &["--tree", tree, "--accel", "xen"]),
+        "unknown accelerator 'xen'",
+    );
+    assert_usage(
+        &csdci(
+            &data,
+            &["--tree", tree, "--scftorture", "nthreads=2; reboot"],
+        ),
         "--scftorture",
     );
 }

@@ -37,7 +37,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot run {tool}: {source} (install it: apt-get install build-essential flex bison bc libelf-dev libssl-dev)")]
+    #[error(
+        "cannot run {tool}: {source} (install it: apt-get install build-essential flex bison bc libelf-dev libssl-dev)"
+    )]
     Tool {
         tool: String,
         #[source]
@@ -146,7 +148,9 @@ pub fn worktree_dir(data_dir: &Path, repo: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tree".into());
-    data_dir.join("worktrees").join(format!("{name}-{}", &h[..12]))
+    data_dir
+        .join("worktrees")
+        .join(format!("{name}-{}", &h[..12]))
 }
 
 /// The `O=` directory of a worktree (a direct subdirectory, so kbuild uses
@@ -199,11 +203,14 @@ pub fn build(
 ) -> Result<Outcome, Error> {
     let start = Instant::now();
     let cache = Cache::new(req.data_dir);
-    let tree_id = vcs::git(req.repo, &["rev-parse", &format!("{}^{{tree}}", req.commit)])
-        .map_err(|e| Error::Io {
-            path: req.repo.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let tree_id = vcs::git(
+        req.repo,
+        &["rev-parse", &format!("{}^{{tree}}", req.commit)],
+    )
+    .map_err(|e| Error::Io {
+        path: req.repo.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let compiler = compiler_version()?;
     let ckey = cache::config_key(&tree_id, &compiler, req.fragments);
     let lookup = |config: &str| {
@@ -412,13 +419,22 @@ fn run_make(
     let pgid = Pid::from_raw(child.id() as i32);
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
-    let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-    let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
     for stream in [stdout, stderr].into_iter().flatten() {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
-                if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -502,14 +518,22 @@ mod tests {
                 "kernel/smp.c:50:1: error: foo"
             ]
         );
-        let e = compiler_errors("ld: vmlinux.o: undefined reference to `x'\nmake: *** [Makefile] Error 2\n");
+        let e = compiler_errors(
+            "ld: vmlinux.o: undefined reference to `x'\nmake: *** [Makefile] Error 2\n",
+        );
         assert_eq!(e[0], "ld: vmlinux.o: undefined reference to `x'");
     }
 
     #[test]
     fn worktree_dir_is_stable_per_repo() {
         let d = Path::new("/data");
-        assert_eq!(worktree_dir(d, Path::new("/nonexistent/linux")), worktree_dir(d, Path::new("/nonexistent/linux")));
-        assert_ne!(worktree_dir(d, Path::new("/a/linux")), worktree_dir(d, Path::new("/b/linux")));
+        assert_eq!(
+            worktree_dir(d, Path::new("/nonexistent/linux")),
+            worktree_dir(d, Path::new("/nonexistent/linux"))
+        );
+        assert_ne!(
+            worktree_dir(d, Path::new("/a/linux")),
+            worktree_dir(d, Path::new("/b/linux"))
+        );
     }
 }

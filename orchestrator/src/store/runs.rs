@@ -285,7 +285,11 @@ impl Store {
     pub fn run(&self, id: i64) -> Result<Option<RunRow>, Error> {
         Ok(self
             .conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"), [id], row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                row,
+            )
             .optional()?)
     }
 
@@ -346,7 +350,10 @@ mod tests {
         drop(store);
         let store = Store::open(d.path()).unwrap();
         assert_eq!(store.run(done).unwrap().unwrap().status, "done");
-        assert_eq!(store.run(done).unwrap().unwrap().verdict.as_deref(), Some("clean"));
+        assert_eq!(
+            store.run(done).unwrap().unwrap().verdict.as_deref(),
+            Some("clean")
+        );
         assert_eq!(store.run(live).unwrap().unwrap().status, "running");
         assert_eq!(store.run(dead).unwrap().unwrap().status, "interrupted");
         assert_eq!(store.runs_for_commit("abc").unwrap().len(), 3);
