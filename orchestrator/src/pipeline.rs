@@ -81,12 +81,25 @@ impl RunOptions {
     }
 
     /// The guest parameters (scftorture defaults to `nthreads=<vcpus>`).
+    /// `weight_resched=0` is added unless given: csdci loads scftorture as a
+    /// module, where the resched primitive is ignored anyway, and the default
+    /// weight makes scftorture print a "!!! built as module, weight_resched
+    /// ignored" error string; with 0 the test mix is the same without it.
     pub fn guest_params(&self) -> GuestParams {
-        let scftorture = if self.scftorture.trim().is_empty() {
+        let mut scftorture = if self.scftorture.trim().is_empty() {
             format!("nthreads={}", self.vcpus)
         } else {
-            self.scftorture.trim().to_string()
+            self.scftorture
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
         };
+        if !scftorture
+            .split_whitespace()
+            .any(|w| w.starts_with("weight_resched="))
+        {
+            scftorture.push_str(" weight_resched=0");
+        }
         GuestParams {
             scftorture,
             duration_s: self.duration_s,
@@ -330,7 +343,10 @@ impl LocalTester {
         let store = Store::open(&opts.data_dir)?;
         match vm::reap_stale(&opts.data_dir) {
             Ok(killed) if !killed.is_empty() => {
-                tracing::warn!("killed processes left by a killed csdci: {}", killed.join(", "))
+                tracing::warn!(
+                    "killed processes left by a killed csdci: {}",
+                    killed.join(", ")
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot clean up after an earlier csdci: {e}"),
@@ -428,14 +444,16 @@ impl LocalTester {
     /// Builds (or finds) and tests `commit` (a full sha), recording the run.
     pub fn run_full(&mut self, commit: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
         let start = Instant::now();
-        let tree_id = crate::vcs::git(&self.repo, &["rev-parse", &format!("{commit}^{{tree}}")]).ok();
+        let tree_id =
+            crate::vcs::git(&self.repo, &["rev-parse", &format!("{commit}^{{tree}}")]).ok();
         let built = match self.build(commit, reporter) {
             Ok(b) => b,
             Err(Error::Build(build::Error::Cancelled)) => {
                 let mut n = self.new_run(commit);
                 n.tree_id = tree_id;
                 let id = self.store.insert_run(&n)?;
-                self.store.interrupt_run(id, "interrupted during the build")?;
+                self.store
+                    .interrupt_run(id, "interrupted during the build")?;
                 return Ok(RunResult {
                     run_id: id,
                     commit: commit.into(),
@@ -514,7 +532,12 @@ impl LocalTester {
     }
 
     /// Boots and tests an already built kernel, recording the run.
-    fn test_built(&mut self, commit: &str, b: &Built, reporter: &mut dyn Reporter) -> Result<RunResult> {
+    fn test_built(
+        &mut self,
+        commit: &str,
+        b: &Built,
+        reporter: &mut dyn Reporter,
+    ) -> Result<RunResult> {
         let start = Instant::now();
         let info = BuildInfo::from_built(b);
         let mut n = self.new_run(commit);
