@@ -1,6 +1,8 @@
 //! Version control: csdci-owned worktrees (git CLI: fast checkout of a 92k-file
 //! tree), revision parsing and commit-graph queries (git2).
 
+pub mod graph;
+pub mod revert;
 pub mod worktree;
 
 use std::path::{Path, PathBuf};
