@@ -42,9 +42,30 @@ const STATE_FILE: &str = "csdci-demo.json";
 pub fn existing(dir: &Path, commits: usize, seed: u64, base: &str) -> Option<History> {
     let text = std::fs::read_to_string(dir.join(".git").join(STATE_FILE)).ok()?;
     let h: History = serde_json::from_str(&text).ok()?;
-    let bad = git_env(dir, &["rev-parse", "--verify", "--quiet", &format!("{BAD_TAG}^{{commit}}")], &[]).ok()?;
-    let fix = git_env(dir, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{FIX_BRANCH}")], &[]).ok()?;
-    (h.commits == commits && h.seed == seed && h.base == base && h.bad == bad && h.fix == fix).then_some(h)
+    let bad = git_env(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{BAD_TAG}^{{commit}}"),
+        ],
+        &[],
+    )
+    .ok()?;
+    let fix = git_env(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{FIX_BRANCH}"),
+        ],
+        &[],
+    )
+    .ok()?;
+    (h.commits == commits && h.seed == seed && h.base == base && h.bad == bad && h.fix == fix)
+        .then_some(h)
 }
 
 /// Writes `plan` on top of `base` in the repository at `dir`.
@@ -56,7 +77,12 @@ pub fn write(dir: &Path, plan: &Plan, seed: u64, base: &str) -> Result<History, 
     for (i, commit) in plan.commits.iter().enumerate() {
         let body = match &commit.change {
             Change::Unbreak { .. } => {
-                format!("{}\n\nFixes: {} (\"{}\")", commit.body, &broken_sha[..12], plan.commits[plan.broken].subject)
+                format!(
+                    "{}\n\nFixes: {} (\"{}\")",
+                    commit.body,
+                    &broken_sha[..12],
+                    plan.commits[plan.broken].subject
+                )
             }
             _ => commit.body.clone(),
         };
@@ -82,7 +108,8 @@ pub fn write(dir: &Path, plan: &Plan, seed: u64, base: &str) -> Result<History, 
         body: format!(
             "{}\n\nFixes: {} (\"{}\")",
             patches::FIX_BODY,
-            &regression.clone().unwrap_or_default()[..12.min(regression.as_ref().map_or(0, |r| r.len()))],
+            &regression.clone().unwrap_or_default()
+                [..12.min(regression.as_ref().map_or(0, |r| r.len()))],
             patches::REGRESSION_SUBJECT
         ),
         author: ("Chuyi Zhou".into(), "zhouchuyi@example.org".into()),
@@ -90,7 +117,13 @@ pub fn write(dir: &Path, plan: &Plan, seed: u64, base: &str) -> Result<History, 
     };
     let text = read(dir, SMP_C)?;
     write_file(dir, SMP_C, &patches::fix(&text)?)?;
-    let fix = commit_change(dir, SMP_C, &fix_commit, &fix_commit.body, plan.commits.len() + 1)?;
+    let fix = commit_change(
+        dir,
+        SMP_C,
+        &fix_commit,
+        &fix_commit.body,
+        plan.commits.len() + 1,
+    )?;
     git_env(dir, &["checkout", "-q", "-f", DEMO_BRANCH], &[])?;
 
     let history = History {
@@ -100,11 +133,17 @@ pub fn write(dir: &Path, plan: &Plan, seed: u64, base: &str) -> Result<History, 
         good: base.to_string(),
         bad,
         fix,
-        regression: regression.ok_or(Error::TooFewCommits { asked: plan.commits.len(), min: 1 })?,
+        regression: regression.ok_or(Error::TooFewCommits {
+            asked: plan.commits.len(),
+            min: 1,
+        })?,
         broken,
     };
     let state = dir.join(".git").join(STATE_FILE);
-    let json = serde_json::to_string_pretty(&history).map_err(|e| Error::Tool { what: "json".into(), detail: e.to_string() })?;
+    let json = serde_json::to_string_pretty(&history).map_err(|e| Error::Tool {
+        what: "json".into(),
+        detail: e.to_string(),
+    })?;
     std::fs::write(&state, json).map_err(|e| Error::io(&state, e))?;
     Ok(history)
 }
@@ -127,10 +166,18 @@ fn apply(dir: &Path, change: &Change) -> Result<String, Error> {
             write_file(dir, path, &format!("{old}{text}"))?;
             Ok(path.clone())
         }
-        Change::Unbreak { path, broken, fixed } => {
+        Change::Unbreak {
+            path,
+            broken,
+            fixed,
+        } => {
             let old = read(dir, path)?;
             let Some(at) = old.rfind(broken.as_str()) else {
-                return Err(Error::Anchor { file: "demo history", what: format!("the broken helper in {path}"), found: 0 });
+                return Err(Error::Anchor {
+                    file: "demo history",
+                    what: format!("the broken helper in {path}"),
+                    found: 0,
+                });
             };
             let new = format!("{}{}{}", &old[..at], fixed, &old[at + broken.len()..]);
             write_file(dir, path, &new)?;
@@ -145,11 +192,23 @@ fn apply(dir: &Path, change: &Change) -> Result<String, Error> {
 }
 
 /// Commits `path` with the planned author and a date `n` steps after the base.
-fn commit_change(dir: &Path, path: &str, commit: &PlannedCommit, body: &str, n: usize) -> Result<String, Error> {
-    let base = chrono::DateTime::parse_from_rfc3339(BASE_DATE).map_err(|e| Error::Tool { what: "date".into(), detail: e.to_string() })?;
+fn commit_change(
+    dir: &Path,
+    path: &str,
+    commit: &PlannedCommit,
+    body: &str,
+    n: usize,
+) -> Result<String, Error> {
+    let base = chrono::DateTime::parse_from_rfc3339(BASE_DATE).map_err(|e| Error::Tool {
+        what: "date".into(),
+        detail: e.to_string(),
+    })?;
     let date = (base + chrono::Duration::minutes(157 * n as i64)).to_rfc3339();
     let (name, email) = (&commit.author.0, &commit.author.1);
-    let message = format!("{}\n\n{}\n\nSigned-off-by: {} <{}>\n", commit.subject, body, name, email);
+    let message = format!(
+        "{}\n\n{}\n\nSigned-off-by: {} <{}>\n",
+        commit.subject, body, name, email
+    );
     let env = [
         ("GIT_AUTHOR_NAME", name.as_str()),
         ("GIT_AUTHOR_EMAIL", email.as_str()),

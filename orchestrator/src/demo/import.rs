@@ -22,7 +22,10 @@ pub fn ensure_tarball(tarball: &Path) -> Result<(), Error> {
         return Ok(());
     }
     if tarball != Path::new(TARBALL) {
-        return Err(Error::NoTarball { path: tarball.to_path_buf(), hint: "pass an existing kernel tarball".into() });
+        return Err(Error::NoTarball {
+            path: tarball.to_path_buf(),
+            hint: "pass an existing kernel tarball".into(),
+        });
     }
     tracing::info!("{TARBALL} is missing: installing {PACKAGE}");
     let status = Command::new("apt-get")
@@ -41,12 +44,25 @@ pub fn ensure_tarball(tarball: &Path) -> Result<(), Error> {
 /// Returns the sha of `demo-base` in `dir`, importing the tarball first if needed.
 pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
     if dir.join(".git").is_dir() {
-        if let Ok(sha) = git_env(dir, &["rev-parse", "--verify", "--quiet", &format!("{BASE_TAG}^{{commit}}")], &[]) {
+        if let Ok(sha) = git_env(
+            dir,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{BASE_TAG}^{{commit}}"),
+            ],
+            &[],
+        ) {
             return Ok(sha);
         }
         return Err(Error::ForeignRepo(dir.to_path_buf()));
     }
-    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(Error::ForeignRepo(dir.to_path_buf()));
     }
     ensure_tarball(tarball)?;
@@ -55,7 +71,11 @@ pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    tracing::info!("unpacking {} (1.7 GB) into {}", tarball.display(), tmp.display());
+    tracing::info!(
+        "unpacking {} (1.7 GB) into {}",
+        tarball.display(),
+        tmp.display()
+    );
     let status = Command::new("tar")
         .arg("-xJf")
         .arg(tarball)
@@ -65,7 +85,10 @@ pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
         .status()
         .map_err(|e| Error::io("tar", e))?;
     if !status.success() {
-        return Err(Error::Tool { what: format!("tar -xJf {}", tarball.display()), detail: status.to_string() });
+        return Err(Error::Tool {
+            what: format!("tar -xJf {}", tarball.display()),
+            detail: status.to_string(),
+        });
     }
     strip_debian_gitignore(&tmp.join(".gitignore"))?;
     tracing::info!("committing the imported tree (92k files)");
@@ -79,7 +102,16 @@ pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
         ("GIT_AUTHOR_DATE", BASE_DATE),
         ("GIT_COMMITTER_DATE", BASE_DATE),
     ];
-    git_env(&tmp, &["commit", "-q", "-m", "Linux 6.12 (Debian linux-source-6.12)"], &env)?;
+    git_env(
+        &tmp,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "Linux 6.12 (Debian linux-source-6.12)",
+        ],
+        &env,
+    )?;
     git_env(&tmp, &["tag", BASE_TAG], &[])?;
     if dir.exists() {
         std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -89,14 +121,19 @@ pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
 }
 
 fn staging_dir(dir: &Path) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "linux".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "linux".into());
     dir.with_file_name(format!(".{name}.importing"))
 }
 
 /// Debian's tarball ends its top-level .gitignore with a block that ignores
 /// everything at the top level (`/*`); drop it so the tree behaves like upstream.
 fn strip_debian_gitignore(path: &Path) -> Result<(), Error> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     if let Some(at) = text.find("#\n# Debian packaging") {
         std::fs::write(path, &text[..at]).map_err(|e| Error::io(path, e))?;
     }

@@ -16,10 +16,18 @@ pub use history::History;
 /// Demo errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("a demo history needs at least {min} commits (got {asked}); pass --commits {min} or more")]
+    #[error(
+        "a demo history needs at least {min} commits (got {asked}); pass --commits {min} or more"
+    )]
     TooFewCommits { asked: usize, min: usize },
-    #[error("{file}: expected exactly one match for {what}, found {found}; the demo patches are written for linux 6.12")]
-    Anchor { file: &'static str, what: String, found: usize },
+    #[error(
+        "{file}: expected exactly one match for {what}, found {found}; the demo patches are written for linux 6.12"
+    )]
+    Anchor {
+        file: &'static str,
+        what: String,
+        found: usize,
+    },
     #[error("kernel tarball {path} not found: {hint}")]
     NoTarball { path: PathBuf, hint: String },
     #[error("{0} exists and is not a csdci demo repository (no demo-base tag); pick another --dir")]
@@ -36,7 +44,10 @@ pub enum Error {
 
 impl Error {
     fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -63,9 +74,17 @@ pub fn prepare(dir: &Path, tarball: &Path, commits: usize, seed: u64) -> Result<
     let plan = plan::plan(commits, seed)?;
     let base = import::ensure_base(dir, tarball)?;
     if let Some(h) = history::existing(dir, commits, seed, &base) {
-        tracing::info!("reusing the demo history in {} ({} commits, seed {})", dir.display(), commits, seed);
+        tracing::info!(
+            "reusing the demo history in {} ({} commits, seed {})",
+            dir.display(),
+            commits,
+            seed
+        );
         return Ok(h);
     }
-    tracing::info!("writing a demo history of {commits} commits (seed {seed}) in {}", dir.display());
+    tracing::info!(
+        "writing a demo history of {commits} commits (seed {seed}) in {}",
+        dir.display()
+    );
     history::write(dir, &plan, seed, &base)
 }

@@ -37,7 +37,8 @@ spins in __flush_smp_call_function_queue(): a soft lockup with
 
 Make csd_lock() an atomic test-and-set when csdlock_debug_enabled is set.";
 
-const DEFINE_CSD_DATA: &str = "static DEFINE_PER_CPU_SHARED_ALIGNED(call_single_data_t, csd_data);\n";
+const DEFINE_CSD_DATA: &str =
+    "static DEFINE_PER_CPU_SHARED_ALIGNED(call_single_data_t, csd_data);\n";
 
 const HELPER: &str = "
 #ifdef CONFIG_CSD_LOCK_WAIT_DEBUG
@@ -59,8 +60,10 @@ static call_single_data_t *get_single_csd_data(int cpu)
 #endif
 ";
 
-const SINGLE_OLD: &str = "\tif (!wait) {\n\t\tcsd = this_cpu_ptr(&csd_data);\n\t\tcsd_lock(csd);\n\t}\n";
-const SINGLE_NEW: &str = "\tif (!wait) {\n\t\tcsd = get_single_csd_data(cpu);\n\t\tcsd_lock(csd);\n\t}\n";
+const SINGLE_OLD: &str =
+    "\tif (!wait) {\n\t\tcsd = this_cpu_ptr(&csd_data);\n\t\tcsd_lock(csd);\n\t}\n";
+const SINGLE_NEW: &str =
+    "\tif (!wait) {\n\t\tcsd = get_single_csd_data(cpu);\n\t\tcsd_lock(csd);\n\t}\n";
 
 const CSD_LOCK_OLD: &str = "static __always_inline void csd_lock(call_single_data_t *csd)
 {
@@ -109,15 +112,29 @@ static __always_inline void csd_lock(call_single_data_t *csd)
 fn replace_once(text: &str, anchor: &str, with: &str, what: &str) -> Result<String, Error> {
     match text.matches(anchor).count() {
         1 => Ok(text.replacen(anchor, with, 1)),
-        n => Err(Error::Anchor { file: SMP_C, what: what.to_string(), found: n }),
+        n => Err(Error::Anchor {
+            file: SMP_C,
+            what: what.to_string(),
+            found: n,
+        }),
     }
 }
 
 /// Applies the regression to the text of `kernel/smp.c`.
 pub fn regression(smp_c: &str) -> Result<String, Error> {
     let with_helper = format!("{DEFINE_CSD_DATA}{HELPER}");
-    let text = replace_once(smp_c, DEFINE_CSD_DATA, &with_helper, "the csd_data per-CPU definition")?;
-    replace_once(&text, SINGLE_OLD, SINGLE_NEW, "the !wait branch of smp_call_function_single()")
+    let text = replace_once(
+        smp_c,
+        DEFINE_CSD_DATA,
+        &with_helper,
+        "the csd_data per-CPU definition",
+    )?;
+    replace_once(
+        &text,
+        SINGLE_OLD,
+        SINGLE_NEW,
+        "the !wait branch of smp_call_function_single()",
+    )
 }
 
 /// Applies the fix (atomic `csd_lock()` under CSD-lock debugging).
@@ -131,7 +148,9 @@ mod tests {
     use super::*;
 
     fn sample() -> String {
-        format!("head\n{CSD_LOCK_OLD}\nmid\n{DEFINE_CSD_DATA}\nint f(int cpu, int wait)\n{{\n{SINGLE_OLD}}}\n")
+        format!(
+            "head\n{CSD_LOCK_OLD}\nmid\n{DEFINE_CSD_DATA}\nint f(int cpu, int wait)\n{{\n{SINGLE_OLD}}}\n"
+        )
     }
 
     #[test]
@@ -146,7 +165,10 @@ mod tests {
     fn fix_makes_csd_lock_atomic_and_keeps_the_plain_one() {
         let out = fix(&regression(&sample()).unwrap()).unwrap();
         assert!(out.contains("try_cmpxchg_acquire(&csd->node.u_flags"));
-        assert_eq!(out.matches("static __always_inline void csd_lock(").count(), 2);
+        assert_eq!(
+            out.matches("static __always_inline void csd_lock(").count(),
+            2
+        );
     }
 
     #[test]

@@ -17,31 +17,131 @@ struct Target {
 /// Files spread over the tree: most are built by the demo config (so their
 /// commits cost a real incremental build), some are not (noop commits).
 const TARGETS: &[Target] = &[
-    Target { path: "kernel/fork.c", prefix: "fork", built: true },
-    Target { path: "kernel/exit.c", prefix: "exit", built: true },
-    Target { path: "kernel/sched/core.c", prefix: "sched/core", built: true },
-    Target { path: "kernel/smp.c", prefix: "smp", built: true },
-    Target { path: "kernel/cpu.c", prefix: "cpu/hotplug", built: true },
-    Target { path: "kernel/softirq.c", prefix: "softirq", built: true },
-    Target { path: "mm/memory.c", prefix: "mm/memory", built: true },
-    Target { path: "mm/mmap.c", prefix: "mm/mmap", built: true },
-    Target { path: "lib/string.c", prefix: "lib/string", built: true },
-    Target { path: "lib/vsprintf.c", prefix: "vsprintf", built: true },
-    Target { path: "lib/llist.c", prefix: "llist", built: true },
-    Target { path: "fs/open.c", prefix: "fs/open", built: true },
-    Target { path: "fs/namei.c", prefix: "namei", built: true },
-    Target { path: "fs/super.c", prefix: "fs/super", built: true },
-    Target { path: "drivers/base/core.c", prefix: "driver core", built: true },
-    Target { path: "drivers/virtio/virtio.c", prefix: "virtio", built: true },
-    Target { path: "arch/x86/kernel/setup.c", prefix: "x86/setup", built: true },
-    Target { path: "arch/x86/mm/fault.c", prefix: "x86/mm", built: true },
-    Target { path: "drivers/net/ethernet/intel/e1000/e1000_main.c", prefix: "e1000", built: false },
-    Target { path: "fs/btrfs/super.c", prefix: "btrfs", built: false },
-    Target { path: "fs/ext4/super.c", prefix: "ext4", built: false },
-    Target { path: "sound/core/pcm.c", prefix: "ALSA: pcm", built: false },
-    Target { path: "net/ipv4/tcp.c", prefix: "tcp", built: false },
-    Target { path: "drivers/usb/core/hub.c", prefix: "usb: hub", built: false },
-    Target { path: "drivers/gpu/drm/drm_file.c", prefix: "drm/file", built: false },
+    Target {
+        path: "kernel/fork.c",
+        prefix: "fork",
+        built: true,
+    },
+    Target {
+        path: "kernel/exit.c",
+        prefix: "exit",
+        built: true,
+    },
+    Target {
+        path: "kernel/sched/core.c",
+        prefix: "sched/core",
+        built: true,
+    },
+    Target {
+        path: "kernel/smp.c",
+        prefix: "smp",
+        built: true,
+    },
+    Target {
+        path: "kernel/cpu.c",
+        prefix: "cpu/hotplug",
+        built: true,
+    },
+    Target {
+        path: "kernel/softirq.c",
+        prefix: "softirq",
+        built: true,
+    },
+    Target {
+        path: "mm/memory.c",
+        prefix: "mm/memory",
+        built: true,
+    },
+    Target {
+        path: "mm/mmap.c",
+        prefix: "mm/mmap",
+        built: true,
+    },
+    Target {
+        path: "lib/string.c",
+        prefix: "lib/string",
+        built: true,
+    },
+    Target {
+        path: "lib/vsprintf.c",
+        prefix: "vsprintf",
+        built: true,
+    },
+    Target {
+        path: "lib/llist.c",
+        prefix: "llist",
+        built: true,
+    },
+    Target {
+        path: "fs/open.c",
+        prefix: "fs/open",
+        built: true,
+    },
+    Target {
+        path: "fs/namei.c",
+        prefix: "namei",
+        built: true,
+    },
+    Target {
+        path: "fs/super.c",
+        prefix: "fs/super",
+        built: true,
+    },
+    Target {
+        path: "drivers/base/core.c",
+        prefix: "driver core",
+        built: true,
+    },
+    Target {
+        path: "drivers/virtio/virtio.c",
+        prefix: "virtio",
+        built: true,
+    },
+    Target {
+        path: "arch/x86/kernel/setup.c",
+        prefix: "x86/setup",
+        built: true,
+    },
+    Target {
+        path: "arch/x86/mm/fault.c",
+        prefix: "x86/mm",
+        built: true,
+    },
+    Target {
+        path: "drivers/net/ethernet/intel/e1000/e1000_main.c",
+        prefix: "e1000",
+        built: false,
+    },
+    Target {
+        path: "fs/btrfs/super.c",
+        prefix: "btrfs",
+        built: false,
+    },
+    Target {
+        path: "fs/ext4/super.c",
+        prefix: "ext4",
+        built: false,
+    },
+    Target {
+        path: "sound/core/pcm.c",
+        prefix: "ALSA: pcm",
+        built: false,
+    },
+    Target {
+        path: "net/ipv4/tcp.c",
+        prefix: "tcp",
+        built: false,
+    },
+    Target {
+        path: "drivers/usb/core/hub.c",
+        prefix: "usb: hub",
+        built: false,
+    },
+    Target {
+        path: "drivers/gpu/drm/drm_file.c",
+        prefix: "drm/file",
+        built: false,
+    },
 ];
 
 const AUTHORS: &[(&str, &str)] = &[
@@ -85,7 +185,11 @@ pub enum Change {
     /// Append a helper that does not compile (undeclared identifier).
     Break { path: String, text: String },
     /// Replace the broken helper's text with a compiling one.
-    Unbreak { path: String, broken: String, fixed: String },
+    Unbreak {
+        path: String,
+        broken: String,
+        fixed: String,
+    },
 }
 
 /// One commit of the plan.
@@ -115,25 +219,39 @@ pub const MIN_COMMITS: usize = 4;
 /// Plans a history of `n` commits on top of the base from `seed`.
 pub fn plan(n: usize, seed: u64) -> Result<Plan, Error> {
     if n < MIN_COMMITS {
-        return Err(Error::TooFewCommits { asked: n, min: MIN_COMMITS });
+        return Err(Error::TooFewCommits {
+            asked: n,
+            min: MIN_COMMITS,
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // The non-compiling stretch [broken, unbroken) and the regression outside it.
     let broken = rng.random_range(0..n - 1);
     let mut unbroken = (broken + 1 + rng.random_range(0..3usize)).min(n - 1);
-    let outside = |unbroken: usize| -> Vec<usize> { (0..n).filter(|i| *i < broken || *i > unbroken).collect() };
+    let outside = |unbroken: usize| -> Vec<usize> {
+        (0..n).filter(|i| *i < broken || *i > unbroken).collect()
+    };
     if outside(unbroken).is_empty() {
         unbroken = broken + 1;
     }
     let outside = outside(unbroken);
-    let regression = *outside.choose(&mut rng).ok_or(Error::TooFewCommits { asked: n, min: MIN_COMMITS })?;
+    let regression = *outside.choose(&mut rng).ok_or(Error::TooFewCommits {
+        asked: n,
+        min: MIN_COMMITS,
+    })?;
 
-    let built: Vec<&Target> = TARGETS.iter().filter(|t| t.built && t.path != "kernel/smp.c").collect();
+    let built: Vec<&Target> = TARGETS
+        .iter()
+        .filter(|t| t.built && t.path != "kernel/smp.c")
+        .collect();
     let break_target = *built.choose(&mut rng).expect("built targets are not empty");
-    let helper = format!("{}_pending_{}", break_target.prefix.replace(['/', ' ', ':'], "_"), rng.random_range(100..1000));
-    let broken_text = format!(
-        "\nstatic int __maybe_unused {helper}(void)\n{{\n\treturn {helper}_count;\n}}\n"
+    let helper = format!(
+        "{}_pending_{}",
+        break_target.prefix.replace(['/', ' ', ':'], "_"),
+        rng.random_range(100..1000)
     );
+    let broken_text =
+        format!("\nstatic int __maybe_unused {helper}(void)\n{{\n\treturn {helper}_count;\n}}\n");
     let fixed_text = format!(
         "\nstatic int {helper}_count;\n\nstatic int __maybe_unused {helper}(void)\n{{\n\treturn {helper}_count;\n}}\n"
     );
@@ -152,9 +270,15 @@ pub fn plan(n: usize, seed: u64) -> Result<Plan, Error> {
         } else if i == broken {
             PlannedCommit {
                 subject: format!("{}: Add {helper}() helper", break_target.prefix),
-                body: format!("Add a helper that reports the number of pending {} requests.", break_target.prefix),
+                body: format!(
+                    "Add a helper that reports the number of pending {} requests.",
+                    break_target.prefix
+                ),
                 author,
-                change: Change::Break { path: break_target.path.into(), text: broken_text.clone() },
+                change: Change::Break {
+                    path: break_target.path.into(),
+                    text: broken_text.clone(),
+                },
             }
         } else if i == unbroken {
             PlannedCommit {
@@ -172,7 +296,12 @@ pub fn plan(n: usize, seed: u64) -> Result<Plan, Error> {
         };
         commits.push(commit);
     }
-    Ok(Plan { commits, regression, broken, unbroken })
+    Ok(Plan {
+        commits,
+        regression,
+        broken,
+        unbroken,
+    })
 }
 
 fn filler(rng: &mut ChaCha8Rng, i: usize, author: (String, String)) -> PlannedCommit {
@@ -182,11 +311,15 @@ fn filler(rng: &mut ChaCha8Rng, i: usize, author: (String, String)) -> PlannedCo
     let (subject, text) = match rng.random_range(0..3u8) {
         0 => (
             format!("{p}: Clarify comment about {topic}"),
-            format!("\n/*\n * Note on {topic}: callers must follow the rules documented at the\n * top of this file (update {i}).\n */\n"),
+            format!(
+                "\n/*\n * Note on {topic}: callers must follow the rules documented at the\n * top of this file (update {i}).\n */\n"
+            ),
         ),
         1 => (
             format!("{p}: Document {topic}"),
-            format!("\n/*\n * {topic}: see Documentation/ for the full description (update {i}).\n */\n"),
+            format!(
+                "\n/*\n * {topic}: see Documentation/ for the full description (update {i}).\n */\n"
+            ),
         ),
         _ => {
             let ident = format!("{}_doc_{i}", p.replace(['/', ' ', ':'], "_").to_lowercase());
@@ -198,9 +331,14 @@ fn filler(rng: &mut ChaCha8Rng, i: usize, author: (String, String)) -> PlannedCo
     };
     PlannedCommit {
         subject,
-        body: format!("Spell out {topic} so that the next reader does not have to\nreverse-engineer it from the code."),
+        body: format!(
+            "Spell out {topic} so that the next reader does not have to\nreverse-engineer it from the code."
+        ),
         author,
-        change: Change::Append { path: target.path.into(), text },
+        change: Change::Append {
+            path: target.path.into(),
+            text,
+        },
     }
 }
 
@@ -211,8 +349,12 @@ mod tests {
     #[test]
     fn same_seed_same_plan_other_seed_other_plan() {
         assert_eq!(plan(40, 7).unwrap(), plan(40, 7).unwrap());
-        let positions: std::collections::BTreeSet<usize> = (0..20).map(|s| plan(40, s).unwrap().regression).collect();
-        assert!(positions.len() > 5, "regression position should depend on the seed: {positions:?}");
+        let positions: std::collections::BTreeSet<usize> =
+            (0..20).map(|s| plan(40, s).unwrap().regression).collect();
+        assert!(
+            positions.len() > 5,
+            "regression position should depend on the seed: {positions:?}"
+        );
     }
 
     #[test]
@@ -222,9 +364,18 @@ mod tests {
                 let p = plan(n, seed).unwrap();
                 assert_eq!(p.commits.len(), n);
                 assert!(p.broken < p.unbroken && p.unbroken < n);
-                assert!(!(p.broken..p.unbroken).contains(&p.regression), "seed {seed} n {n}");
+                assert!(
+                    !(p.broken..p.unbroken).contains(&p.regression),
+                    "seed {seed} n {n}"
+                );
                 assert_ne!(p.regression, p.unbroken);
-                assert_eq!(p.commits.iter().filter(|c| c.change == Change::Regression).count(), 1);
+                assert_eq!(
+                    p.commits
+                        .iter()
+                        .filter(|c| c.change == Change::Regression)
+                        .count(),
+                    1
+                );
             }
         }
     }
