@@ -70,14 +70,16 @@ pub struct Group {
 impl Group {
     /// Is `line` a report start of this group?
     pub fn matches(&self, line: &[u8]) -> bool {
-        if memchr::memmem::find(line, self.header.as_bytes()).is_none() {
+        memchr::memmem::find(line, self.header.as_bytes()).is_some() && !self.suppressed_in(line)
+    }
+
+    /// Does a suppression of this group match `line`?
+    pub fn suppressed_in(&self, line: &[u8]) -> bool {
+        if self.suppressions.is_empty() {
             return false;
         }
-        if self.suppressions.is_empty() {
-            return true;
-        }
         let text = String::from_utf8_lossy(line);
-        !self.suppressions.iter().any(|r| r.is_match(&text))
+        self.suppressions.iter().any(|r| r.is_match(&text))
     }
 }
 
@@ -876,11 +878,13 @@ fn build() -> Vec<Group> {
             "hard LOCKUP",
             K::HardLockup,
             vec![
+                // Interrupts are off while it spins: the top non-generic frame is
+                // the spinning code (no stall-style anchor search).
                 f(
                     "Watchdog detected hard LOCKUP on cpu ([0-9]+)",
                     "BUG: hard lockup in {2}",
                 )
-                .stack(rip_trace().extractor(Extractor::Stall)),
+                .stack(rip_trace()),
                 f("hard LOCKUP", "BUG: hard lockup").corrupted(),
             ],
             &["Kernel panic", "Hard LOCKUP"],
@@ -893,16 +897,17 @@ pub static TABLE: LazyLock<Vec<Group>> = LazyLock::new(build);
 
 /// Lines that start a second report but are commonly part of the first one.
 pub fn is_report_start_ignore(line: &[u8]) -> bool {
-    const IGNORES: &[&[u8]] = &[
-        b"invalid opcode: 0000",
-        b"Kernel panic - not syncing",
-        b"unregister_netdevice: waiting for",
-        b"PANIC: double fault",
-        b"Internal error:",
-    ];
-    IGNORES
-        .iter()
-        .any(|p| memchr::memmem::find(line, p).is_some())
+    static IGNORES: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new([
+            "invalid opcode: 0000",
+            "Kernel panic - not syncing",
+            "unregister_netdevice: waiting for",
+            "PANIC: double fault",
+            "Internal error:",
+        ])
+        .expect("static patterns")
+    });
+    IGNORES.is_match(line)
 }
 
 /// Informational messages that carry a stack trace of their own; a report that

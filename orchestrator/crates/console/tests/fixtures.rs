@@ -1,0 +1,221 @@
+//! The analyzer on hand-written consoles (CSD-lock reports, lockups, RCU stalls,
+//! scftorture runs, console noise) and on a real console of the demo regression.
+//! Every fixture is also fed in random chunks: the result must not depend on where
+//! the console was split.
+
+use csdci_console::{Analysis, Analyzer, FindingKind, Verdict, analyze};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Small deterministic generator (xorshift) for chunk sizes.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn analyze_chunked(bytes: &[u8], seed: u64) -> Analysis {
+    let mut rng = Rng(seed | 1);
+    let mut a = Analyzer::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = ((rng.next() % 97) as usize + 1).min(rest.len());
+        a.feed(&rest[..n]);
+        rest = &rest[n..];
+    }
+    a.finish()
+}
+
+fn check(name: &str) -> Analysis {
+    let bytes = fixture(name);
+    let whole = analyze(&bytes);
+    for seed in 1..6 {
+        assert_eq!(
+            analyze_chunked(&bytes, seed),
+            whole,
+            "{name}: chunked feeding (seed {seed}) differs"
+        );
+    }
+    whole
+}
+
+fn kinds(a: &Analysis) -> Vec<FindingKind> {
+    a.findings.iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn csd_lock_then_soft_lockup_and_panic() {
+    let a = check("csd_soft_lockup.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(
+        a.title.as_deref(),
+        Some("BUG: soft lockup in smp_call_function")
+    );
+    assert!(!a.corrupted);
+    assert!(a.panicked);
+    assert_eq!(
+        kinds(&a),
+        vec![
+            FindingKind::CsdLock,
+            FindingKind::CsdLock,
+            FindingKind::CsdLock,
+            FindingKind::SoftLockup,
+            FindingKind::Panic
+        ]
+    );
+    let soft = &a.findings[3];
+    assert_eq!(
+        (soft.cpu, soft.task.as_deref()),
+        (Some(3), Some("scftorture_invo"))
+    );
+    assert_eq!(a.findings[4].title, "kernel panic: softlockup: hung tasks");
+    assert_eq!(a.csd.len(), 3);
+    let g1 = &a.csd[0];
+    assert_eq!((g1.id, g1.waiter_cpu, g1.target_cpu), (1, Some(3), Some(0)));
+    assert_eq!(g1.func.as_deref(), Some("scf_handler_1"));
+    assert_eq!(g1.csd.as_deref(), Some("0xffff888003c1b4a0"));
+    assert_eq!(g1.max_wait_ns, Some(15000251900));
+    assert_eq!(g1.reports, 3);
+    assert!(g1.resent && !g1.unstuck);
+    assert_eq!(g1.shared_with, vec![2, 3]);
+    assert_eq!(
+        g1.target_state.as_deref(),
+        Some("handling prior scf_handler_1+0x0/0x21 [scftorture](0x0) request")
+    );
+    let g3 = &a.csd[2];
+    assert!(g3.unstuck && !g3.resent);
+    assert_eq!(a.csd[1].waiter_cpu, Some(2));
+    assert_eq!(a.scftorture.result, None);
+    assert!(a.scftorture.started);
+}
+
+#[test]
+fn hard_lockup() {
+    let a = check("hard_lockup.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(a.title.as_deref(), Some("BUG: hard lockup in scf_handler"));
+    assert_eq!(kinds(&a), vec![FindingKind::HardLockup, FindingKind::Panic]);
+    assert_eq!(a.findings[0].cpu, Some(3));
+    assert_eq!(a.findings[1].title, "kernel panic: Hard LOCKUP");
+}
+
+#[test]
+fn rcu_stall_suppressed_by_stuck_csd_lock() {
+    let a = check("rcu_stall_csd.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(
+        a.title.as_deref(),
+        Some("INFO: rcu detected stall, suppressed due to stuck CSD-lock")
+    );
+    assert_eq!(kinds(&a), vec![FindingKind::CsdLock, FindingKind::RcuStall]);
+    assert_eq!(a.csd.len(), 1);
+    assert_eq!(a.csd[0].reports, 2);
+    assert_eq!(a.csd[0].target_state.as_deref(), Some("unresponsive"));
+}
+
+#[test]
+fn rcu_self_detected_stall() {
+    let a = check("rcu_stall.log");
+    assert_eq!(
+        a.title.as_deref(),
+        Some("INFO: rcu detected stall in smp_call_function")
+    );
+    assert_eq!(kinds(&a), vec![FindingKind::RcuStall]);
+    assert!(!a.panicked);
+}
+
+#[test]
+fn clean_scftorture_run() {
+    let a = check("scftorture_clean.log");
+    assert_eq!(a.verdict, Verdict::Clean);
+    assert_eq!(a.title, None);
+    assert!(a.findings.is_empty());
+    assert_eq!(a.scftorture.result.as_deref(), Some("SUCCESS"));
+    assert_eq!(a.scftorture.invocations, Some(55450));
+    assert_eq!(a.scftorture.stats_lines, 3);
+    assert_eq!(a.scftorture.errors.ste, 0);
+}
+
+#[test]
+fn scftorture_failure() {
+    let a = check("scftorture_failure.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(a.title.as_deref(), Some("WARNING in scf_handler"));
+    assert_eq!(
+        kinds(&a),
+        vec![
+            FindingKind::Warning,
+            FindingKind::MemoryOrdering,
+            FindingKind::ScftortureFailure,
+            FindingKind::ScftortureFailure
+        ]
+    );
+    assert_eq!(
+        a.findings[1].title,
+        "scftorture: Memory-ordering failure in scf_handler"
+    );
+    assert_eq!(a.scftorture.result.as_deref(), Some("FAILURE"));
+    assert_eq!(a.scftorture.errors.stnmoe, 1);
+    assert_eq!(a.scftorture.invocations, Some(55301));
+    assert_eq!(a.scftorture.memory_ordering_failures, 1);
+}
+
+#[test]
+fn silent_guest_is_incomplete() {
+    let a = check("incomplete.log");
+    assert_eq!(a.verdict, Verdict::Incomplete);
+    assert!(a.findings.is_empty());
+    assert_eq!(a.scftorture.invocations, Some(18112));
+}
+
+#[test]
+fn noisy_console() {
+    let a = check("noisy_csd.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(
+        a.title.as_deref(),
+        Some("BUG: soft lockup in smp_call_function")
+    );
+    assert!(a.panicked);
+    assert_eq!(a.csd.len(), 2);
+    assert_eq!(a.csd[0].shared_with, vec![2]);
+    assert!(a.csd[0].resent);
+    // The glued "Continued" line still counts.
+    assert_eq!(a.csd[1].reports, 2);
+    assert_eq!(a.csd[1].max_wait_ns, Some(10000131004));
+    assert!(a.scftorture.started);
+}
+
+#[test]
+fn real_demo_regression_console() {
+    let a = check("real/csd-regression-tcg-8cpu.log");
+    assert_eq!(a.verdict, Verdict::Crash);
+    assert_eq!(
+        a.title.as_deref(),
+        Some("BUG: soft lockup in smp_call_function")
+    );
+    assert!(a.panicked);
+    assert_eq!(a.csd.len(), 7);
+    assert!(a.csd.iter().all(|g| g.target_cpu == Some(6)));
+    // CSDs #1, #4 and #6 wait on the same CSD.
+    let g1 = a.csd.iter().find(|g| g.id == 1).expect("lock #1");
+    assert_eq!(g1.shared_with, vec![4, 6]);
+    assert_eq!(g1.func.as_deref(), Some("scf_handler_1"));
+}
+
+#[test]
+fn empty_and_garbage_inputs() {
+    assert_eq!(analyze(b"").verdict, Verdict::Incomplete);
+    let a = analyze(&[0xff; 100_000]);
+    assert_eq!(a.verdict, Verdict::Incomplete);
+    assert_eq!(a.lines, 2);
+}
