@@ -203,10 +203,8 @@ fn parse_value(v: &str) -> Result<Value, &'static str> {
         let mut chars = body.chars();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
-                    if chars.next().is_none() {
-                        return Err("dangling backslash in string");
-                    }
+                '\\' if chars.next().is_none() => {
+                    return Err("dangling backslash in string");
                 }
                 '"' => return Err("unescaped quote in string"),
                 _ => {}

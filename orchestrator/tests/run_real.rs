@@ -26,18 +26,28 @@ fn serial() -> MutexGuard<'static, ()> {
 const VCPUS: &str = "4";
 const DURATION: &str = "15";
 
-fn kernel_tree() -> PathBuf {
-    static TREE: OnceLock<PathBuf> = OnceLock::new();
+/// The kernel tree and the revision to test in it: `HEAD` of
+/// `CSDCI_TEST_KERNEL_TREE`, else the imported tree's `demo-base` tag (stable
+/// even when the demo adds history to that repository).
+fn kernel() -> &'static (PathBuf, String) {
+    static TREE: OnceLock<(PathBuf, String)> = OnceLock::new();
     TREE.get_or_init(|| {
         if let Some(t) = std::env::var_os("CSDCI_TEST_KERNEL_TREE") {
-            return PathBuf::from(t);
+            return (PathBuf::from(t), "HEAD".into());
         }
         let dir = PathBuf::from("/var/tmp/csdci-linux-6.12");
         csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
             .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
-        dir
+        (dir, csdci::demo::import::BASE_TAG.into())
     })
-    .clone()
+}
+
+fn kernel_tree() -> PathBuf {
+    kernel().0.clone()
+}
+
+fn base_rev() -> &'static str {
+    &kernel().1
 }
 
 fn data_dir() -> PathBuf {
@@ -80,7 +90,7 @@ fn clean_run() -> &'static Value {
     static RUN: OnceLock<Value> = OnceLock::new();
     RUN.get_or_init(|| {
         let start = Instant::now();
-        let (out, json) = run_json("HEAD");
+        let (out, json) = run_json(base_rev());
         eprintln!(
             "first run: {:.0} s, build {} s (cached: {})",
             start.elapsed().as_secs_f64(),
@@ -133,7 +143,7 @@ fn store() -> csdci::store::Store {
 /// Starts `csdci run` with a long duration and waits until the guest's workload runs.
 fn start_long_run() -> (Child, i64) {
     let before = store().recent_runs(1).unwrap().first().map_or(0, |r| r.id);
-    let mut child = command("HEAD", "300", false)
+    let mut child = command(base_rev(), "300", false)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -216,7 +226,7 @@ fn run_real_clean_verdict_then_cached_rerun() {
     // Same commit and config again: the cache answers, make never runs.
     let wt_logs: Vec<_> = glob_build_logs();
     let start = Instant::now();
-    let (out, second) = run_json("HEAD");
+    let (out, second) = run_json(base_rev());
     assert_eq!(out.status.code(), Some(0), "{second}");
     assert_eq!(second["build"]["cached"], true);
     assert_eq!(second["build"]["make_invoked"], false);
@@ -253,7 +263,7 @@ fn glob_build_logs() -> Vec<(PathBuf, std::time::SystemTime)> {
     v
 }
 
-/// A commit on top of the tree's HEAD whose kernel/smp.c does not compile,
+/// A commit on top of the tested revision whose kernel/smp.c does not compile,
 /// made without touching any branch or checkout (a dangling commit object).
 fn broken_commit(tree: &Path) -> String {
     let git = |args: &[&str], env: &[(&str, &Path)], input: Option<&[u8]>| -> String {
@@ -280,13 +290,18 @@ fn broken_commit(tree: &Path) -> String {
         assert!(out.status.success(), "git {args:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let mut smp = git(&["show", "HEAD:kernel/smp.c"], &[], None).into_bytes();
+    let base = git(
+        &["rev-parse", &format!("{}^{{commit}}", base_rev())],
+        &[],
+        None,
+    );
+    let mut smp = git(&["show", &format!("{base}:kernel/smp.c")], &[], None).into_bytes();
     smp.extend_from_slice(b"\nint csdci_test_broken = ;\n");
     let blob = git(&["hash-object", "-w", "--stdin"], &[], Some(&smp));
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
     let env = [("GIT_INDEX_FILE", index.as_path())];
-    git(&["read-tree", "HEAD"], &env, None);
+    git(&["read-tree", &base], &env, None);
     git(
         &[
             "update-index",
@@ -302,7 +317,7 @@ fn broken_commit(tree: &Path) -> String {
             "commit-tree",
             &treeid,
             "-p",
-            "HEAD",
+            &base,
             "-m",
             "csdci test: break kernel/smp.c",
         ],
