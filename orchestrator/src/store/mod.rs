@@ -3,6 +3,7 @@
 //! `Store::open` creates them all. State that must survive a crash is written
 //! here before it is acted on.
 
+pub mod bisect;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ impl Store {
     fn migrate(&self) -> Result<(), Error> {
         // Each table group adds its schema function here.
         runs::migrate(&self.conn)?;
+        bisect::migrate(&self.conn)?;
         Ok(())
     }
 
