@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,13 @@ pub fn host_key() -> String {
     let qemu = Command::new(qemu::binary())
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default();
     format!(
         "{} {} | {}",
@@ -163,32 +170,70 @@ fn probe_boot(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let procs = super::process::procs_dir(data_dir);
-    let mut child = OwnedChild::spawn(cmd, "qemu (kvm probe)", &procs).map_err(|e| {
-        Error::Spawn {
+    let mut child =
+        OwnedChild::spawn(cmd, "qemu (kvm probe)", &procs).map_err(|e| Error::Spawn {
             program: bin.display().to_string(),
             source: e,
+        })?;
+    let out = collect(
+        child
+            .take_stdout()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = collect(
+        child
+            .take_stderr()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
+    // Stop early on a verdict: QEMU pauses (it does not exit) on a KVM error.
+    let end = Instant::now() + PROBE_LIMIT;
+    let mut exited = false;
+    while Instant::now() < end {
+        if child
+            .try_wait()
+            .map_err(|e| Error::Qmp(format!("probe wait: {e}")))?
+            .is_some()
+        {
+            exited = true;
+            break;
         }
-    })?;
-    let out = child.take_stdout();
-    let err = child.take_stderr();
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut s);
-            }
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = reader(out.map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err = reader(err.map(|e| Box::new(e) as Box<dyn Read + Send>));
-    let exited = child
-        .wait_timeout(PROBE_LIMIT)
-        .map_err(|e| Error::Qmp(format!("probe wait: {e}")))?;
+        let text = |b: &Arc<Mutex<Vec<u8>>>| {
+            String::from_utf8_lossy(&b.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
+        };
+        let (console, stderr) = (text(&out), text(&err));
+        if judge(true, &console, &stderr).is_ok() || KVM_BROKEN.iter().any(|b| stderr.contains(b)) {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     child.kill();
-    let console = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    Ok(judge(exited.is_some(), &console, &stderr))
+    // Give the reader threads a moment to see EOF after the kill.
+    std::thread::sleep(Duration::from_millis(100));
+    let text = |b: &Arc<Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&b.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
+    };
+    let (console, stderr) = (text(&out), text(&err));
+    Ok(judge(exited, &console, &stderr))
+}
+
+/// Reads `r` to its end in a thread, into a shared buffer.
+fn collect(r: Option<Box<dyn Read + Send>>) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let Some(mut r) = r else { return };
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut v) = b.lock() {
+                v.extend_from_slice(&chunk[..n]);
+            }
+        }
+    });
+    buf
 }
 
 /// Decides from a probe boot's output whether the accelerator works.
@@ -221,7 +266,8 @@ mod tests {
 
     #[test]
     fn judge_accepts_a_boot_that_reaches_root_mount() {
-        let c = "Linux version 6.12\n...\nKernel panic - not syncing: VFS: Unable to mount root fs\n";
+        let c =
+            "Linux version 6.12\n...\nKernel panic - not syncing: VFS: Unable to mount root fs\n";
         assert_eq!(judge(true, c, ""), Ok(()));
     }
 

@@ -10,6 +10,7 @@
 //! probe), `process.rs` (owned children), `session.rs` (the run loop).
 
 pub mod accel;
+pub mod limits;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
@@ -171,7 +172,10 @@ pub const NMI_MARKER: &str = "csdci-host: injecting NMI";
 /// every 250 ms, so a caller can stop the run (e.g. on Ctrl-C) without output.
 ///
 /// Spawn-from-this-thread rule: QEMU and virtiofsd die with the calling thread.
-pub fn run(cfg: &VmConfig, on_console: &mut dyn FnMut(&[u8]) -> Control) -> Result<VmOutcome, Error> {
+pub fn run(
+    cfg: &VmConfig,
+    on_console: &mut dyn FnMut(&[u8]) -> Control,
+) -> Result<VmOutcome, Error> {
     session::run(cfg, on_console)
 }
 
@@ -180,6 +184,8 @@ pub fn run(cfg: &VmConfig, on_console: &mut dyn FnMut(&[u8]) -> Control) -> Resu
 pub fn reap_stale(data_dir: &Path) -> Result<Vec<String>, Error> {
     process::reap_stale(data_dir).map_err(|e| Error::io(process::procs_dir(data_dir), e))
 }
+
+pub use limits::max_vcpus;
 
 /// The last 2000 bytes of a log file, for error messages.
 fn tail_of(path: &Path) -> String {

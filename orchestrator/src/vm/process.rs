@@ -180,8 +180,18 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// True when `pid` is a live (not zombie) process that started at `start`.
 fn alive_as(pid: u32, start: u64) -> bool {
-    start_time(pid).is_some_and(|s| s == start)
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st == "Z" || st == "X")
+        })
+        .unwrap_or(true);
+    !zombie && start_time(pid).is_some_and(|s| s == start)
 }
 
 /// Kills the children that an earlier csdci left behind (it was SIGKILLed

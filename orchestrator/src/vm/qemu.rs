@@ -83,12 +83,7 @@ pub struct Spec<'a> {
 pub fn argv(spec: &Spec<'_>) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |s: &str| a.push(s.into());
-    for s in [
-        "-nodefaults",
-        "-no-user-config",
-        "-machine",
-        "q35",
-    ] {
+    for s in ["-nodefaults", "-no-user-config", "-machine", "q35"] {
         push(s);
     }
     for s in spec.engine.args() {

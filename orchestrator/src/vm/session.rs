@@ -140,7 +140,10 @@ pub(super) fn run(
             if let Ok(Some(st)) = qemu_child.wait_timeout(Duration::from_secs(2)) {
                 drain(&rx, &mut log, on_console, Duration::from_secs(1));
                 return Ok(VmOutcome {
-                    exit: VmExit::QemuDied(format!("qemu exited ({st}): {}", super::tail_of(&stderr_path))),
+                    exit: VmExit::QemuDied(format!(
+                        "qemu exited ({st}): {}",
+                        super::tail_of(&stderr_path)
+                    )),
                     accel,
                     boot_seconds: None,
                     seconds: started.elapsed().as_secs_f64(),
@@ -153,6 +156,7 @@ pub(super) fn run(
     let mut st = State::new(started);
     let mut last_tick = Instant::now();
     let mut exited_at: Option<Instant> = None;
+    let mut vfs_gone_at: Option<Instant> = None;
     loop {
         match rx.recv_timeout(TICK) {
             Ok(Msg::Console(bytes)) => {
@@ -190,11 +194,29 @@ pub(super) fn run(
             }
             continue;
         }
+        // virtiofsd exits by itself once QEMU drops the vhost-user connection,
+        // which QEMU does while shutting down: only its death while QEMU keeps
+        // running without a shutdown is an infrastructure failure.
         if let Ok(Some(status)) = vfs.try_wait() {
-            return Err(Error::VirtiofsdDied {
-                status: status.to_string(),
-                log: super::tail_of(&cfg.run_dir.join(virtiofsd::LOG)),
-            });
+            let since = *vfs_gone_at.get_or_insert(now);
+            if st.shutdown_reason.is_none() && now.duration_since(since) > Duration::from_secs(5) {
+                return Err(Error::VirtiofsdDied {
+                    status: status.to_string(),
+                    log: super::tail_of(&cfg.run_dir.join(virtiofsd::LOG)),
+                });
+            }
+        }
+        if st.paused && st.ending.is_none() {
+            let stderr = super::tail_of(&stderr_path);
+            let why = stderr
+                .lines()
+                .find(|l| l.to_ascii_lowercase().contains("error"))
+                .unwrap_or(&stderr);
+            st.end(VmExit::QemuDied(format!("qemu paused the guest: {why}")));
+            st.quit_at = Some(now);
+            if let Some(q) = qmp.as_mut() {
+                let _ = q.quit();
+            }
         }
         if st.ending.is_none() {
             let silent = now.duration_since(st.last_output);
@@ -233,7 +255,10 @@ pub(super) fn run(
         if let Some(t) = st.quit_at
             && now.duration_since(t) > QUIT_GRACE
         {
-            tracing::warn!("qemu did not quit in {} s: killing it", QUIT_GRACE.as_secs());
+            tracing::warn!(
+                "qemu did not quit in {} s: killing it",
+                QUIT_GRACE.as_secs()
+            );
             qemu_child.kill();
         }
     }
@@ -252,7 +277,9 @@ pub(super) fn run(
             Some(other) => VmExit::QemuDied(format!("qemu shut down ({other})")),
             None => VmExit::QemuDied(format!(
                 "qemu exited ({}) without a guest shutdown: {}",
-                status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "killed".into()),
                 super::tail_of(&stderr_path)
             )),
         },
@@ -275,6 +302,8 @@ struct State {
     last_output: Instant,
     boot: Option<Instant>,
     console_eof: bool,
+    /// QEMU stopped the guest (csdci never asks it to).
+    paused: bool,
     /// Tail of the previous chunk, so markers split across reads are found.
     carry: Vec<u8>,
 }
@@ -290,6 +319,7 @@ impl State {
             last_output: started,
             boot: None,
             console_eof: false,
+            paused: false,
             carry: Vec::new(),
         }
     }
@@ -330,6 +360,8 @@ impl State {
                 self.panicked_at.get_or_insert(Instant::now());
                 self.end(VmExit::Panicked);
             }
+            // QEMU pauses the guest by itself on a KVM internal error.
+            qmp::Event::Other(name) if name == "STOP" => self.paused = true,
             qmp::Event::Other(_) | qmp::Event::Closed => {}
         }
     }
@@ -403,7 +435,9 @@ mod tests {
     #[test]
     fn first_ending_wins_and_panic_event_ends() {
         let mut st = State::new(Instant::now());
-        st.event(qmp::Event::GuestPanicked { action: "run".into() });
+        st.event(qmp::Event::GuestPanicked {
+            action: "run".into(),
+        });
         st.end(VmExit::Stopped);
         assert_eq!(st.ending, Some(VmExit::Panicked));
         st.event(qmp::Event::Shutdown {
