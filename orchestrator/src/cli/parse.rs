@@ -147,7 +147,11 @@ fn human(name: &str, a: &Analysis) -> String {
         );
     }
     if a.dropped_findings > 0 {
-        let _ = writeln!(s, "  ... {} more findings (counted only)", a.dropped_findings);
+        let _ = writeln!(
+            s,
+            "  ... {} more findings (counted only)",
+            a.dropped_findings
+        );
     }
     if !a.csd.is_empty() {
         let _ = writeln!(s, "  CSD locks:");
@@ -174,7 +178,11 @@ fn human(name: &str, a: &Analysis) -> String {
                 if g.resent { "yes" } else { "no" },
                 if g.unstuck { "yes" } else { "no" },
                 g.reports,
-                if shared.is_empty() { "-".to_string() } else { shared.join(" ") }
+                if shared.is_empty() {
+                    "-".to_string()
+                } else {
+                    shared.join(" ")
+                }
             );
         }
     }
@@ -191,7 +199,10 @@ fn human(name: &str, a: &Analysis) -> String {
             e.stnmoe,
             e.staf,
             if scf.memory_ordering_failures > 0 {
-                format!(", {} memory-ordering failures", scf.memory_ordering_failures)
+                format!(
+                    ", {} memory-ordering failures",
+                    scf.memory_ordering_failures
+                )
             } else {
                 String::new()
             }

@@ -4,6 +4,8 @@
 use super::Cli;
 
 pub mod bisect_sim;
+pub mod corpus;
+pub mod parse;
 
 /// Arguments of `csdci bench`.
 #[derive(Debug, clap::Args)]
@@ -17,11 +19,17 @@ pub struct Args {
 pub enum Which {
     /// Bayesian bisection vs syzbot's policy vs plain bisection on synthetic histories.
     BisectSim(bisect_sim::Args),
+    /// Console analysis throughput vs the kernel's console-badness.sh, and memory.
+    Parse(parse::Args),
+    /// Console analyzer vs syzkaller's crash-report corpus, per category.
+    Corpus(corpus::Args),
 }
 
 /// Runs `csdci bench`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     match &args.which {
         Which::BisectSim(a) => bisect_sim::exec(cli, a),
+        Which::Parse(a) => parse::exec(cli, a),
+        Which::Corpus(a) => corpus::exec(cli, a),
     }
 }
