@@ -19,6 +19,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("git: {0}")]
     Vcs(#[from] crate::vcs::Error),
+    #[error("bisect: {0}")]
+    Bisect(#[from] crate::bisect::Error),
     #[error("image: {0}")]
     Image(#[from] crate::image::Error),
     #[error("vm: {0}")]
@@ -47,6 +49,7 @@ impl Error {
         matches!(
             self,
             Error::Usage(_)
+                | Error::Bisect(crate::bisect::Error::NotFound(_))
                 | Error::Vcs(
                     crate::vcs::Error::NoTree(_)
                         | crate::vcs::Error::NotGit(_)

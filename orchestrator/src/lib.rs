@@ -7,6 +7,7 @@
 //! (`csdci-console`) → [`verdict`] → [`store`]. The bisection engine sees only a
 //! [`tester::Tester`].
 
+pub mod bisect;
 pub mod build;
 pub mod cli;
 pub mod demo;

@@ -1,12 +1,362 @@
-//! `csdci bisect`.
+//! `csdci bisect <good> <bad>`, `csdci bisect --resume ID`, `csdci bisect log ID`,
+//! `csdci bisect list`. Exit codes: 0 culprit found, 1 not isolated or
+//! inconclusive, 2 infrastructure error, 3 usage error.
+
+use std::path::{Path, PathBuf};
 
 use super::Cli;
+use crate::bisect::{self, RunTester, Settings, Start, driver, report};
+use crate::store::Store;
+use crate::tester::Tester;
 
 /// Arguments of `csdci bisect`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
+    /// Revisions: `<good> <bad>`, or only `<bad>` when --good is given.
+    #[arg(value_name = "REV", num_args = 0..=2)]
+    pub revs: Vec<String>,
+
+    /// A known good revision (repeatable, as in git).
+    #[arg(long = "good", value_name = "REV")]
+    pub good: Vec<String>,
+
+    /// The git tree to bisect (never modified: csdci tests in its own worktrees).
+    #[arg(long, default_value = ".", value_name = "PATH")]
+    pub tree: PathBuf,
+
+    /// Test with a command, like `git bisect run`: `sh -c CMD` in a checkout of the
+    /// commit; exit 0 good, 125 untestable, 1..127 bad, 128 or more aborts.
+    #[arg(long, value_name = "CMD")]
+    pub run: Option<String>,
+
+    /// Stop when the most likely culprit has this posterior probability.
+    #[arg(long, default_value_t = 0.99)]
+    pub confidence: f64,
+
+    /// Stop after this many runs in total.
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u32>,
+
+    /// Which failures count: any (any crash finding), csd (a CSD-lock finding) or
+    /// title:REGEX (a finding whose title matches).
+    #[arg(long, default_value = "any", value_name = "PRED")]
+    pub predicate: String,
+
+    /// Follow only first parents (do not descend into merged branches).
+    #[arg(long)]
+    pub first_parent: bool,
+
+    /// Do not test the bad tip with the culprit reverted.
+    #[arg(long)]
+    pub no_revert_check: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Continue bisection ID where it stopped (after a crash, kill or infra error).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["revs", "good", "run"])]
+    pub resume: Option<i64>,
+}
+
+/// `csdci bisect log|list`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Show the journal of a bisection: every build, run and posterior.
+    Log {
+        /// Bisection id.
+        id: i64,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List bisections, newest first.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn usage(msg: impl Into<String>) -> crate::Error {
+    crate::Error::Usage(msg.into())
+}
+
+/// What a tester factory gets to rebuild a bisection's tester.
+pub struct TesterContext<'a> {
+    /// csdci's data directory.
+    pub data_dir: &'a Path,
+    /// Bisection id.
+    pub id: i64,
+    /// The repository.
+    pub repo: &'a Path,
+    /// The tester description stored with the bisection.
+    pub desc: &'a serde_json::Value,
+}
+
+/// Makes the tester a bisection's stored description asks for. `{"kind": "run",
+/// "cmd": ...}` is the `--run` tester; the QEMU pipeline tester is added here as
+/// one more kind (its description holds the run options, so `--resume` rebuilds it).
+pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
+    match ctx.desc.get("kind").and_then(|k| k.as_str()) {
+        Some("run") => {
+            let cmd = ctx
+                .desc
+                .get("cmd")
+                .and_then(|c| c.as_str())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bisection {}: stored --run command missing",
+                        ctx.id
+                    ))
+                })?;
+            let wt = ctx
+                .data_dir
+                .join("worktrees")
+                .join(format!("bisect-{}", ctx.id));
+            let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
+            Ok(Box::new(RunTester::new(ctx.repo, &wt, &logs, cmd)?))
+        }
+        other => Err(usage(format!(
+            "bisection {}: tester {:?} is not available in this csdci",
+            ctx.id,
+            other.unwrap_or("?")
+        ))),
+    }
+}
+
+/// The tester description for new bisections, from the arguments.
+fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
+    match &args.run {
+        Some(cmd) if cmd.trim().is_empty() => Err(usage("csdci bisect: --run needs a command")),
+        Some(cmd) => Ok(serde_json::json!({"kind": "run", "cmd": cmd})),
+        None => Err(usage(
+            "csdci bisect: give --run CMD (the QEMU pipeline tester is not wired into bisect yet)",
+        )),
+    }
+}
 
 /// Runs `csdci bisect`; returns the exit code.
-pub fn exec(_cli: &Cli, _args: &Args) -> crate::Result<u8> {
-    Err(crate::Error::Usage("csdci bisect: not built yet".into()))
+pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
+    exec_with(cli, args, &tester_desc, &tester_for)
+}
+
+/// `csdci bisect` with a chosen way to describe and make testers (how the QEMU
+/// pipeline tester plugs in).
+pub fn exec_with(
+    cli: &Cli,
+    args: &Args,
+    describe: &dyn Fn(&Args) -> crate::Result<serde_json::Value>,
+    make: &dyn Fn(&TesterContext<'_>) -> crate::Result<Box<dyn Tester>>,
+) -> crate::Result<u8> {
+    let data_dir = cli.data_dir();
+    match &args.action {
+        Some(Action::Log { id, json }) => return log(&Store::open(&data_dir)?, *id, *json),
+        Some(Action::List { json }) => return list(&Store::open(&data_dir)?, *json),
+        None => {}
+    }
+    let id = match args.resume {
+        Some(id) => id,
+        None => {
+            let (good, bad) = match (args.revs.as_slice(), args.good.is_empty()) {
+                ([g, b], _) => {
+                    let mut good = vec![g.clone()];
+                    good.extend(args.good.iter().cloned());
+                    (good, b.clone())
+                }
+                ([b], false) => (args.good.clone(), b.clone()),
+                _ => {
+                    return Err(usage(
+                        "csdci bisect: give <good> <bad> (or --good REV ... <bad>), or --resume ID",
+                    ));
+                }
+            };
+            if !(args.confidence > 0.5 && args.confidence < 1.0) {
+                return Err(usage(format!(
+                    "csdci bisect: --confidence must be between 0.5 and 1 (exclusive), got {}",
+                    args.confidence
+                )));
+            }
+            if args.max_runs == Some(0) {
+                return Err(usage("csdci bisect: --max-runs must be at least 1"));
+            }
+            bisect::Predicate::parse(&args.predicate)
+                .map_err(|e| usage(format!("csdci bisect: {e}")))?;
+            let desc = describe(args)?;
+            let mut settings = Settings::default();
+            settings.engine.confidence = args.confidence;
+            settings.engine.max_runs = args.max_runs;
+            settings.predicate = args.predicate.clone();
+            settings.revert_check = !args.no_revert_check;
+            let store = Store::open(&data_dir)?;
+            let id = driver::create(
+                &store,
+                &Start {
+                    tree: args.tree.clone(),
+                    good,
+                    bad,
+                    first_parent: args.first_parent,
+                    settings,
+                    tester: desc,
+                },
+            )?;
+            eprintln!(
+                "csdci bisect: bisection #{id} (continue after an interruption with 'csdci bisect --resume {id}')"
+            );
+            id
+        }
+    };
+    let store = Store::open(&data_dir)?;
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    let desc: serde_json::Value = serde_json::from_str(&b.tester).unwrap_or_default();
+    let repo = PathBuf::from(&b.repo);
+    let mut tester = make(&TesterContext {
+        data_dir: &data_dir,
+        id,
+        repo: &repo,
+        desc: &desc,
+    })?;
+    let mut progress = |line: &str| eprintln!("csdci bisect #{id}: {line}");
+    let r = driver::run(&store, id, tester.as_mut(), &mut progress)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        print!("{}", report::render(&r));
+    }
+    Ok(driver::exit_code(&r))
+}
+
+fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    let steps = store.bisect_steps(id, false)?;
+    let posteriors = store.bisect_posteriors(id)?;
+    if json {
+        let v = serde_json::json!({
+            "bisection": b,
+            "steps": steps,
+            "posteriors": posteriors.iter().map(|(s, p)| serde_json::json!({"step": s, "posterior": p})).collect::<Vec<_>>(),
+            "report": b.result.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    let short = |s: &str| s[..s.len().min(12)].to_string();
+    println!(
+        "bisection #{} [{}] in {}: good {} bad {} predicate {}{}",
+        b.id,
+        b.status,
+        b.repo,
+        b.good
+            .iter()
+            .map(|g| short(g))
+            .collect::<Vec<_>>()
+            .join(" "),
+        short(&b.bad),
+        b.predicate,
+        if b.first_parent {
+            " --first-parent"
+        } else {
+            ""
+        }
+    );
+    println!("tester: {}", b.tester);
+    let post: std::collections::HashMap<i64, _> = posteriors.into_iter().collect();
+    for s in &steps {
+        let mut line = format!("#{:<5} {:<12} {} ", s.id, s.kind, short(&s.commit));
+        if let Some(a) = s.attempt {
+            line += &format!("attempt {a} ");
+        }
+        line += &match (s.status.as_str(), s.outcome.as_deref()) {
+            ("done", Some(o)) => o.to_uppercase(),
+            (st, _) => st.to_string(),
+        };
+        if let Some(x) = &s.same_as {
+            line += &format!(" (same kernel as {})", short(x));
+        }
+        if let Some(r) = &s.reason {
+            line += &format!(" ({r})");
+        }
+        if !s.titles.is_empty() {
+            line += &format!(" [{}]", s.titles.join("; "));
+        }
+        println!("{line}");
+        if let Some(p) = post.get(&s.id) {
+            let top: Vec<(String, f64)> = serde_json::from_str(&p.top).unwrap_or_default();
+            let shown: Vec<String> = top
+                .iter()
+                .take(3)
+                .map(|(c, x)| format!("{} {:.1}%", short(c), x * 100.0))
+                .collect();
+            println!(
+                "        posterior: {}  (p≈{:.2}, false≈{:.3})",
+                shown.join(", "),
+                p.fail_rate,
+                p.false_fail
+            );
+        }
+    }
+    if let Some(e) = &b.error {
+        println!("stopped: {e}");
+    }
+    if let Some(r) = b
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<report::Report>(r).ok())
+    {
+        println!();
+        print!("{}", report::render(&r));
+    }
+    Ok(0)
+}
+
+fn list(store: &Store, json: bool) -> crate::Result<u8> {
+    let all = store.bisect_list()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        return Ok(0);
+    }
+    println!(
+        "{:>4}  {:<8} {:<25} {:<40} {}",
+        "id", "status", "updated", "result", "repo"
+    );
+    for b in all {
+        let result = b
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .map(|v| {
+                match v
+                    .get("culprit")
+                    .and_then(|c| c.get("sha"))
+                    .and_then(|s| s.as_str())
+                {
+                    Some(s) => format!(
+                        "culprit {} ({:.1}%)",
+                        &s[..12.min(s.len())],
+                        v.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0) * 100.0
+                    ),
+                    None => v
+                        .get("status")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or("?")
+                        .to_string(),
+                }
+            })
+            .or(b.error.clone())
+            .unwrap_or_default();
+        let result: String = result.chars().take(40).collect();
+        println!(
+            "{:>4}  {:<8} {:<25} {:<40} {}",
+            b.id,
+            b.status,
+            &b.updated_at[..b.updated_at.len().min(25)],
+            result,
+            b.repo
+        );
+    }
+    Ok(0)
 }

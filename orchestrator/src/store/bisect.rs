@@ -261,9 +261,9 @@ impl Store {
 
     /// Every bisection, newest first.
     pub fn bisect_list(&self) -> Result<Vec<Bisection>, Error> {
-        let mut st = self
-            .conn()
-            .prepare(&format!("SELECT {BISECTION_COLS} FROM bisections ORDER BY id DESC"))?;
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {BISECTION_COLS} FROM bisections ORDER BY id DESC"
+        ))?;
         let rows = st.query_map([], bisection_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -345,7 +345,12 @@ impl Store {
     }
 
     /// Journals the posterior after step `step`.
-    pub fn bisect_posterior(&self, bisection: i64, step: i64, p: &PosteriorRow) -> Result<(), Error> {
+    pub fn bisect_posterior(
+        &self,
+        bisection: i64,
+        step: i64,
+        p: &PosteriorRow,
+    ) -> Result<(), Error> {
         self.conn().execute(
             "INSERT OR REPLACE INTO bisect_posteriors (step_id, bisection_id, stage, confidence, top, fail_rate, false_fail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

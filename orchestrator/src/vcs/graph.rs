@@ -12,12 +12,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, Sort};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Error, Result};
 
 /// What a report says about a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitInfo {
     /// Full sha.
     pub sha: String,

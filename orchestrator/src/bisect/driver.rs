@@ -1,0 +1,699 @@
+//! The driver: candidates from the commit graph, engine steps, tester calls, the
+//! journal, the revert check.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use csdci_bisect::{Conclusion, Config, Engine, Obs, Step as EngineStep, StopReason};
+use serde::{Deserialize, Serialize};
+
+use super::report::{self, Report};
+use super::{Error, Predicate};
+use crate::store::Store;
+use crate::store::bisect::{Finish, NewBisection, PosteriorRow, Step};
+use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
+use crate::vcs::graph::Graph;
+use crate::vcs::revert::{Revert, revert_on_tip};
+
+/// Settings of a bisection (stored with it, so `--resume` uses the same).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Engine settings (confidence, run budget, failure-rate grids, costs).
+    pub engine: Config,
+    /// Which failures count: `any`, `csd` or `title:REGEX`.
+    pub predicate: String,
+    /// Infrastructure failures in a row tolerated before stopping.
+    pub infra_retries: u32,
+    /// After isolating the culprit, test the bad tip with the culprit reverted.
+    pub revert_check: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            engine: Config::default(),
+            predicate: "any".into(),
+            infra_retries: 3,
+            revert_check: true,
+        }
+    }
+}
+
+/// What to bisect.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// A path inside the git repository.
+    pub tree: PathBuf,
+    /// Good revisions (at least one).
+    pub good: Vec<String>,
+    /// The bad revision.
+    pub bad: String,
+    /// Follow first parents only (never descend into merged branches).
+    pub first_parent: bool,
+    /// Settings.
+    pub settings: Settings,
+    /// How commits are tested, as JSON the caller can rebuild the tester from on
+    /// `--resume` (e.g. `{"kind": "run", "cmd": "./t.sh"}`).
+    pub tester: serde_json::Value,
+}
+
+fn usage(msg: impl Into<String>) -> crate::Error {
+    crate::Error::Usage(msg.into())
+}
+
+/// Checks `start`, resolves its revisions and records the bisection; returns its
+/// id. Nothing is tested yet.
+pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
+    if start.good.is_empty() {
+        return Err(usage("csdci bisect: give at least one good revision"));
+    }
+    start
+        .settings
+        .engine
+        .validate()
+        .map_err(|e| usage(format!("csdci bisect: {e}")))?;
+    Predicate::parse(&start.settings.predicate).map_err(usage)?;
+    let repo = crate::vcs::open_tree(&start.tree)?;
+    let graph = Graph::open(&repo)?;
+    let bad = graph.resolve(&start.bad)?;
+    let good: Vec<String> = start
+        .good
+        .iter()
+        .map(|g| graph.resolve(g))
+        .collect::<Result<_, _>>()?;
+    for g in &good {
+        if graph.is_ancestor(&bad, g)? {
+            return Err(usage(format!(
+                "csdci bisect: the bad revision {} is an ancestor of (or equal to) the good revision {} (swap them?)",
+                start.bad,
+                &g[..12]
+            )));
+        }
+    }
+    graph
+        .candidates(&good, &bad)
+        .map_err(|e| usage(e.to_string()))?;
+    let id = store.bisect_create(&NewBisection {
+        repo: &repo.to_string_lossy(),
+        good: &good,
+        bad: &bad,
+        first_parent: start.first_parent,
+        predicate: &start.settings.predicate,
+        tester: &start.tester.to_string(),
+        settings: &serde_json::to_string(&start.settings).unwrap_or_default(),
+    })?;
+    Ok(id)
+}
+
+/// A stage: one linear candidate list (see [`crate::vcs::graph`]).
+struct Stage {
+    number: u32,
+    candidates: Vec<String>,
+    engine: Engine,
+}
+
+/// What one run showed, after the predicate.
+struct Classified {
+    outcome: &'static str,
+    reason: Option<String>,
+    titles: Vec<String>,
+}
+
+fn classify(predicate: &Predicate, r: &RunReport) -> Classified {
+    let titles: Vec<String> = r
+        .analysis
+        .as_ref()
+        .map(|a| {
+            let mut t: Vec<String> = a.findings.iter().map(|f| f.title.clone()).collect();
+            if t.is_empty()
+                && let Some(x) = &a.title
+            {
+                t.push(x.clone());
+            }
+            t
+        })
+        .unwrap_or_default();
+    let (outcome, reason) = match &r.outcome {
+        RunOutcome::Pass => ("pass", None),
+        RunOutcome::Fail => match &r.analysis {
+            Some(a) if !predicate.matches(a) => (
+                "other",
+                Some(format!("failed, but not as --predicate {predicate} asks")),
+            ),
+            _ => ("fail", None),
+        },
+        RunOutcome::Skip { reason } => ("skip", Some(reason.clone())),
+        RunOutcome::Infra { reason } => ("infra", Some(reason.clone())),
+    };
+    Classified {
+        outcome,
+        reason,
+        titles,
+    }
+}
+
+/// Rebuilds the engine of one candidate list from the journal.
+fn replay(cfg: &Config, candidates: &[String], steps: &[Step]) -> crate::Result<Engine> {
+    let index: HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut e = Engine::new(candidates.len(), cfg.clone()).map_err(Error::from)?;
+    for s in steps.iter().filter(|s| s.status == "done") {
+        let Some(&i) = index.get(s.commit.as_str()) else {
+            continue;
+        };
+        let obs = match (s.kind.as_str(), s.outcome.as_deref()) {
+            ("build", Some("untestable")) => Some(Obs::Skip),
+            ("build", Some("ready")) => s
+                .same_as
+                .as_deref()
+                .and_then(|c| index.get(c))
+                .map(|&k| Obs::SameAs(k)),
+            ("run", Some("pass" | "other")) => Some(Obs::Pass),
+            ("run", Some("fail")) => Some(Obs::Fail),
+            ("run", Some("skip")) => Some(Obs::Skip),
+            _ => None,
+        };
+        if let Some(o) = obs {
+            e.observe(i, o).map_err(Error::from)?;
+        }
+    }
+    Ok(e)
+}
+
+fn counted_run(s: &Step) -> bool {
+    s.kind == "run"
+        && s.status == "done"
+        && matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other"))
+}
+
+/// A bisection being driven.
+struct Driver<'a> {
+    store: &'a Store,
+    id: i64,
+    repo: PathBuf,
+    good: Vec<String>,
+    bad: String,
+    first_parent: bool,
+    settings: Settings,
+    predicate: Predicate,
+    graph: Graph,
+    progress: &'a mut dyn FnMut(&str),
+    /// The commit the tester has prepared now, and its artifact id.
+    prepared: Option<(String, Option<String>)>,
+    infra_streak: u32,
+}
+
+impl Driver<'_> {
+    fn short(sha: &str) -> &str {
+        &sha[..sha.len().min(12)]
+    }
+
+    fn say(&mut self, msg: String) {
+        (self.progress)(&msg);
+    }
+
+    /// The stage the journal is in now: the first-parent chain, then (unless
+    /// first-parent mode) the branch of each merge found as culprit.
+    fn stage(&self, steps: &[Step]) -> crate::Result<Stage> {
+        let mut candidates = self.graph.candidates(&self.good, &self.bad)?;
+        let mut descended: HashSet<String> = HashSet::new();
+        let mut number = 0;
+        loop {
+            let mut cfg = self.settings.engine.clone();
+            if let Some(max) = cfg.max_runs {
+                let inside: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+                let outside = steps
+                    .iter()
+                    .filter(|s| counted_run(s) && !inside.contains(s.commit.as_str()))
+                    .count() as u32;
+                cfg.max_runs = Some(max.saturating_sub(outside));
+            }
+            let engine = replay(&cfg, &candidates, steps)?;
+            if !self.first_parent
+                && let EngineStep::Done(c) = engine.next()
+                && let Some(i) = c.culprit()
+                && !descended.contains(&candidates[i])
+                && let Some(branch) = self.graph.branch_of_merge(&self.good, &candidates[i])?
+            {
+                descended.insert(candidates[i].clone());
+                candidates = branch;
+                number += 1;
+                continue;
+            }
+            return Ok(Stage {
+                number,
+                candidates,
+                engine,
+            });
+        }
+    }
+
+    fn infra(&mut self, commit: &str, reason: String) -> crate::Result<()> {
+        self.infra_streak += 1;
+        self.prepared = None;
+        self.say(format!(
+            "infrastructure failure at {} ({}/{}): {reason}",
+            Self::short(commit),
+            self.infra_streak,
+            self.settings.infra_retries + 1
+        ));
+        if self.infra_streak > self.settings.infra_retries {
+            return Err(Error::Infra {
+                id: self.id,
+                commit: commit.to_string(),
+                attempts: self.infra_streak,
+                reason,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn is_abort(e: &crate::Error) -> bool {
+        matches!(e, crate::Error::Bisect(Error::Aborted { .. }))
+    }
+
+    /// Prepares `commit` (journalled as `kind`); returns `Some(artifact)` when ready,
+    /// `None` when untestable or an infrastructure failure was journalled.
+    fn prepare(
+        &mut self,
+        tester: &mut dyn Tester,
+        kind: &str,
+        commit: &str,
+        noop_among: &[String],
+        artifacts: &HashMap<String, String>,
+    ) -> crate::Result<Option<(Option<String>, Option<String>)>> {
+        let step = self.store.bisect_step_start(self.id, kind, commit, None)?;
+        let subject = self
+            .graph
+            .info(commit)
+            .map(|i| i.subject)
+            .unwrap_or_default();
+        self.say(format!("preparing {} {subject}", Self::short(commit)));
+        match tester.prepare(commit) {
+            Ok(Prepared::Untestable { reason }) => {
+                self.store.bisect_step_finish(
+                    step,
+                    &Finish {
+                        outcome: "untestable",
+                        reason: Some(&reason),
+                        ..Finish::default()
+                    },
+                )?;
+                self.say(format!(
+                    "{} cannot be tested: {reason}",
+                    Self::short(commit)
+                ));
+                self.prepared = None;
+                self.infra_streak = 0;
+                Ok(None)
+            }
+            Ok(Prepared::Ready { artifact_id }) => {
+                let same_as = artifact_id.as_ref().and_then(|a| {
+                    noop_among
+                        .iter()
+                        .find(|c| c.as_str() != commit && artifacts.get(c.as_str()) == Some(a))
+                        .cloned()
+                });
+                self.store.bisect_step_finish(
+                    step,
+                    &Finish {
+                        outcome: "ready",
+                        artifact_id: artifact_id.as_deref(),
+                        same_as: same_as.as_deref(),
+                        ..Finish::default()
+                    },
+                )?;
+                if let Some(s) = &same_as {
+                    self.say(format!(
+                        "{} builds the same kernel as {}: reusing its evidence",
+                        Self::short(commit),
+                        Self::short(s)
+                    ));
+                }
+                self.prepared = Some((commit.to_string(), artifact_id.clone()));
+                self.infra_streak = 0;
+                Ok(Some((artifact_id, same_as)))
+            }
+            Err(e) if Self::is_abort(&e) => Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                self.store.bisect_step_finish(
+                    step,
+                    &Finish {
+                        outcome: "infra",
+                        reason: Some(&reason),
+                        ..Finish::default()
+                    },
+                )?;
+                self.infra(commit, reason)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs the prepared commit once, journalled as `kind` under `commit` (which
+    /// may be a commit with the same artifact as the one prepared).
+    fn run_once(
+        &mut self,
+        tester: &mut dyn Tester,
+        kind: &str,
+        commit: &str,
+        attempt: u32,
+    ) -> crate::Result<Option<(i64, &'static str)>> {
+        let physical = self
+            .prepared
+            .as_ref()
+            .map(|p| p.0.clone())
+            .unwrap_or_else(|| commit.to_string());
+        let step = self
+            .store
+            .bisect_step_start(self.id, kind, commit, Some(attempt))?;
+        let report = match tester.run_once(&physical, attempt) {
+            Ok(r) => r,
+            Err(e) if Self::is_abort(&e) => return Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                self.store.bisect_step_finish(
+                    step,
+                    &Finish {
+                        outcome: "infra",
+                        reason: Some(&reason),
+                        ..Finish::default()
+                    },
+                )?;
+                self.infra(commit, reason)?;
+                return Ok(None);
+            }
+        };
+        let c = classify(&self.predicate, &report);
+        let log = report
+            .console_log
+            .as_ref()
+            .map(|p| p.to_string_lossy().to_string());
+        self.store.bisect_step_finish(
+            step,
+            &Finish {
+                outcome: c.outcome,
+                reason: c.reason.as_deref(),
+                titles: &c.titles,
+                console_log: log.as_deref(),
+                run_id: report.run_id,
+                seconds: Some(report.seconds),
+                ..Finish::default()
+            },
+        )?;
+        if c.outcome == "infra" {
+            self.infra(commit, c.reason.unwrap_or_default())?;
+            return Ok(None);
+        }
+        self.infra_streak = 0;
+        if c.outcome == "skip" {
+            self.prepared = None;
+        }
+        let shown = match c.outcome {
+            "other" => format!("crashed differently ({})", c.titles.join("; ")),
+            o => o.to_uppercase(),
+        };
+        self.say(format!(
+            "run {} of {}: {shown} ({:.1} s)",
+            attempt + 1,
+            Self::short(commit),
+            report.seconds
+        ));
+        Ok(Some((step, c.outcome)))
+    }
+
+    fn journal_posterior(&self, step: i64, stage: &Stage) -> crate::Result<()> {
+        let post = stage.engine.posterior();
+        let mut order: Vec<usize> = (0..post.len()).collect();
+        order.sort_by(|&a, &b| post[b].total_cmp(&post[a]));
+        let top: Vec<(String, f64)> = order
+            .iter()
+            .take(5)
+            .map(|&i| (stage.candidates[i].clone(), post[i]))
+            .collect();
+        let (fail_rate, false_fail) = stage.engine.rates();
+        self.store.bisect_posterior(
+            self.id,
+            step,
+            &PosteriorRow {
+                stage: stage.number,
+                confidence: stage.engine.best().1,
+                top: serde_json::to_string(&top).unwrap_or_default(),
+                fail_rate,
+                false_fail,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// One engine step; returns the conclusion when the engine is done.
+    fn step(&mut self, tester: &mut dyn Tester) -> crate::Result<Option<(Stage, Conclusion)>> {
+        let steps = self.store.bisect_steps(self.id, true)?;
+        let stage = self.stage(&steps)?;
+        let index = match stage.engine.next() {
+            EngineStep::Done(c) => return Ok(Some((stage, c))),
+            EngineStep::Test { index } => index,
+        };
+        let commit = stage.candidates[index].clone();
+        let artifacts: HashMap<String, String> = steps
+            .iter()
+            .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
+            .filter_map(|s| s.artifact_id.clone().map(|a| (s.commit.clone(), a)))
+            .collect();
+        let ready = match &self.prepared {
+            Some((p, _)) if *p == commit => true,
+            Some((_, Some(a))) => artifacts.get(&commit) == Some(a),
+            _ => false,
+        };
+        if !ready {
+            // Only commits already run can lend their evidence to a noop commit.
+            let run: HashSet<&str> = steps
+                .iter()
+                .filter(|s| counted_run(s))
+                .map(|s| s.commit.as_str())
+                .collect();
+            let among: Vec<String> = stage
+                .candidates
+                .iter()
+                .filter(|c| run.contains(c.as_str()))
+                .cloned()
+                .collect();
+            match self.prepare(tester, "build", &commit, &among, &artifacts)? {
+                Some((_, None)) => {}
+                // Untestable, infra, or a noop commit: let the engine decide anew.
+                _ => return Ok(None),
+            }
+        }
+        let attempt = steps
+            .iter()
+            .filter(|s| s.commit == commit && counted_run(s))
+            .count() as u32;
+        if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt)? {
+            let steps = self.store.bisect_steps(self.id, true)?;
+            let stage = self.stage(&steps)?;
+            self.journal_posterior(step, &stage)?;
+            let (best, conf) = stage.engine.best();
+            if let [i] = best.as_slice()
+                && conf >= 0.5
+            {
+                self.say(format!(
+                    "most likely culprit {} ({:.1}%)",
+                    Self::short(&stage.candidates[*i]),
+                    conf * 100.0
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reverts the culprit on the bad tip and tests that; returns the check.
+    fn revert_check(
+        &mut self,
+        tester: &mut dyn Tester,
+        culprit: &str,
+        fail_rate: f64,
+        data_dir: &Path,
+    ) -> crate::Result<report::RevertCheck> {
+        let steps = self.store.bisect_steps(self.id, true)?;
+        let build = steps.iter().rev().find(|s| s.kind == "revert_build");
+        let revert_sha = match build {
+            Some(s) if s.outcome.as_deref() == Some("does_not_apply") => {
+                return Ok(report::RevertCheck::does_not_apply(
+                    s.reason.clone().unwrap_or_default(),
+                ));
+            }
+            Some(s) if s.outcome.as_deref() == Some("untestable") => {
+                return Ok(report::RevertCheck::untestable(
+                    &s.commit,
+                    s.reason.clone().unwrap_or_default(),
+                ));
+            }
+            Some(s) => s.commit.clone(),
+            None => {
+                let is_merge = self.graph.info(culprit)?.parents > 1;
+                let scratch = data_dir
+                    .join("worktrees")
+                    .join(format!("bisect-{}-revert", self.id));
+                self.say(format!(
+                    "reverting {} on the bad tip {}",
+                    Self::short(culprit),
+                    Self::short(&self.bad)
+                ));
+                match revert_on_tip(&self.repo, &scratch, &self.bad, culprit, is_merge)? {
+                    Revert::DoesNotApply { message } => {
+                        let step =
+                            self.store
+                                .bisect_step_start(self.id, "revert_build", culprit, None)?;
+                        self.store.bisect_step_finish(
+                            step,
+                            &Finish {
+                                outcome: "does_not_apply",
+                                reason: Some(&message),
+                                ..Finish::default()
+                            },
+                        )?;
+                        return Ok(report::RevertCheck::does_not_apply(message));
+                    }
+                    Revert::Applied { sha, .. } => {
+                        self.prepared = None;
+                        match self.prepare(tester, "revert_build", &sha, &[], &HashMap::new())? {
+                            Some(_) => sha,
+                            None => {
+                                return Ok(report::RevertCheck::untestable(
+                                    &sha,
+                                    "the reverted tip cannot be tested".into(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        // Enough runs that a still-bad kernel fails at least once with 99%.
+        let p = fail_rate.clamp(0.05, 0.99);
+        let planned = ((0.01f64).ln() / (1.0 - p).ln()).ceil().clamp(2.0, 30.0) as u32;
+        loop {
+            let steps = self.store.bisect_steps(self.id, true)?;
+            let runs: Vec<&Step> = steps
+                .iter()
+                .filter(|s| s.kind == "revert_run" && s.commit == revert_sha)
+                .filter(|s| matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other")))
+                .collect();
+            let fails = runs
+                .iter()
+                .filter(|s| s.outcome.as_deref() == Some("fail"))
+                .count() as u32;
+            let n = runs.len() as u32;
+            if steps.iter().any(|s| {
+                s.kind == "revert_run"
+                    && s.commit == revert_sha
+                    && s.outcome.as_deref() == Some("skip")
+            }) {
+                return Ok(report::RevertCheck::untestable(
+                    &revert_sha,
+                    "the --run command skipped the reverted tip".into(),
+                ));
+            }
+            if fails > 0 || n >= planned {
+                return Ok(report::RevertCheck::tested(&revert_sha, n, fails));
+            }
+            if self.prepared.as_ref().map(|p| p.0.as_str()) != Some(revert_sha.as_str())
+                && self
+                    .prepare(tester, "revert_build", &revert_sha, &[], &HashMap::new())?
+                    .is_none()
+            {
+                continue;
+            }
+            self.run_once(tester, "revert_run", &revert_sha, n)?;
+        }
+    }
+}
+
+/// Runs (or resumes) bisection `id` with `tester` until it concludes; journals
+/// every step and stores the report. `progress` receives one human line per event.
+pub fn run(
+    store: &Store,
+    id: i64,
+    tester: &mut dyn Tester,
+    progress: &mut dyn FnMut(&str),
+) -> crate::Result<Report> {
+    let b = store.bisect_get(id)?.ok_or(Error::NotFound(id))?;
+    let settings: Settings = serde_json::from_str(&b.settings).map_err(|e| Error::Settings {
+        id,
+        msg: e.to_string(),
+    })?;
+    let predicate =
+        Predicate::parse(&settings.predicate).map_err(|msg| Error::Settings { id, msg })?;
+    store.bisect_reopen(id)?;
+    let repo = PathBuf::from(&b.repo);
+    let graph = Graph::open(&repo)?;
+    let mut d = Driver {
+        store,
+        id,
+        repo,
+        good: b.good.clone(),
+        bad: b.bad.clone(),
+        first_parent: b.first_parent,
+        settings,
+        predicate,
+        graph,
+        progress,
+        prepared: None,
+        infra_streak: 0,
+    };
+    let outcome = (|| -> crate::Result<Report> {
+        let (stage, conclusion) = loop {
+            if let Some(done) = d.step(tester)? {
+                break done;
+            }
+        };
+        let culprit = conclusion.culprit().map(|i| stage.candidates[i].clone());
+        let revert = match (&culprit, d.settings.revert_check) {
+            (Some(c), true) => {
+                let rate = stage.engine.rates().0;
+                d.revert_check(tester, c, rate, store.data_dir())?
+            }
+            _ => report::RevertCheck::not_run(),
+        };
+        let steps = store.bisect_steps(id, true)?;
+        report::build(&report::Input {
+            id,
+            graph: &d.graph,
+            good: &d.good,
+            bad: &d.bad,
+            predicate: &d.predicate.to_string(),
+            candidates: &stage.candidates,
+            conclusion: &conclusion,
+            rates: stage.engine.rates(),
+            steps: &steps,
+            revert,
+        })
+    })();
+    match outcome {
+        Ok(r) => {
+            let json = serde_json::to_string(&r).unwrap_or_default();
+            store.bisect_finish(id, "done", Some(&json), None)?;
+            Ok(r)
+        }
+        Err(e) => {
+            store.bisect_finish(id, "failed", None, Some(&e.to_string()))?;
+            Err(e)
+        }
+    }
+}
+
+/// Exit code for a report: 0 culprit isolated, 1 otherwise.
+pub fn exit_code(r: &Report) -> u8 {
+    if r.culprit.is_some() { 0 } else { 1 }
+}
+
+/// True when the engine stopped because it was confident.
+pub fn confident(c: &Conclusion) -> bool {
+    c.reason == StopReason::Confident
+}

@@ -1,0 +1,448 @@
+//! The bisection report: a JSON object (`--json`) and human text in the style of
+//! the 0-day robot and syzbot.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use csdci_bisect::{Conclusion, StopReason};
+use serde::{Deserialize, Serialize};
+
+use crate::store::bisect::Step;
+use crate::vcs::graph::{CommitInfo, Graph};
+
+/// One tested commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tested {
+    /// Full sha.
+    pub commit: String,
+    /// Subject line.
+    pub subject: String,
+    /// Runs that counted as evidence.
+    pub runs: u32,
+    /// Of those, runs that failed as the predicate asks.
+    pub fails: u32,
+    /// Every distinct finding title seen on this commit.
+    pub titles: Vec<String>,
+    /// Titles of runs that failed but not as the predicate asks (counted as passes).
+    pub crashed_differently: Vec<String>,
+    /// Why it could not be tested, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untestable: Option<String>,
+    /// The commit it builds the same kernel as, if any (noop commit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
+}
+
+/// Testing the bad tip with the culprit reverted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevertCheck {
+    /// `fixes`, `does_not_fix`, `does_not_apply`, `untestable` or `not_run`.
+    pub status: String,
+    /// The reverted tip's sha, when the revert applied.
+    pub commit: Option<String>,
+    /// Runs of the reverted tip.
+    pub runs: u32,
+    /// Of those, failures.
+    pub fails: u32,
+    /// Details (why it does not apply, ...).
+    pub message: Option<String>,
+}
+
+impl RevertCheck {
+    /// The revert does not apply.
+    pub fn does_not_apply(message: String) -> Self {
+        RevertCheck {
+            status: "does_not_apply".into(),
+            commit: None,
+            runs: 0,
+            fails: 0,
+            message: Some(message),
+        }
+    }
+
+    /// The reverted tip cannot be tested.
+    pub fn untestable(commit: &str, message: String) -> Self {
+        RevertCheck {
+            status: "untestable".into(),
+            commit: Some(commit.into()),
+            runs: 0,
+            fails: 0,
+            message: Some(message),
+        }
+    }
+
+    /// The reverted tip was tested.
+    pub fn tested(commit: &str, runs: u32, fails: u32) -> Self {
+        RevertCheck {
+            status: if fails == 0 { "fixes" } else { "does_not_fix" }.into(),
+            commit: Some(commit.into()),
+            runs,
+            fails,
+            message: None,
+        }
+    }
+
+    /// No culprit, or the check is turned off.
+    pub fn not_run() -> Self {
+        RevertCheck {
+            status: "not_run".into(),
+            commit: None,
+            runs: 0,
+            fails: 0,
+            message: None,
+        }
+    }
+}
+
+/// The first failing run's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirstFailure {
+    /// Commit.
+    pub commit: String,
+    /// Log path.
+    pub log: String,
+    /// Its last lines (or the lines around the first finding).
+    pub excerpt: Vec<String>,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Bisection id.
+    pub id: i64,
+    /// `culprit`, `not_isolated` (a set of candidates) or `inconclusive`.
+    pub status: String,
+    /// The culprit, when isolated with the requested confidence.
+    pub culprit: Option<CommitInfo>,
+    /// Posterior probability of the culprit (or of the candidate set).
+    pub confidence: f64,
+    /// The candidate set, when the culprit is not isolated.
+    pub candidates: Vec<CommitInfo>,
+    /// Why the engine stopped: `confident`, `budget_spent` or `nothing_to_test`.
+    pub stop_reason: StopReason,
+    /// Good shas.
+    pub good: Vec<String>,
+    /// Bad sha.
+    pub bad: String,
+    /// Predicate.
+    pub predicate: String,
+    /// Posterior mean of the per-run failure probability of a bad commit.
+    pub fail_rate: f64,
+    /// Posterior mean of the false-failure rate.
+    pub false_fail_rate: f64,
+    /// Tested commits, in the order first tested.
+    pub tested: Vec<Tested>,
+    /// Commits prepared (built or checked out), untestable ones included.
+    pub builds: u32,
+    /// Runs that counted as evidence.
+    pub runs: u32,
+    /// Infrastructure failures (never evidence).
+    pub infra_failures: u32,
+    /// Every distinct finding title seen in the bisection.
+    pub titles: Vec<String>,
+    /// The revert check.
+    pub revert_check: RevertCheck,
+    /// Output of the first failing run.
+    pub first_failure: Option<FirstFailure>,
+    /// `Fixes: <12-char sha> ("subject")`, when a culprit is isolated.
+    pub fixes: Option<String>,
+}
+
+/// What the report is built from.
+pub struct Input<'a> {
+    /// Bisection id.
+    pub id: i64,
+    /// The repository.
+    pub graph: &'a Graph,
+    /// Good shas.
+    pub good: &'a [String],
+    /// Bad sha.
+    pub bad: &'a str,
+    /// Predicate text.
+    pub predicate: &'a str,
+    /// Candidates of the final stage.
+    pub candidates: &'a [String],
+    /// The engine's conclusion.
+    pub conclusion: &'a Conclusion,
+    /// Posterior means (failure rate, false-failure rate).
+    pub rates: (f64, f64),
+    /// Finished journal steps.
+    pub steps: &'a [Step],
+    /// Revert check.
+    pub revert: RevertCheck,
+}
+
+fn excerpt(log: &str) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(log) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    // Around the first finding when the console analyzer finds one, else the tail.
+    let analysis = csdci_console::analyze(&bytes);
+    let (from, to) = match analysis.findings.first() {
+        Some(f) => {
+            let l = (f.line as usize).saturating_sub(1);
+            (l.saturating_sub(5), (l + 30).min(lines.len()))
+        }
+        None => (lines.len().saturating_sub(20), lines.len()),
+    };
+    lines[from..to].iter().map(|l| l.to_string()).collect()
+}
+
+/// Builds the report.
+pub fn build(i: &Input<'_>) -> crate::Result<Report> {
+    let info = |sha: &str| -> crate::Result<CommitInfo> { Ok(i.graph.info(sha)?) };
+    let culprit = match i.conclusion.culprit() {
+        Some(c) => Some(info(&i.candidates[c])?),
+        None => None,
+    };
+    let candidates = if culprit.is_none() {
+        i.conclusion
+            .candidates
+            .iter()
+            .map(|&c| info(&i.candidates[c]))
+            .collect::<crate::Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let status = match (&culprit, i.conclusion.reason) {
+        (Some(_), _) => "culprit",
+        (None, StopReason::Confident) => "not_isolated",
+        _ => "inconclusive",
+    };
+    let mut tested: Vec<Tested> = Vec::new();
+    let mut all_titles = BTreeSet::new();
+    let (mut builds, mut runs, mut infra) = (0, 0, 0);
+    let mut first_failure = None;
+    for s in i
+        .steps
+        .iter()
+        .filter(|s| s.kind == "build" || s.kind == "run")
+    {
+        let pos = match tested.iter().position(|t| t.commit == s.commit) {
+            Some(p) => p,
+            None => {
+                tested.push(Tested {
+                    commit: s.commit.clone(),
+                    subject: i
+                        .graph
+                        .info(&s.commit)
+                        .map(|c| c.subject)
+                        .unwrap_or_default(),
+                    runs: 0,
+                    fails: 0,
+                    titles: Vec::new(),
+                    crashed_differently: Vec::new(),
+                    untestable: None,
+                    same_as: None,
+                });
+                tested.len() - 1
+            }
+        };
+        let t = &mut tested[pos];
+        for title in &s.titles {
+            all_titles.insert(title.clone());
+            if !t.titles.contains(title) {
+                t.titles.push(title.clone());
+            }
+        }
+        match (s.kind.as_str(), s.outcome.as_deref()) {
+            ("build", Some("ready")) => {
+                builds += 1;
+                if s.same_as.is_some() {
+                    t.same_as = s.same_as.clone();
+                }
+            }
+            ("build", Some("untestable")) => {
+                builds += 1;
+                t.untestable = s.reason.clone();
+            }
+            (_, Some("infra")) => infra += 1,
+            ("run", Some("skip")) => t.untestable = s.reason.clone(),
+            ("run", Some(o @ ("pass" | "fail" | "other"))) => {
+                runs += 1;
+                t.runs += 1;
+                if o == "fail" {
+                    t.fails += 1;
+                    if first_failure.is_none()
+                        && let Some(log) = &s.console_log
+                    {
+                        first_failure = Some(FirstFailure {
+                            commit: s.commit.clone(),
+                            log: log.clone(),
+                            excerpt: excerpt(log),
+                        });
+                    }
+                }
+                if o == "other" {
+                    for title in &s.titles {
+                        if !t.crashed_differently.contains(title) {
+                            t.crashed_differently.push(title.clone());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    tested.retain(|t| t.runs > 0 || t.untestable.is_some() || t.same_as.is_some());
+    let fixes = culprit.as_ref().map(|c| {
+        format!(
+            "Fixes: {} (\"{}\")",
+            &c.sha[..12.min(c.sha.len())],
+            c.subject
+        )
+    });
+    Ok(Report {
+        id: i.id,
+        status: status.into(),
+        culprit,
+        confidence: i.conclusion.confidence,
+        candidates,
+        stop_reason: i.conclusion.reason,
+        good: i.good.to_vec(),
+        bad: i.bad.to_string(),
+        predicate: i.predicate.to_string(),
+        fail_rate: i.rates.0,
+        false_fail_rate: i.rates.1,
+        tested,
+        builds,
+        runs,
+        infra_failures: infra,
+        titles: all_titles.into_iter().collect(),
+        revert_check: i.revert.clone(),
+        first_failure,
+        fixes,
+    })
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// Human text, 0-day / syzbot style.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let goods: Vec<&str> = r.good.iter().map(|g| short(g)).collect();
+    let _ = writeln!(
+        o,
+        "csdci bisection #{} (good {}, bad {}, predicate {})",
+        r.id,
+        goods.join(" "),
+        short(&r.bad),
+        r.predicate
+    );
+    let _ = writeln!(o);
+    match (&r.culprit, r.status.as_str()) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                o,
+                "first bad commit: {} (confidence {:.1}%)",
+                c.sha,
+                r.confidence * 100.0
+            );
+            let _ = writeln!(o, "    {}", c.subject);
+            let _ = writeln!(o, "Author: {}", c.author);
+            let _ = writeln!(o, "Date:   {}", c.date);
+        }
+        (None, "not_isolated") => {
+            let _ = writeln!(
+                o,
+                "the culprit could not be isolated: untestable commits leave {} candidates ({:.1}%):",
+                r.candidates.len(),
+                r.confidence * 100.0
+            );
+            for c in &r.candidates {
+                let _ = writeln!(o, "  {} {}", short(&c.sha), c.subject);
+            }
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "inconclusive ({}): the most likely culprit has only {:.1}%:",
+                match r.stop_reason {
+                    StopReason::BudgetSpent => "run budget spent",
+                    StopReason::NothingToTest => "nothing left to test",
+                    StopReason::Confident => "confident",
+                },
+                r.confidence * 100.0
+            );
+            for c in &r.candidates {
+                let _ = writeln!(o, "  {} {}", short(&c.sha), c.subject);
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nestimated failure probability per run of a bad commit: {:.2}; false failures: {:.3}",
+        r.fail_rate, r.false_fail_rate
+    );
+    let _ = writeln!(
+        o,
+        "{} builds, {} runs, {} infrastructure failures (not evidence)",
+        r.builds, r.runs, r.infra_failures
+    );
+    let _ = writeln!(o, "\ntested commits (failed/runs):");
+    for t in &r.tested {
+        let what = match (&t.untestable, &t.same_as) {
+            (Some(why), _) => format!("untestable: {why}"),
+            (None, Some(s)) => format!("same kernel as {}", short(s)),
+            _ => format!("{:>3}/{:<3}", t.fails, t.runs),
+        };
+        let _ = writeln!(o, "  {} {:<9} {}", short(&t.commit), what, t.subject);
+        if !t.crashed_differently.is_empty() {
+            let _ = writeln!(
+                o,
+                "      crashed differently: {}",
+                t.crashed_differently.join("; ")
+            );
+        }
+    }
+    if !r.titles.is_empty() {
+        let _ = writeln!(o, "\ncrash titles seen:");
+        for t in &r.titles {
+            let _ = writeln!(o, "  {t}");
+        }
+    }
+    let rc = &r.revert_check;
+    let line = match rc.status.as_str() {
+        "fixes" => format!(
+            "reverting it on the bad tip fixes the failure: {}/{} runs of {} failed",
+            rc.fails,
+            rc.runs,
+            short(rc.commit.as_deref().unwrap_or(""))
+        ),
+        "does_not_fix" => format!(
+            "reverting it on the bad tip does NOT fix the failure: {}/{} runs of {} failed",
+            rc.fails,
+            rc.runs,
+            short(rc.commit.as_deref().unwrap_or(""))
+        ),
+        "does_not_apply" => format!(
+            "the revert does not apply on the bad tip: {}",
+            rc.message.as_deref().unwrap_or("")
+        ),
+        "untestable" => format!(
+            "the reverted tip could not be tested: {}",
+            rc.message.as_deref().unwrap_or("")
+        ),
+        _ => "revert check: not run".to_string(),
+    };
+    let _ = writeln!(o, "\n{line}");
+    if let Some(f) = &r.first_failure {
+        let _ = writeln!(
+            o,
+            "\noutput of the first failing run ({}, {}):",
+            short(&f.commit),
+            f.log
+        );
+        for l in &f.excerpt {
+            let _ = writeln!(o, "  | {l}");
+        }
+    }
+    if let Some(f) = &r.fixes {
+        let _ = writeln!(o, "\n{f}");
+    }
+    o
+}
