@@ -184,15 +184,47 @@ impl Analyzer {
                 if !complete {
                     line.push(b'\n');
                 }
-                self.block(&line);
+                // Already at most MAX_LINE bytes of content.
+                self.lines_block(&line);
                 self.partial = line;
                 self.partial.clear();
             }
         }
     }
 
-    /// Processes newline-terminated lines.
+    /// Processes newline-terminated lines; lines of [`MAX_LINE`] bytes or more are
+    /// split exactly as they are when they arrive in pieces.
     fn block(&mut self, block: &[u8]) {
+        if block.len() <= MAX_LINE {
+            return self.lines_block(block);
+        }
+        let mut start = 0; // first byte not yet processed
+        let mut line_start = 0;
+        for nl in memchr::memchr_iter(b'\n', block) {
+            if nl - line_start >= MAX_LINE {
+                self.lines_block(&block[start..line_start]);
+                let mut content = &block[line_start..nl];
+                let mut piece = Vec::with_capacity(MAX_LINE + 1);
+                loop {
+                    let take = content.len().min(MAX_LINE);
+                    piece.clear();
+                    piece.extend_from_slice(&content[..take]);
+                    piece.push(b'\n');
+                    self.lines_block(&piece);
+                    content = &content[take..];
+                    if take < MAX_LINE {
+                        break;
+                    }
+                }
+                start = nl + 1;
+            }
+            line_start = nl + 1;
+        }
+        self.lines_block(&block[start..]);
+    }
+
+    /// Processes newline-terminated lines of normal length.
+    fn lines_block(&mut self, block: &[u8]) {
         let mut seg = 0;
         while seg < block.len() {
             let Some(m) = TRIGGERS.find(&block[seg..]) else {

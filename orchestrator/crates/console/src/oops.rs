@@ -549,7 +549,7 @@ fn info_group() -> Group {
             .no_stack()
             .kind(K::RcuStall),
             f(
-                "INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall",
+                "INFO: rcu_(?:preempt|sched|bh|tasks(?:_trace|_rude)?) (?:self-)?detected(?: expedited)? stall",
                 "INFO: rcu detected stall in {1}",
             )
             .stack(
@@ -576,7 +576,7 @@ fn info_group() -> Group {
             .stack(trace().skip(&["rcu", "kmem", "slab"]))
             .kind(K::Lockdep),
             f(
-                "INFO: task .* blocked for more than [0-9]+ seconds",
+                r"INFO: task .*(?:\n.*)? blocked (?:in I/O wait )?for more than [0-9]+ seconds",
                 "INFO: task hung in {1}",
             )
             .stack(trace().extractor(Extractor::Hang))
@@ -872,6 +872,7 @@ fn build() -> Vec<Group> {
                 "evtlog_status:",
             ],
         ),
+        rip_group("Oops: int3:", "Oops: int3:", "int3 in {1}", K::Oops),
         // csdci additions (not in syzkaller): they come last so that they never take a
         // line that a report above claims.
         group(

@@ -133,10 +133,13 @@ pub fn describe(group: usize, text: &str) -> Titled {
     let first_line = &text[..first_end];
     let in_first: Vec<usize> = TITLE_SETS[group].matches(first_line).into_iter().collect();
     let candidates: Vec<(usize, usize)> = if !in_first.is_empty() {
-        in_first
+        // Single-line titles can only match inside the first line; multi-line ones
+        // are tried on the whole text.
+        g.formats
             .iter()
-            .filter_map(|&i| {
-                let f = &g.formats[i];
+            .enumerate()
+            .filter(|(i, f)| f.multiline || in_first.contains(i))
+            .filter_map(|(i, f)| {
                 let hay = if f.multiline { text } else { first_line };
                 f.title.find(hay).map(|m| (i, m.start()))
             })

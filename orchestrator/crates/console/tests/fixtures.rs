@@ -219,3 +219,66 @@ fn empty_and_garbage_inputs() {
     assert_eq!(a.verdict, Verdict::Incomplete);
     assert_eq!(a.lines, 2);
 }
+
+/// Mutation testing without extra dependencies: corpus-like consoles with random
+/// byte flips, insertions, long lines and NULs, fed at random chunk boundaries,
+/// must analyse without panicking and independently of the chunking.
+#[test]
+fn random_mutations_and_chunkings_agree() {
+    let seeds: Vec<Vec<u8>> = [
+        "csd_soft_lockup.log",
+        "hard_lockup.log",
+        "noisy_csd.log",
+        "rcu_stall.log",
+        "scftorture_failure.log",
+        "real/csd-regression-tcg-8cpu.log",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..300u64 {
+        let mut data = seeds[(rng.next() % seeds.len() as u64) as usize].clone();
+        let edits = rng.next() % 40;
+        for _ in 0..edits {
+            if data.is_empty() {
+                break;
+            }
+            let at = (rng.next() % data.len() as u64) as usize;
+            match rng.next() % 6 {
+                0 => data[at] = rng.next() as u8,
+                1 => data.insert(at, b'\n'),
+                2 => {
+                    data.remove(at);
+                }
+                3 => {
+                    let junk = [
+                        b"BUG: ".as_slice(),
+                        b"csd: ",
+                        b"Call Trace:",
+                        b"\0",
+                        b"\x1b[",
+                        b"scftorture: ",
+                    ];
+                    let j = junk[(rng.next() % junk.len() as u64) as usize];
+                    data.splice(at..at, j.iter().copied());
+                }
+                4 if round % 10 == 0 => {
+                    // An overlong line.
+                    let n = 64 * 1024 + (rng.next() % 3000) as usize;
+                    data.splice(at..at, std::iter::repeat_n(b'x', n));
+                }
+                _ => {
+                    let end = (at + (rng.next() % 200) as usize).min(data.len());
+                    data.truncate(end.max(at));
+                }
+            }
+        }
+        let whole = analyze(&data);
+        let chunked = analyze_chunked(&data, rng.next());
+        assert_eq!(
+            whole, chunked,
+            "round {round}: chunking changed the analysis"
+        );
+    }
+}
