@@ -20,11 +20,11 @@ pub fn frame_name(line: &[u8]) -> Option<&[u8]> {
         i += 1;
     }
     for _ in 0..2 {
-        if let Some(end) = pc_at(line, i) {
-            if line.get(end) == Some(&b' ') {
-                i = end + 1;
-                continue;
-            }
+        if let Some(end) = pc_at(line, i)
+            && line.get(end) == Some(&b' ')
+        {
+            i = end + 1;
+            continue;
         }
         break;
     }
