@@ -273,3 +273,35 @@ fn sigkill_of_the_owner_leaves_nothing_behind() {
     // The pid files remain; the next start removes them (nothing to kill).
     assert_eq!(vm::reap_stale(&data_dir()).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn kvm_probe_answers_within_its_limit() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let rec = csdci::vm::accel::probe(&k.vmlinux, tmp.path()).unwrap();
+    eprintln!("probe: {rec:?} in {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(rec.key, csdci::vm::accel::host_key());
+    assert!(t.elapsed() < Duration::from_secs(30));
+    if rec.kvm_cpu.is_none() {
+        assert!(!rec.detail.is_empty());
+    }
+}
+
+#[test]
+fn guest_panic_is_reported_as_panicked() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = kernel() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(&k, tmp.path(), "nthreads=2", 30);
+    // The kernel panics when the requested init does not exist.
+    cfg.cmdline_extra = "init=/csdci-no-such-init".into();
+    let out = vm::run(&cfg, &mut |_| Control::Continue).unwrap();
+    let console = std::fs::read_to_string(&cfg.console_log).unwrap();
+    eprintln!("outcome: {out:?}");
+    assert_eq!(out.exit, VmExit::Panicked, "console:\n{console}");
+    assert!(console.contains("Kernel panic"), "{console}");
+    assert!(out.seconds < 30.0, "took {} s", out.seconds);
+    assert_nothing_left(&cfg);
+}

@@ -112,8 +112,8 @@ pub fn cached(data_dir: &Path) -> Option<ProbeRecord> {
     (r.key == host_key()).then_some(r)
 }
 
-/// Probes KVM now: boots `kernel` (no root file system) with each CPU model in
-/// turn and keeps the first that reaches the root mount in time.
+/// Probes KVM now: boots `kernel` (no root file system) with every CPU model
+/// at once and keeps the best one that reaches the root mount in time.
 pub fn probe(kernel: &Path, data_dir: &Path) -> Result<ProbeRecord, Error> {
     let key = host_key();
     let kvm_ok = std::fs::OpenOptions::new()
@@ -128,24 +128,35 @@ pub fn probe(kernel: &Path, data_dir: &Path) -> Result<ProbeRecord, Error> {
             detail: "/dev/kvm cannot be opened".into(),
         });
     }
+    let t = Instant::now();
+    let mut boots = KVM_CPUS
+        .iter()
+        .map(|cpu| ProbeBoot::start(kernel, cpu, data_dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Stop each boot as soon as it has a verdict: QEMU pauses (it does not
+    // exit) on a KVM internal error.
+    let end = t + PROBE_LIMIT;
+    while Instant::now() < end && boots.iter_mut().any(|b| !b.decided()) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut reasons = Vec::new();
-    for cpu in KVM_CPUS {
-        let engine = Engine::Kvm {
-            cpu: cpu.to_string(),
-        };
-        let t = Instant::now();
-        match probe_boot(kernel, &engine, data_dir)? {
+    for b in &mut boots {
+        match b.finish() {
             Ok(()) => {
-                tracing::info!(cpu, secs = t.elapsed().as_secs_f64(), "kvm probe: ok");
+                tracing::info!(
+                    cpu = b.cpu,
+                    secs = t.elapsed().as_secs_f64(),
+                    "kvm probe: ok"
+                );
                 return Ok(ProbeRecord {
                     key,
-                    kvm_cpu: Some(cpu.to_string()),
+                    kvm_cpu: Some(b.cpu.to_string()),
                     detail: "ok".into(),
                 });
             }
             Err(why) => {
-                tracing::info!(cpu, why, "kvm probe: rejected");
-                reasons.push(format!("-cpu {cpu}: {why}"));
+                tracing::info!(cpu = b.cpu, why, "kvm probe: rejected");
+                reasons.push(format!("-cpu {}: {why}", b.cpu));
             }
         }
     }
@@ -156,65 +167,75 @@ pub fn probe(kernel: &Path, data_dir: &Path) -> Result<ProbeRecord, Error> {
     })
 }
 
-/// One probe boot: `Ok(Ok(()))` when the kernel booted through, `Ok(Err(why))`
-/// when it did not, `Err` when QEMU could not be started at all.
-fn probe_boot(
-    kernel: &Path,
-    engine: &Engine,
-    data_dir: &Path,
-) -> Result<Result<(), String>, Error> {
-    let bin = qemu::binary();
-    let mut cmd = Command::new(&bin);
-    cmd.args(qemu::probe_argv(kernel, engine))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let procs = super::process::procs_dir(data_dir);
-    let mut child =
-        OwnedChild::spawn(cmd, "qemu (kvm probe)", &procs).map_err(|e| Error::Spawn {
-            program: bin.display().to_string(),
-            source: e,
-        })?;
-    let out = collect(
-        child
-            .take_stdout()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-    );
-    let err = collect(
-        child
-            .take_stderr()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    );
-    // Stop early on a verdict: QEMU pauses (it does not exit) on a KVM error.
-    let end = Instant::now() + PROBE_LIMIT;
-    let mut exited = false;
-    while Instant::now() < end {
-        if child
-            .try_wait()
-            .map_err(|e| Error::Qmp(format!("probe wait: {e}")))?
-            .is_some()
-        {
-            exited = true;
-            break;
-        }
+/// One probe boot in progress.
+struct ProbeBoot {
+    cpu: &'static str,
+    child: OwnedChild,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    exited: bool,
+}
+
+impl ProbeBoot {
+    fn start(kernel: &Path, cpu: &'static str, data_dir: &Path) -> Result<Self, Error> {
+        let engine = Engine::Kvm { cpu: cpu.into() };
+        let bin = qemu::binary();
+        let mut cmd = Command::new(&bin);
+        cmd.args(qemu::probe_argv(kernel, &engine))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let procs = super::process::procs_dir(data_dir);
+        let mut child =
+            OwnedChild::spawn(cmd, "qemu (kvm probe)", &procs).map_err(|e| Error::Spawn {
+                program: bin.display().to_string(),
+                source: e,
+            })?;
+        let out = collect(
+            child
+                .take_stdout()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        );
+        let err = collect(
+            child
+                .take_stderr()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        );
+        Ok(ProbeBoot {
+            cpu,
+            child,
+            out,
+            err,
+            exited: false,
+        })
+    }
+
+    fn texts(&self) -> (String, String) {
         let text = |b: &Arc<Mutex<Vec<u8>>>| {
             String::from_utf8_lossy(&b.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
         };
-        let (console, stderr) = (text(&out), text(&err));
-        if judge(true, &console, &stderr).is_ok() || KVM_BROKEN.iter().any(|b| stderr.contains(b)) {
-            exited = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        (text(&self.out), text(&self.err))
     }
-    child.kill();
-    // Give the reader threads a moment to see EOF after the kill.
-    std::thread::sleep(Duration::from_millis(100));
-    let text = |b: &Arc<Mutex<Vec<u8>>>| {
-        String::from_utf8_lossy(&b.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
-    };
-    let (console, stderr) = (text(&out), text(&err));
-    Ok(judge(exited, &console, &stderr))
+
+    /// True once the boot has exited, reached the root mount, or failed.
+    fn decided(&mut self) -> bool {
+        if self.exited || matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+            self.exited = true;
+            return true;
+        }
+        let (console, stderr) = self.texts();
+        judge(true, &console, &stderr).is_ok() || KVM_BROKEN.iter().any(|b| stderr.contains(b))
+    }
+
+    /// Kills the boot and judges it.
+    fn finish(&mut self) -> Result<(), String> {
+        let in_time = self.decided();
+        self.child.kill();
+        // Give the reader threads a moment to see EOF after the kill.
+        std::thread::sleep(Duration::from_millis(100));
+        let (console, stderr) = self.texts();
+        judge(in_time, &console, &stderr)
+    }
 }
 
 /// Reads `r` to its end in a thread, into a shared buffer.
