@@ -22,9 +22,11 @@ impl Predicate {
             "any" => Ok(Predicate::Any),
             "csd" => Ok(Predicate::Csd),
             _ => match s.strip_prefix("title:") {
-                Some(re) if !re.is_empty() => Regex::new(re)
-                    .map(Predicate::Title)
-                    .map_err(|e| format!("--predicate title:{re}: bad regex: {e}")),
+                Some(re) if !re.is_empty() => Regex::new(re).map(Predicate::Title).map_err(|e| {
+                    let e = e.to_string();
+                    let why = e.lines().last().unwrap_or("invalid").trim();
+                    format!("--predicate title:{re}: bad regex: {why}")
+                }),
                 _ => Err(format!(
                     "--predicate '{s}': expected any, csd or title:REGEX"
                 )),

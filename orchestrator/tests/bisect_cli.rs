@@ -1,0 +1,489 @@
+//! `csdci bisect` end to end: real git repositories made in a temp dir, tested by
+//! `--run` scripts, driven through the `csdci` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CSDCI: &str = env!("CARGO_BIN_EXE_csdci");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Ada Tester")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+        .env("GIT_COMMITTER_NAME", "Ada Tester")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository under test plus a data dir.
+struct Repo {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+    data: PathBuf,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("repo");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&path).unwrap();
+        git(&path, &["init", "-q", "-b", "main"]);
+        std::fs::write(path.join("state"), "good\n").unwrap();
+        git(&path, &["add", "state"]);
+        git(&path, &["commit", "-qm", "base"]);
+        git(&path, &["tag", "base"]);
+        Repo {
+            _tmp: tmp,
+            path,
+            data,
+        }
+    }
+
+    /// Adds commit "commit {i}" (a new file `f{i}`), setting `state` to bad when
+    /// `bad`, and marking it unbuildable when `broken`.
+    fn commit(&self, i: usize, bad: bool, broken: bool) -> String {
+        std::fs::write(self.path.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        let state = if bad { "bad\n" } else { "good\n" };
+        std::fs::write(self.path.join("state"), state).unwrap();
+        let b = self.path.join("broken");
+        if broken {
+            std::fs::write(&b, "yes\n").unwrap();
+        } else if b.exists() {
+            std::fs::remove_file(&b).unwrap();
+        }
+        git(&self.path, &["add", "-A"]);
+        git(&self.path, &["commit", "-qm", &format!("commit {i}")]);
+        git(&self.path, &["rev-parse", "HEAD"])
+    }
+
+    /// A linear history of `n` commits after `base`; commits `culprit..` are bad.
+    fn linear(n: usize, culprit: usize, broken: impl Fn(usize) -> bool) -> (Self, Vec<String>) {
+        let r = Repo::new();
+        let shas = (1..=n)
+            .map(|i| r.commit(i, i >= culprit, broken(i)))
+            .collect();
+        (r, shas)
+    }
+
+    fn csdci(&self, args: &[&str]) -> Output {
+        Command::new(CSDCI)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("csdci runs")
+    }
+
+    fn bisect_json(&self, good: &str, bad: &str, run: &str, extra: &[&str]) -> (i32, Value) {
+        let tree = self.path.to_string_lossy().to_string();
+        let mut args = vec!["bisect", good, bad, "--tree", &tree, "--run", run, "--json"];
+        args.extend_from_slice(extra);
+        let out = self.csdci(&args);
+        let code = out.status.code().unwrap_or(-1);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, v)
+    }
+}
+
+fn log2_ceil(n: usize) -> u64 {
+    (n as f64).log2().ceil() as u64
+}
+
+/// A script failing on bad commits with probability `percent`, untestable
+/// (exit 125) where `broken` exists.
+fn flaky_script(percent: u32) -> String {
+    format!(
+        "test -e broken && exit 125; grep -q good state && exit 0; \
+         r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); \
+         [ \"$r\" -lt {} ] && exit 1; exit 0",
+        65536 * percent / 100
+    )
+}
+
+const DETERMINISTIC: &str = "test -e broken && exit 125; grep -q good state";
+
+#[test]
+fn deterministic_costs_no_more_builds_than_git_bisect() {
+    for (n, culprit) in [(100, 37), (64, 64), (30, 1)] {
+        let (r, shas) = Repo::linear(n, culprit, |_| false);
+        let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &[]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["culprit"]["sha"], shas[culprit - 1], "n={n}: {v}");
+        assert_eq!(v["culprit"]["subject"], format!("commit {culprit}"));
+        assert_eq!(v["culprit"]["author"], "Ada Tester <ada@example.org>");
+        let builds = v["builds"].as_u64().unwrap();
+        assert!(
+            builds <= log2_ceil(n),
+            "n={n} culprit={culprit}: {builds} builds > ⌈log2 {n}⌉"
+        );
+        assert!(v["confidence"].as_f64().unwrap() >= 0.99);
+        assert_eq!(v["revert_check"]["status"], "fixes", "{v}");
+        let fixes = v["fixes"].as_str().unwrap();
+        assert_eq!(
+            fixes,
+            format!("Fixes: {} (\"commit {culprit}\")", &shas[culprit - 1][..12])
+        );
+    }
+}
+
+#[test]
+fn culprit_right_after_good_and_right_before_bad_with_text_report() {
+    for culprit in [1, 40] {
+        let (r, shas) = Repo::linear(40, culprit, |_| false);
+        let tree = r.path.to_string_lossy().to_string();
+        let out = r.csdci(&[
+            "bisect",
+            "base",
+            "main",
+            "--tree",
+            &tree,
+            "--run",
+            DETERMINISTIC,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!("first bad commit: {}", shas[culprit - 1])),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Fixes: {}", &shas[culprit - 1][..12])),
+            "{text}"
+        );
+        assert!(text.contains("Author: Ada Tester"), "{text}");
+    }
+}
+
+#[test]
+fn flaky_scripts_find_the_culprit() {
+    for (percent, n, culprit) in [(80, 60, 23), (50, 60, 41), (30, 40, 17)] {
+        let (r, shas) = Repo::linear(n, culprit, |_| false);
+        let (code, v) = r.bisect_json(
+            "base",
+            "main",
+            &flaky_script(percent),
+            &["--confidence", "0.999", "--no-revert-check"],
+        );
+        assert_eq!(code, 0, "p={percent}%: {v}");
+        assert_eq!(v["culprit"]["sha"], shas[culprit - 1], "p={percent}%: {v}");
+        let tested = v["tested"].as_array().unwrap();
+        let fails: u64 = tested.iter().map(|t| t["fails"].as_u64().unwrap()).sum();
+        assert!(fails >= 2, "{v}");
+        assert_eq!(v["revert_check"]["status"], "not_run");
+    }
+}
+
+#[test]
+fn unbuildable_stretch_is_stepped_around_or_reported_as_a_set() {
+    // Culprit outside the stretch: still isolated.
+    let (r, shas) = Repo::linear(50, 30, |i| (20..=26).contains(&i));
+    let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &["--no-revert-check"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["culprit"]["sha"], shas[29]);
+    // Culprit inside: the set of commits no test can tell apart, like git.
+    let (r, shas) = Repo::linear(50, 23, |i| (20..=26).contains(&i));
+    let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &[]);
+    assert_eq!(code, 1, "{v}");
+    assert!(v["culprit"].is_null());
+    assert_eq!(v["status"], "not_isolated");
+    let set: Vec<&str> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = (20..=27).map(|i| shas[i - 1].as_str()).collect();
+    assert_eq!(set, expected, "{v}");
+    assert!(
+        v["tested"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["untestable"].as_str().is_some_and(|s| s.contains("125")))
+    );
+}
+
+#[test]
+fn merges_descend_into_the_branch_unless_first_parent() {
+    let r = Repo::new();
+    for i in 1..=10 {
+        r.commit(i, false, false);
+    }
+    let fork = git(&r.path, &["rev-parse", "HEAD"]);
+    // Main line goes on (good), a side branch brings the culprit.
+    for i in 11..=20 {
+        r.commit(i, false, false);
+    }
+    git(&r.path, &["checkout", "-q", "-b", "side", &fork]);
+    let mut side = Vec::new();
+    for i in 101..=112 {
+        side.push(r.commit(i, i >= 107, false));
+    }
+    git(&r.path, &["checkout", "-q", "main"]);
+    git(
+        &r.path,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-X",
+            "theirs",
+            "side",
+            "-m",
+            "Merge branch side",
+        ],
+    );
+    let merge = git(&r.path, &["rev-parse", "HEAD"]);
+    for i in 21..=25 {
+        std::fs::write(r.path.join(format!("f{i}")), "x\n").unwrap();
+        git(&r.path, &["add", "-A"]);
+        git(&r.path, &["commit", "-qm", &format!("commit {i}")]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.path.join("state")).unwrap(),
+        "bad\n"
+    );
+    let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["culprit"]["sha"], side[6], "{v}");
+    assert_eq!(v["culprit"]["subject"], "commit 107");
+    let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &["--first-parent"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["culprit"]["sha"], merge, "{v}");
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let (r, shas) = Repo::linear(20, 8, |_| false);
+    let (code, v) = r.bisect_json("base", "main", DETERMINISTIC, &[]);
+    assert_eq!(code, 0);
+    for field in [
+        "culprit",
+        "confidence",
+        "candidates",
+        "tested",
+        "builds",
+        "runs",
+        "revert_check",
+        "fixes",
+        "titles",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}: {v}");
+    }
+    let tested = v["tested"].as_array().unwrap();
+    for t in tested {
+        for f in ["commit", "runs", "fails", "titles"] {
+            assert!(t.get(f).is_some(), "tested entry missing {f}: {t}");
+        }
+    }
+    let runs: u64 = tested.iter().map(|t| t["runs"].as_u64().unwrap()).sum();
+    assert_eq!(runs, v["runs"].as_u64().unwrap());
+    let culprit_entry = tested.iter().find(|t| t["commit"] == shas[7]).unwrap();
+    assert_eq!(culprit_entry["fails"], culprit_entry["runs"]);
+    // The journal can be shown and listed.
+    let out = r.csdci(&["bisect", "log", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("posterior:"), "{log}");
+    assert!(log.contains(&format!("Fixes: {}", &shas[7][..12])), "{log}");
+    let out = r.csdci(&["bisect", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("culprit {}", &shas[7][..12])));
+}
+
+#[test]
+fn bad_arguments_exit_3_with_one_clear_line() {
+    let (r, _) = Repo::linear(5, 3, |_| false);
+    let tree = r.path.to_string_lossy().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["bisect", "--tree", &tree, "--run", "true"],
+            "give <good> <bad>",
+        ),
+        (
+            vec![
+                "bisect",
+                "base",
+                "nosuchrev",
+                "--tree",
+                &tree,
+                "--run",
+                "true",
+            ],
+            "nosuchrev",
+        ),
+        (vec!["bisect", "base", "main", "--tree", &tree], "--run"),
+        (
+            vec![
+                "bisect",
+                "base",
+                "main",
+                "--tree",
+                &tree,
+                "--run",
+                "true",
+                "--predicate",
+                "title:(",
+            ],
+            "bad regex",
+        ),
+        (
+            vec![
+                "bisect",
+                "base",
+                "main",
+                "--tree",
+                &tree,
+                "--run",
+                "true",
+                "--confidence",
+                "1.5",
+            ],
+            "--confidence",
+        ),
+        (
+            vec!["bisect", "main", "base", "--tree", &tree, "--run", "true"],
+            "swap",
+        ),
+        (vec!["bisect", "--resume", "42"], "not found"),
+        (vec!["bisect", "log", "42"], "not found"),
+        (
+            vec![
+                "bisect",
+                "base",
+                "main",
+                "--tree",
+                "/nonexistent",
+                "--run",
+                "true",
+            ],
+            "/nonexistent",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = r.csdci(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn kill_9_then_resume_loses_and_repeats_no_finished_run() {
+    let (r, shas) = Repo::linear(60, 29, |_| false);
+    let runlog = r.path.parent().unwrap().join("runs.log");
+    // Each run takes a while and appends "commit attempt" when it finishes.
+    let script = format!(
+        "sleep 0.15; echo \"$CSDCI_COMMIT $CSDCI_ATTEMPT\" >> {}; {}",
+        runlog.display(),
+        flaky_script(70)
+    );
+    let tree = r.path.to_string_lossy().to_string();
+    let mut child = Command::new(CSDCI)
+        .arg("--data-dir")
+        .arg(&r.data)
+        .args([
+            "bisect", "base", "main", "--tree", &tree, "--run", &script, "--json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let start = Instant::now();
+    while lines(&runlog).len() < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "runs did not start"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Mid-run: the next script is sleeping.
+    std::thread::sleep(Duration::from_millis(60));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = lines(&runlog).len();
+    assert!(before >= 8);
+    let out = r.csdci(&["bisect", "--resume", "1", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["culprit"]["sha"], shas[28], "{v}");
+    let all = lines(&runlog);
+    let mut seen = std::collections::HashSet::new();
+    for l in &all {
+        assert!(seen.insert(l.clone()), "run repeated after resume: {l}");
+    }
+    // Every finished run is in the report (bisection runs + revert-check runs).
+    let counted = v["runs"].as_u64().unwrap() + v["revert_check"]["runs"].as_u64().unwrap();
+    assert_eq!(all.len() as u64, counted, "{v}");
+    // The journal says it resumed: the run killed mid-way is marked interrupted.
+    let out = r.csdci(&["bisect", "log", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"));
+}
+
+#[test]
+fn revert_check_says_when_the_revert_does_not_apply() {
+    let (r, shas) = Repo::linear(20, 9, |_| false);
+    // A later commit edits the culprit's line again: its revert conflicts.
+    std::fs::write(r.path.join("state"), "bad, and more\n").unwrap();
+    git(&r.path, &["commit", "-qam", "commit 21"]);
+    let (code, v) = r.bisect_json("base", "main", "! grep -q bad state", &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["culprit"]["sha"], shas[8]);
+    assert_eq!(v["revert_check"]["status"], "does_not_apply", "{v}");
+    assert!(
+        v["revert_check"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not revert")
+    );
+}
+
+#[test]
+fn exit_128_aborts() {
+    let (r, _) = Repo::linear(10, 5, |_| false);
+    let tree = r.path.to_string_lossy().to_string();
+    let out = r.csdci(&[
+        "bisect", "base", "main", "--tree", &tree, "--run", "exit 130",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("aborted"), "{err}");
+}
