@@ -389,3 +389,31 @@ fn run_real_sigint_and_sigkill_leave_no_processes_and_keep_results() {
     assert_eq!(clean.verdict.as_deref(), Some("clean"));
     assert!(Path::new(clean.console_log.as_deref().unwrap()).is_file());
 }
+
+#[test]
+fn run_real_dropped_config_option_names_its_dependency() {
+    let _g = serial();
+    let frag = tempfile::Builder::new()
+        .suffix(".config")
+        .tempfile()
+        .unwrap();
+    std::fs::write(
+        frag.path(),
+        "# needs SCSI, which tinyconfig lacks\nCONFIG_USB_STORAGE=y\n",
+    )
+    .unwrap();
+    let out = command(base_rev(), DURATION, false)
+        .arg("--config-fragment")
+        .arg(frag.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("verdict   untestable"), "{stdout}");
+    assert!(
+        stdout.contains("CONFIG_USB_STORAGE=y")
+            && stdout.contains(":2) became not set")
+            && stdout.contains("drivers/usb/storage/Kconfig:11: depends on SCSI"),
+        "{stdout}"
+    );
+}
