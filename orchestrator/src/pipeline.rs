@@ -473,6 +473,35 @@ impl LocalTester {
                     interrupted: true,
                 });
             }
+            Err(Error::Build(e)) => {
+                // Infrastructure failure of the build step (disk full, make
+                // missing, modules_install failed): recorded, never evidence.
+                let reason = format!("build: {e}");
+                let mut n = self.new_run(commit);
+                n.tree_id = tree_id.clone();
+                let id = self.store.insert_run(&n)?;
+                let verdict = Verdict::Infra { reason };
+                self.finish(id, &verdict, None, None)?;
+                return Ok(RunResult {
+                    run_id: id,
+                    commit: commit.into(),
+                    verdict,
+                    build: BuildInfo {
+                        tree_id,
+                        ..Default::default()
+                    },
+                    vm: None,
+                    analysis: None,
+                    console_log: None,
+                    run_dir: None,
+                    timings: Timings {
+                        build: start.elapsed().as_secs_f64(),
+                        total: start.elapsed().as_secs_f64(),
+                        ..Default::default()
+                    },
+                    interrupted: false,
+                });
+            }
             Err(e) => return Err(e),
         };
         let build_s = start.elapsed().as_secs_f64();
@@ -706,7 +735,11 @@ impl Tester for LocalTester {
         let mut reporter = std::mem::replace(&mut self.reporter, Box::new(LogReporter));
         let out = self.build(commit, reporter.as_mut());
         self.reporter = reporter;
-        match out? {
+        let out = match out {
+            Err(Error::Build(build::Error::Cancelled)) => return Err(Error::Interrupted),
+            other => other?,
+        };
+        match out {
             Ok(b) => Ok(Prepared::Ready {
                 artifact_id: Some(b.entry.manifest.artifact_id.clone()),
             }),

@@ -147,7 +147,7 @@ fn print_human(r: &RunResult) {
     } else if b.artifact_id.is_some() {
         println!("build     built in {:.0} s", b.seconds);
     } else {
-        println!("build     failed after {:.0} s", b.seconds);
+        println!("build     no kernel ({:.0} s)", b.seconds);
     }
     if let Some(a) = &b.artifacts {
         println!("artifacts {}", a.display());
