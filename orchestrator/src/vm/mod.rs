@@ -7,7 +7,12 @@
 //! that [`reap_stale`] uses after a SIGKILLed csdci.
 //!
 //! Files: `qemu.rs` (the argv), `virtiofsd.rs`, `qmp.rs`, `accel.rs` (KVM
-//! probe), `process.rs` (owned children), `session.rs` (the run loop).
+//! probe), `process.rs` (owned children), `session.rs` (the run loop),
+//! `limits.rs` (QEMU's vCPU limit).
+//!
+//! Host programs: `qemu-system-x86_64` (`CSDCI_QEMU` overrides) and virtiofsd
+//! (`/usr/lib/qemu/virtiofsd`, `CSDCI_VIRTIOFSD` overrides). One run per
+//! `run_dir` at a time.
 
 pub mod accel;
 pub mod limits;

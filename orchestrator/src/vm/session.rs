@@ -267,6 +267,7 @@ pub(super) fn run(
     qemu_child.kill();
     vfs.kill();
     drop(qmp.take());
+    let _ = std::fs::remove_file(cfg.run_dir.join(virtiofsd::SOCKET));
     let _ = log.flush();
 
     let exit = match st.ending.take() {
