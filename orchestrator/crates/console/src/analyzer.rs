@@ -32,15 +32,56 @@ const MEM_ORDER: &str = "Memory-ordering failure";
 const VM_DISCONNECTED: &str = "serialport: VM disconnected.";
 const PANIC_LINE: &[u8] = b"Kernel panic - not syncing";
 
-/// Every literal that makes a line worth parsing.
+/// Literals that make a line worth parsing. At most 32 (so the scan uses the fast
+/// "slim" Teddy SIMD search); every report header and every other literal the
+/// analyzer reacts to contains one of them (checked by a test).
+const COARSE: &[&str] = &[
+    "BUG:",
+    "WARNING:",
+    "INFO:",
+    "Unable to handle kernel",
+    "general protection fault",
+    "stack segment: ",
+    "panic",
+    "PANIC: double fault",
+    "ernel BUG",
+    "BUG kmalloc-",
+    "divide",
+    "invalid opcode:",
+    "UBSAN:",
+    "Booting the kernel.",
+    "unregister_netdevice: waiting for",
+    "VFS: ",
+    "Internal error:",
+    "Unhandled fault:",
+    "Alignment trap:",
+    "fatal error:",
+    "SYZFA",
+    "Oops: int3:",
+    "hard LOCKUP",
+    CSD,
+    SCF,
+    SCF_ERRORS,
+    MEM_ORDER,
+    VM_DISCONNECTED,
+    "vmalloc: allocation failure:",
+    "FAULT_",
+];
+
+/// The bulk prefilter over [`COARSE`].
 static TRIGGERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    let mut pats: Vec<&str> = TABLE.iter().map(|g| g.header).collect();
-    pats.extend([CSD, SCF, SCF_ERRORS, MEM_ORDER, VM_DISCONNECTED]);
-    pats.extend(oops::INFO_WITH_STACK);
     // Leftmost semantics let the automaton use a SIMD (Teddy) prefilter.
     AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-        .build(pats)
+        .build(COARSE)
+        .expect("static patterns")
+});
+
+/// Report headers; pattern i is the header of table group i.
+static HEADERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(TABLE.iter().map(|g| g.header))
         .expect("static patterns")
 });
 
@@ -48,9 +89,9 @@ static TRIGGERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// suppressions it does not match.
 fn group_of(line: &[u8]) -> Option<usize> {
     let mut cands: u64 = 0;
-    for m in TRIGGERS.find_iter(line) {
+    for m in HEADERS.find_iter(line) {
         let p = m.pattern().as_usize();
-        if p < TABLE.len() && p < 64 {
+        if p < 64 {
             cands |= 1 << p;
         }
     }
@@ -195,7 +236,7 @@ impl Analyzer {
     /// Processes newline-terminated lines; lines of [`MAX_LINE`] bytes or more are
     /// split exactly as they are when they arrive in pieces.
     fn block(&mut self, block: &[u8]) {
-        if block.len() <= MAX_LINE {
+        if block.len() <= MAX_LINE || !may_have_long_line(block) {
             return self.lines_block(block);
         }
         let mut start = 0; // first byte not yet processed
@@ -281,7 +322,7 @@ impl Analyzer {
             Some(_) => !oops::is_report_start_ignore(line),
             None => oops::INFO_WITH_STACK
                 .iter()
-                .any(|p| memchr::memmem::find(line, p.as_bytes()).is_some()),
+                .any(|p| crate::find::find(line, p.as_bytes()).is_some()),
         };
         if second_report {
             // Without caller ids a new report ends the previous ones.
@@ -301,11 +342,11 @@ impl Analyzer {
         self.close_full();
         if let Some(g) = group
             // The closing "---[ end Kernel panic - not syncing: ... ]---" repeats the panic.
-            && memchr::memmem::find(line, b"---[ end ").is_none()
+            && crate::find::find(line, b"---[ end ").is_none()
         {
             self.report_start(g, line, raw, line_no);
         }
-        if memchr::memmem::find(line, PANIC_LINE).is_some() {
+        if crate::find::find(line, PANIC_LINE).is_some() {
             self.panicked = true;
         }
         let text = String::from_utf8_lossy(line);
@@ -542,7 +583,45 @@ impl Analyzer {
     }
 }
 
+/// False when every line of `block` is shorter than [`MAX_LINE`]: a run of
+/// `MAX_LINE` bytes without a newline covers a whole aligned window of half that
+/// size, so it suffices that each such window holds a newline.
+fn may_have_long_line(block: &[u8]) -> bool {
+    block
+        .chunks_exact(MAX_LINE / 2)
+        .any(|w| memchr::memchr(b'\n', w).is_none())
+}
+
 /// Counts newlines (memchr's counting routine is vectorized).
 fn count_newlines(s: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', s).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_literals_cover_everything_the_analyzer_reacts_to() {
+        assert!(COARSE.len() <= 32);
+        assert!(TABLE.len() <= 64);
+        let mut all: Vec<&str> = TABLE.iter().map(|g| g.header).collect();
+        all.extend(oops::INFO_WITH_STACK);
+        all.extend([CSD, SCF, SCF_ERRORS, MEM_ORDER, VM_DISCONNECTED]);
+        for lit in all {
+            assert!(
+                COARSE.iter().any(|c| lit.contains(c)),
+                "{lit:?} is not covered by the prefilter"
+            );
+        }
+    }
+
+    #[test]
+    fn newline_counting() {
+        assert_eq!(count_newlines(b"a\nb\n\n"), 3);
+        assert!(!may_have_long_line(&vec![b'\n'; MAX_LINE * 3]));
+        let mut v = vec![b'x'; MAX_LINE * 3];
+        v.push(b'\n');
+        assert!(may_have_long_line(&v));
+    }
 }

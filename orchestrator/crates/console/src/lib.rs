@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 mod analyzer;
 pub mod corpus;
 pub mod csd;
+mod find;
 pub mod oops;
 pub mod prefix;
 pub mod report;

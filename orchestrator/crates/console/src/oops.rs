@@ -70,7 +70,7 @@ pub struct Group {
 impl Group {
     /// Is `line` a report start of this group?
     pub fn matches(&self, line: &[u8]) -> bool {
-        memchr::memmem::find(line, self.header.as_bytes()).is_some() && !self.suppressed_in(line)
+        crate::find::contains(line, self.header.as_bytes()) && !self.suppressed_in(line)
     }
 
     /// Does a suppression of this group match `line`?

@@ -127,11 +127,11 @@ pub fn strip<'a>(line: &'a [u8], ctx: &Context) -> (&'a [u8], bool) {
     if *ctx == Context::None {
         return (line, false);
     }
-    let rest = match memchr::memmem::find(line, b"] ") {
+    let rest = match crate::find::find(line, b"] ") {
         Some(p) => &line[p + 2..],
         None => line,
     };
-    if memchr::memmem::find(rest, b"<EOI>").is_none() {
+    if crate::find::find(rest, b"<EOI>").is_none() {
         if let Some(pos) = questionable_frame(rest) {
             return (&rest[pos..], true);
         }
@@ -145,7 +145,7 @@ pub fn strip<'a>(line: &'a [u8], ctx: &Context) -> (&'a [u8], bool) {
 /// Finds a `" ? "` marker of an unreliable frame (optionally preceded by `[<pc>]`);
 /// returns the index just after `" ?"`.
 fn questionable_frame(s: &[u8]) -> Option<usize> {
-    let p = memchr::memmem::find(s, b" ? ")?;
+    let p = crate::find::find(s, b" ? ")?;
     Some(p + 2)
 }
 

@@ -81,7 +81,7 @@ pub fn report_text(raw: &[u8], ctx: &Context) -> String {
         };
         let (stripped, questionable) = prefix::strip(&line, &lctx);
         if first {
-            if memchr::memmem::find(&line, b"BUG: KMSAN:").is_some() {
+            if crate::find::find(&line, b"BUG: KMSAN:").is_some() {
                 min_lines = 16;
             }
         } else if questionable
@@ -91,13 +91,13 @@ pub fn report_text(raw: &[u8], ctx: &Context) -> String {
         }
         text_lines += 1;
         let mut skip_line = skip_text;
-        if memchr::memmem::find(&line, b"Disabling lock debugging due to kernel taint").is_some() {
+        if crate::find::find(&line, b"Disabling lock debugging due to kernel taint").is_some() {
             skip_line = true;
-        } else if memchr::memmem::find(&line, b"Sending NMI from CPU").is_some() {
+        } else if crate::find::find(&line, b"Sending NMI from CPU").is_some() {
             cpu_traceback = true;
         } else if text_lines > min_lines
-            && (memchr::memmem::find(&line, b"Kernel panic - not syncing").is_some()
-                || memchr::memmem::find(
+            && (crate::find::find(&line, b"Kernel panic - not syncing").is_some()
+                || crate::find::find(
                     &line,
                     b"WARNING: possible circular locking dependency detected",
                 )
