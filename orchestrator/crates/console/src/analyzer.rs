@@ -59,6 +59,8 @@ const COARSE: &[&str] = &[
     "SYZFA",
     "Oops: int3:",
     "hard LOCKUP",
+    "Oops: ",
+    "kthread starved for",
     CSD,
     SCF,
     SCF_ERRORS,

@@ -890,6 +890,26 @@ fn build() -> Vec<Group> {
             ],
             &["Kernel panic", "Hard LOCKUP"],
         ),
+        // A bare x86 "Oops: 0000 [#1] SMP" whose "BUG:" line was lost.
+        group(
+            "Oops: ",
+            K::Oops,
+            vec![f(r"Oops: .*\[#[0-9]+\]", "Oops in {1}").stack(rip_trace())],
+            &["Internal error: Oops", "Oops: int3:"],
+        ),
+        // The RCU grace-period kthread starved: RCU stalls follow.
+        group(
+            "kthread starved for",
+            K::RcuStall,
+            vec![
+                f(
+                    r"(rcu_\w+) kthread starved for",
+                    "INFO: rcu kthread starved",
+                )
+                .no_stack(),
+            ],
+            &[],
+        ),
     ]
 }
 
@@ -905,10 +925,14 @@ pub fn is_report_start_ignore(line: &[u8]) -> bool {
             "unregister_netdevice: waiting for",
             "PANIC: double fault",
             "Internal error:",
+            "kthread starved for",
         ])
         .expect("static patterns")
     });
+    // "Oops:" lines belong to the report that precedes them (except x86 int3 traps,
+    // which have no other header).
     IGNORES.is_match(line)
+        || (crate::find::contains(line, b"Oops: ") && !crate::find::contains(line, b"Oops: int3:"))
 }
 
 /// Informational messages that carry a stack trace of their own; a report that

@@ -116,7 +116,15 @@ fn rcu_stall_suppressed_by_stuck_csd_lock() {
         a.title.as_deref(),
         Some("INFO: rcu detected stall, suppressed due to stuck CSD-lock")
     );
-    assert_eq!(kinds(&a), vec![FindingKind::CsdLock, FindingKind::RcuStall]);
+    assert_eq!(
+        kinds(&a),
+        vec![
+            FindingKind::CsdLock,
+            FindingKind::RcuStall,
+            FindingKind::RcuStall
+        ]
+    );
+    assert_eq!(a.findings[2].title, "INFO: rcu kthread starved");
     assert_eq!(a.csd.len(), 1);
     assert_eq!(a.csd[0].reports, 2);
     assert_eq!(a.csd[0].target_state.as_deref(), Some("unresponsive"));
@@ -210,6 +218,15 @@ fn real_demo_regression_console() {
     let g1 = a.csd.iter().find(|g| g.id == 1).expect("lock #1");
     assert_eq!(g1.shared_with, vec![4, 6]);
     assert_eq!(g1.func.as_deref(), Some("scf_handler_1"));
+}
+
+#[test]
+fn bare_oops_without_bug_line() {
+    let log = b"[   5.1] Oops: 0000 [#1] PREEMPT SMP NOPTI\n[   5.1] CPU: 2 UID: 0 PID: 88 Comm: scftorture_invo Not tainted 6.12.0 #1\n[   5.1] RIP: 0010:scf_handler+0x1b/0x2a0 [scftorture]\n[   5.1] Call Trace:\n[   5.1]  <IRQ>\n[   5.1]  scf_handler_1+0xe/0x30 [scftorture]\n[   5.1]  __flush_smp_call_function_queue+0xa0/0x420\n";
+    let a = analyze(log);
+    assert_eq!(a.title.as_deref(), Some("Oops in scf_handler"));
+    assert_eq!(kinds(&a), vec![FindingKind::Oops]);
+    assert_eq!(a.findings[0].cpu, Some(2));
 }
 
 #[test]
