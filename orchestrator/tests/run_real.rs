@@ -266,6 +266,11 @@ fn glob_build_logs() -> Vec<(PathBuf, std::time::SystemTime)> {
 /// A commit on top of the tested revision whose kernel/smp.c does not compile,
 /// made without touching any branch or checkout (a dangling commit object).
 fn broken_commit(tree: &Path) -> String {
+    edited_commit(tree, "kernel/smp.c", "\nint csdci_test_broken = ;\n")
+}
+
+/// A dangling commit on top of the tested revision that appends `tail` to `file`.
+fn edited_commit(tree: &Path, file: &str, tail: &str) -> String {
     let git = |args: &[&str], env: &[(&str, &Path)], input: Option<&[u8]>| -> String {
         let mut c = Command::new("git");
         c.arg("-C").arg(tree).args(args);
@@ -295,8 +300,8 @@ fn broken_commit(tree: &Path) -> String {
         &[],
         None,
     );
-    let mut smp = git(&["show", &format!("{base}:kernel/smp.c")], &[], None).into_bytes();
-    smp.extend_from_slice(b"\nint csdci_test_broken = ;\n");
+    let mut smp = git(&["show", &format!("{base}:{file}")], &[], None).into_bytes();
+    smp.extend_from_slice(tail.as_bytes());
     let blob = git(&["hash-object", "-w", "--stdin"], &[], Some(&smp));
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
@@ -306,7 +311,7 @@ fn broken_commit(tree: &Path) -> String {
         &[
             "update-index",
             "--cacheinfo",
-            &format!("100644,{blob},kernel/smp.c"),
+            &format!("100644,{blob},{file}"),
         ],
         &env,
         None,
@@ -319,7 +324,7 @@ fn broken_commit(tree: &Path) -> String {
             "-p",
             &base,
             "-m",
-            "csdci test: break kernel/smp.c",
+            &format!("csdci test: edit {file}"),
         ],
         &[],
         None,
@@ -416,4 +421,72 @@ fn run_real_dropped_config_option_names_its_dependency() {
             && stdout.contains("drivers/usb/storage/Kconfig:11: depends on SCSI"),
         "{stdout}"
     );
+}
+
+/// Processes working inside the test data directory (make, compilers).
+fn build_leftovers() -> Vec<String> {
+    let data = data_dir();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd"))
+            && cwd.starts_with(&data)
+        {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            found.push(format!(
+                "{} {}",
+                e.file_name().to_string_lossy(),
+                comm.trim()
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn run_real_sigkill_during_build_leaves_no_make_behind() {
+    let _g = serial();
+    // A comment at the end of a widely included header: most of the kernel
+    // recompiles (quickly, through ccache), long enough to kill csdci mid-build.
+    let stamp = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let commit = edited_commit(
+        &kernel_tree(),
+        "include/linux/smp.h",
+        &format!("/* csdci kill test {stamp} */\n"),
+    );
+    let mut child = command(&commit, DURATION, false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let compiling = build_leftovers().iter().any(|p| p.ends_with(" make"));
+        if compiling && start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "csdci ended before make ran"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "make never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !build_leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(build_leftovers(), Vec::<String>::new());
 }

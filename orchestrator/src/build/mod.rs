@@ -238,6 +238,7 @@ pub fn build(
     progress(Progress::Stage("waiting for build lock"));
     let _lock = BuildLock::acquire(req.data_dir, cancel)?;
     cache.clean_staging();
+    reap_stale_make(req.data_dir);
     if let Some(config) = cache.config(&ckey)
         && let (Some(entry), _) = lookup(&config)
     {
@@ -295,7 +296,15 @@ pub fn build(
     if have_ccache() {
         args.push("CC=ccache gcc".into());
     }
-    let status = run_make(wt.path(), &obj, &args, &mut log, cancel, progress)?;
+    let status = run_make(
+        req.data_dir,
+        wt.path(),
+        &obj,
+        &args,
+        &mut log,
+        cancel,
+        progress,
+    )?;
     if !status {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let errors = compiler_errors(&text);
@@ -319,7 +328,15 @@ pub fn build(
         "INSTALL_MOD_STRIP=1".into(),
         "modules_install".into(),
     ];
-    if !run_make(wt.path(), &obj, &install, &mut log, cancel, progress)? {
+    if !run_make(
+        req.data_dir,
+        wt.path(),
+        &obj,
+        &install,
+        &mut log,
+        cancel,
+        progress,
+    )? {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(Error::Make {
             what: "make modules_install".into(),
@@ -380,7 +397,51 @@ fn keep_failed_log(data_dir: &Path, commit: &str, log: &Path) -> Option<PathBuf>
 /// Runs make in `obj` for the tree `src`, teeing output to `log` and `progress`.
 /// Make runs in its own process group, dies with csdci (PR_SET_PDEATHSIG) and
 /// is killed (group and all) when `cancel` is set. Returns make's success.
+/// The file naming the process group of the make that runs now.
+fn make_pgid_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("build.make-pgid")
+}
+
+/// Kills what is left of a make whose csdci was SIGKILLed (make itself dies
+/// with csdci, but compilers it started may still write into the build
+/// directory). Only processes of the recorded process group that work inside
+/// the recorded worktree are killed. Call with the build lock held.
+fn reap_stale_make(data_dir: &Path) {
+    let file = make_pgid_file(data_dir);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&file);
+    let Some((pgid, dir)) = text.trim().split_once(' ') else {
+        return;
+    };
+    let Ok(pgid) = pgid.parse::<i32>() else {
+        return;
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if pgrp == Some(pgid) && cwd.starts_with(dir) {
+            tracing::warn!("killing pid {pid} left by an interrupted kernel build");
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 fn run_make(
+    data_dir: &Path,
     src: &Path,
     obj: &Path,
     args: &[String],
@@ -388,8 +449,15 @@ fn run_make(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<bool, Error> {
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
+    // make runs under a tiny shell that leads the process group: when csdci
+    // dies, the shell gets SIGTERM (PR_SET_PDEATHSIG) and kills the whole group,
+    // sub-makes and compilers included (they would outlive a killed make).
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap 'kill -KILL 0' TERM HUP INT; \"$@\" & wait $!")
+        .arg("csdci-make")
+        .arg("make")
+        .arg("-C")
         .arg(src)
         .arg(format!("O={}", obj.display()))
         .args(args)
@@ -408,7 +476,7 @@ fn run_make(
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
         });
     }
     tracing::debug!("make {}", args.join(" "));
@@ -417,6 +485,8 @@ fn run_make(
         source,
     })?;
     let pgid = Pid::from_raw(child.id() as i32);
+    let pgid_file = make_pgid_file(data_dir);
+    let _ = std::fs::write(&pgid_file, format!("{} {}\n", child.id(), src.display()));
     let (tx, rx) = mpsc::channel::<String>();
     let mut readers = Vec::new();
     let stdout = child
@@ -466,8 +536,15 @@ fn run_make(
         source,
     })?;
     let _ = log.flush();
+    let _ = std::fs::remove_file(&pgid_file);
     if killed {
         return Err(Error::Cancelled);
+    }
+    if status.code() == Some(127) {
+        return Err(Error::Tool {
+            tool: "make".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "make: not found"),
+        });
     }
     Ok(status.success())
 }
