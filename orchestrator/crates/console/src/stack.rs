@@ -369,6 +369,7 @@ const SKIP: &[&str] = &[
     "__mod_timer",
     "fast_dput",
     "dput",
+    "mark_buffer_dirty",
 ];
 
 /// The generic-frame matcher shared by all formats.
