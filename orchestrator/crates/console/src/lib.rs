@@ -7,6 +7,21 @@
 //! scftorture's own statistics.
 //!
 //! This crate knows nothing about processes, QEMU or git: it only reads bytes.
+//!
+//! How it works: a SIMD literal prefilter ([`aho_corasick`], at most 32 literals)
+//! picks the few lines worth parsing; everything else costs a newline count. A
+//! report header (table in [`oops`]) opens a bounded capture of the following lines
+//! (at most 1000 lines / 256 KiB, at most 4 at once); when the report ends (next
+//! report without caller ids, the limit, or [`Analyzer::finish`]) it is titled the
+//! way syzkaller titles it ([`report`], [`stack`], [`title`]). CSD-lock lines are
+//! grouped by lock id ([`csd`]), scftorture lines parsed ([`scf`]). Memory does not
+//! grow with the input: lines are split at 64 KiB, findings beyond
+//! [`MAX_FINDINGS`] are only counted, CSD groups are capped.
+//!
+//! Checked against syzkaller's crash-report corpus ([`corpus`], `tests/corpus.rs`
+//! with a ratchet), hand-written CSD/lockup/scftorture fixtures, a real console of
+//! the demo regression, random mutations at random chunk boundaries, and a
+//! cargo-fuzz target (`fuzz/`, run with `RUSTC_BOOTSTRAP=1 cargo fuzz run analyzer`).
 
 use std::collections::BTreeMap;
 
