@@ -142,7 +142,7 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
 #[derive(Default)]
 pub struct CsdTracker {
     groups: BTreeMap<u64, CsdGroup>,
-    /// Lines about ids beyond [`MAX_GROUPS`].
+    /// Lines about lock ids beyond the first 1024 (only counted).
     pub dropped: u64,
 }
 
