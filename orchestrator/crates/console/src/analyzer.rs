@@ -352,8 +352,16 @@ impl Analyzer {
             self.panicked = true;
         }
         let text = String::from_utf8_lossy(line);
-        if let Some(p) = text.find(CSD) {
-            self.csd_line(&text[p..], line_no);
+        // Glued lines may carry several CSD messages.
+        let mut from = 0;
+        while let Some(p) = text[from..].find(CSD) {
+            let at = from + p;
+            let end = text[at + CSD.len()..]
+                .find(CSD)
+                .map(|q| at + CSD.len() + q)
+                .unwrap_or(text.len());
+            self.csd_line(&text[at..end], line_no);
+            from = end;
         }
         if text.contains(SCF) || text.contains(SCF_ERRORS) {
             self.scf_line(&text, line_no);

@@ -103,12 +103,16 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
         };
         let (mut func, mut info) = (None, None);
         if let Some(after) = after {
-            let after = after.trim_end().trim_end_matches('.');
-            if let (Some(open), true) = (after.rfind('('), after.ends_with(')')) {
-                func = symbol(&after[..open]);
-                info = Some(after[open + 1..after.len() - 1].to_string());
-            } else {
-                func = symbol(after);
+            // "FUNC(INFO)." possibly followed by whatever got glued to the line.
+            match after
+                .find('(')
+                .and_then(|o| after[o..].find(')').map(|c| (o, o + c)))
+            {
+                Some((open, close)) => {
+                    func = symbol(&after[..open]);
+                    info = Some(after[open + 1..close].to_string());
+                }
+                None => func = symbol(after.trim_end().trim_end_matches('.')),
             }
         }
         return Some(CsdEvent::Waiting {

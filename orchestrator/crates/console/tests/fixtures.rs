@@ -221,6 +221,16 @@ fn real_demo_regression_console() {
 }
 
 #[test]
+fn two_csd_messages_glued_on_one_line() {
+    let log = b"[ 9.1] smp: csd: Detected non-responsive CSD lock (#1) on CPU#1, waiting 5000000153 ns for CPU#06 scf_handler_1+0x0/0x50 [scftorture](0xffff8880004703c0).[ 9.2] smp: csd: Detected non-responsive CSD lock (#2) on CPU#3, waiting 5000000001 ns for CPU#06 scf_handler_1+0x0/0x50 [scftorture](0xffff8880004703c0).\n";
+    let a = analyze(log);
+    assert_eq!(a.csd.len(), 2);
+    assert_eq!(a.csd[0].csd.as_deref(), Some("0xffff8880004703c0"));
+    assert_eq!(a.csd[1].waiter_cpu, Some(3));
+    assert_eq!(a.csd[0].shared_with, vec![2]);
+}
+
+#[test]
 fn bare_oops_without_bug_line() {
     let log = b"[   5.1] Oops: 0000 [#1] PREEMPT SMP NOPTI\n[   5.1] CPU: 2 UID: 0 PID: 88 Comm: scftorture_invo Not tainted 6.12.0 #1\n[   5.1] RIP: 0010:scf_handler+0x1b/0x2a0 [scftorture]\n[   5.1] Call Trace:\n[   5.1]  <IRQ>\n[   5.1]  scf_handler_1+0xe/0x30 [scftorture]\n[   5.1]  __flush_smp_call_function_queue+0xa0/0x420\n";
     let a = analyze(log);
