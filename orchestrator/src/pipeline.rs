@@ -3,6 +3,25 @@
 //! commit; [`LocalTester`] is the same pipeline behind the [`Tester`] trait for
 //! the bisection engine. `csdci run`, `csdci bisect` and the demo share
 //! [`RunOptions`].
+//!
+//! ```no_run
+//! use csdci::pipeline::{LocalTester, RunOptions};
+//! use csdci::tester::Tester;
+//! let mut opts = RunOptions::new("/src/linux", "/var/lib/csdci");
+//! opts.vcpus = 8;
+//! opts.duration_s = 30;
+//! let mut t = LocalTester::new(opts)?; // exit-3 errors: bad tree/options
+//! let _ = t.prepare("4b80da2ab22713cdd7922b6d1bc9416354d7af5a")?; // build or cache hit
+//! let report = t.run_once("4b80da2ab22713cdd7922b6d1bc9416354d7af5a", 0)?;
+//! # Ok::<(), csdci::Error>(())
+//! ```
+//!
+//! Data directory layout: `csdci.sqlite3` (the `runs` table), `worktrees/<repo>/`
+//! (one git worktree per repository, with its `O=` build directory
+//! `.csdci-build/`), `cache/kernels/<key>/` (vmlinux, modules, config, build log,
+//! manifest), `cache/configs/` (final .config per tree + fragments), `runs/<id>/`
+//! (console.log, QEMU/virtiofsd logs), `logs/` (logs of failed builds),
+//! `build.lock` (one kernel build at a time).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
