@@ -19,7 +19,7 @@ pub struct ScfLine {
     pub invocations: Option<u64>,
     /// Error counters (ste, stnmie, stnmoe, staf) of a stats line.
     pub errors: Option<[u64; 4]>,
-    /// The line carries scftorture's "!!!" error flag.
+    /// A stats line carrying scftorture's "!!!" error flag.
     pub bang: bool,
 }
 
@@ -50,7 +50,9 @@ pub fn parse(text: &str) -> ScfLine {
                 out.end = Some(r);
             }
         }
-        if rest.trim_start().starts_with("!!!") {
+        // "!!!" on a stats line means nonzero error counters; on other lines it
+        // flags a setup message ("built as module, weight_resched ignored").
+        if rest.trim_start().starts_with("!!!") && rest.contains("scf_invoked_count") {
             out.bang = true;
         }
     }
@@ -88,6 +90,11 @@ mod tests {
         );
         assert!(l.bang);
         assert_eq!(l.invocations, Some(7));
+    }
+
+    #[test]
+    fn setup_messages_are_not_errors() {
+        assert!(!parse("scftorture: !!! built as module, weight_resched ignored").bang);
     }
 
     #[test]

@@ -207,6 +207,15 @@ fn noisy_console() {
 fn real_demo_regression_console() {
     let a = check("real/csd-regression-tcg-8cpu.log");
     assert_eq!(a.verdict, Verdict::Crash);
+    // "scftorture: !!! built as module, weight_resched ignored" is not a failure.
+    assert!(!kinds(&a).contains(&FindingKind::ScftortureFailure));
+    assert_eq!(
+        kinds(&a)
+            .iter()
+            .filter(|k| **k == FindingKind::CsdLock)
+            .count(),
+        7
+    );
     assert_eq!(
         a.title.as_deref(),
         Some("BUG: soft lockup in smp_call_function")
