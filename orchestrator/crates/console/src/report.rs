@@ -31,7 +31,10 @@ pub struct Titled {
 /// Removes what a serial console adds around kernel text: trailing CR, NUL bytes
 /// and ANSI escape sequences.
 pub fn clean_line(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut raw = raw;
+    while let Some(r) = raw.strip_suffix(b"\r") {
+        raw = r;
+    }
     if memchr::memchr2(0, 0x1b, raw).is_none() {
         return std::borrow::Cow::Borrowed(raw);
     }
@@ -521,5 +524,6 @@ mod tests {
     #[test]
     fn cleans_console_noise() {
         assert_eq!(&*clean_line(b"\x1b[31mBUG:\x1b[0m x\0\r"), b"BUG: x");
+        assert_eq!(&*clean_line(b"BUG: y\r\r"), b"BUG: y");
     }
 }
