@@ -271,6 +271,11 @@ fn broken_commit(tree: &Path) -> String {
 
 /// A dangling commit on top of the tested revision that appends `tail` to `file`.
 fn edited_commit(tree: &Path, file: &str, tail: &str) -> String {
+    rewritten_commit(tree, file, |text| text + tail)
+}
+
+/// A dangling commit on top of the tested revision with `file` rewritten by `edit`.
+fn rewritten_commit(tree: &Path, file: &str, edit: impl FnOnce(String) -> String) -> String {
     let git = |args: &[&str], env: &[(&str, &Path)], input: Option<&[u8]>| -> String {
         let mut c = Command::new("git");
         c.arg("-C").arg(tree).args(args);
@@ -300,9 +305,12 @@ fn edited_commit(tree: &Path, file: &str, tail: &str) -> String {
         &[],
         None,
     );
-    let mut smp = git(&["show", &format!("{base}:{file}")], &[], None).into_bytes();
-    smp.extend_from_slice(tail.as_bytes());
-    let blob = git(&["hash-object", "-w", "--stdin"], &[], Some(&smp));
+    let text = edit(git(&["show", &format!("{base}:{file}")], &[], None) + "\n");
+    let blob = git(
+        &["hash-object", "-w", "--stdin"],
+        &[],
+        Some(text.as_bytes()),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");
     let env = [("GIT_INDEX_FILE", index.as_path())];
@@ -489,4 +497,47 @@ fn run_real_sigkill_during_build_leaves_no_make_behind() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(build_leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn run_real_csd_lock_regression_fails_with_exit_1() {
+    let _g = serial();
+    // The demo's CSD-lock regression (destination-CPU csd_data for async single
+    // calls) applied to kernel/smp.c of the tested revision.
+    let tree = kernel_tree();
+    let commit = rewritten_commit(&tree, "kernel/smp.c", |smp| {
+        csdci::demo::patches::regression(&smp).expect("demo regression applies to 6.12")
+    });
+    // The race needs load; it shows within seconds with 8 vCPUs and 16 threads,
+    // but a run is random: allow a second attempt before calling it missing.
+    let mut last = String::new();
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_csdci"))
+            .arg("--data-dir")
+            .arg(data_dir())
+            .args(["run", "--tree"])
+            .arg(&tree)
+            .args(["--commit", &commit, "--vcpus", "8", "--memory", "1G"])
+            .args(["--duration", "30", "--scftorture", "nthreads=16", "--json"])
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.code() == Some(1) {
+            assert_eq!(json["verdict"]["verdict"], "failed");
+            let findings = json["verdict"]["findings"].as_array().unwrap();
+            assert!(
+                findings.iter().any(|f| f["kind"] == "csd_lock"),
+                "{}",
+                json["verdict"]
+            );
+            let row = store()
+                .run(json["run_id"].as_i64().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.verdict.as_deref(), Some("failed"));
+            return;
+        }
+        last = format!("exit {:?}: {}", out.status.code(), json["verdict"]);
+    }
+    panic!("the CSD-lock regression was not detected in 2 runs; last: {last}");
 }
