@@ -336,7 +336,6 @@ impl Driver<'_> {
                     ));
                 }
                 self.prepared = Some((commit.to_string(), artifact_id.clone()));
-                self.infra_streak = 0;
                 Ok(Some((artifact_id, same_as)))
             }
             Err(e) if Self::is_abort(&e) => Err(e),
