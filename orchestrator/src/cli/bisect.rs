@@ -320,8 +320,8 @@ fn list(store: &Store, json: bool) -> crate::Result<u8> {
         return Ok(0);
     }
     println!(
-        "{:>4}  {:<8} {:<25} {:<40} {}",
-        "id", "status", "updated", "result", "repo"
+        "{:>4}  {:<8} {:<25} {:<40} repo",
+        "id", "status", "updated", "result"
     );
     for b in all {
         let result = b
