@@ -82,6 +82,22 @@ pub enum Action {
     },
 }
 
+/// Appends one formatted line to a string.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(s: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes());
+    let _ = o.flush();
+}
+
 fn usage(msg: impl Into<String>) -> crate::Error {
     crate::Error::Usage(msg.into())
 }
@@ -223,14 +239,15 @@ pub fn exec_with(
     let mut progress = |line: &str| eprintln!("csdci bisect #{id}: {line}");
     let r = driver::run(&store, id, tester.as_mut(), &mut progress)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
     } else {
-        print!("{}", report::render(&r));
+        emit(&report::render(&r));
     }
     Ok(driver::exit_code(&r))
 }
 
 fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
+    let mut out = String::new();
     let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
     let steps = store.bisect_steps(id, false)?;
     let posteriors = store.bisect_posteriors(id)?;
@@ -241,11 +258,17 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
             "posteriors": posteriors.iter().map(|(s, p)| serde_json::json!({"step": s, "posterior": p})).collect::<Vec<_>>(),
             "report": b.result.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
+        emit(&out);
         return Ok(0);
     }
     let short = |s: &str| s[..s.len().min(12)].to_string();
-    println!(
+    outln!(
+        out,
         "bisection #{} [{}] in {}: good {} bad {} predicate {}{}",
         b.id,
         b.status,
@@ -263,7 +286,7 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
             ""
         }
     );
-    println!("tester: {}", b.tester);
+    outln!(out, "tester: {}", b.tester);
     let post: std::collections::HashMap<i64, _> = posteriors.into_iter().collect();
     for s in &steps {
         let mut line = format!("#{:<5} {:<12} {} ", s.id, s.kind, short(&s.commit));
@@ -283,7 +306,7 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
         if !s.titles.is_empty() {
             line += &format!(" [{}]", s.titles.join("; "));
         }
-        println!("{line}");
+        outln!(out, "{line}");
         if let Some(p) = post.get(&s.id) {
             let top: Vec<(String, f64)> = serde_json::from_str(&p.top).unwrap_or_default();
             let shown: Vec<String> = top
@@ -291,7 +314,8 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
                 .take(3)
                 .map(|(c, x)| format!("{} {:.1}%", short(c), x * 100.0))
                 .collect();
-            println!(
+            outln!(
+                out,
                 "        posterior: {}  (p≈{:.2}, false≈{:.3})",
                 shown.join(", "),
                 p.fail_rate,
@@ -300,28 +324,39 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
         }
     }
     if let Some(e) = &b.error {
-        println!("stopped: {e}");
+        outln!(out, "stopped: {e}");
     }
     if let Some(r) = b
         .result
         .as_deref()
         .and_then(|r| serde_json::from_str::<report::Report>(r).ok())
     {
-        println!();
-        print!("{}", report::render(&r));
+        out.push('\n');
+        out.push_str(&report::render(&r));
     }
+    emit(&out);
     Ok(0)
 }
 
 fn list(store: &Store, json: bool) -> crate::Result<u8> {
+    let mut out = String::new();
     let all = store.bisect_list()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        outln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        );
+        emit(&out);
         return Ok(0);
     }
-    println!(
+    outln!(
+        out,
         "{:>4}  {:<8} {:<25} {:<40} repo",
-        "id", "status", "updated", "result"
+        "id",
+        "status",
+        "updated",
+        "result"
     );
     for b in all {
         let result = b
@@ -349,7 +384,8 @@ fn list(store: &Store, json: bool) -> crate::Result<u8> {
             .or(b.error.clone())
             .unwrap_or_default();
         let result: String = result.chars().take(40).collect();
-        println!(
+        outln!(
+            out,
             "{:>4}  {:<8} {:<25} {:<40} {}",
             b.id,
             b.status,
@@ -358,5 +394,6 @@ fn list(store: &Store, json: bool) -> crate::Result<u8> {
             b.repo
         );
     }
+    emit(&out);
     Ok(0)
 }
