@@ -19,8 +19,19 @@ const RECIPE_VERSION: &str = "1";
 
 /// Folders every base has.
 const DIRS: &[&str] = &[
-    "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "root", "etc",
-    "lib/modules", "csdci",
+    "bin",
+    "sbin",
+    "usr/bin",
+    "usr/sbin",
+    "proc",
+    "sys",
+    "dev",
+    "tmp",
+    "run",
+    "root",
+    "etc",
+    "lib/modules",
+    "csdci",
 ];
 
 /// Marker file written last: a base without it is incomplete.
@@ -35,7 +46,10 @@ fn busybox_path() -> PathBuf {
 
 /// True when `elf` is an ELF file with a program interpreter (dynamically linked).
 fn has_interpreter(elf: &[u8]) -> bool {
-    let rd16 = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let rd16 = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
     let rd32 = |o: usize| {
         elf.get(o..o + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -115,7 +129,10 @@ fn build(bb: &Path, bytes: &[u8], dir: &Path) -> Result<(), Error> {
             continue;
         }
         // Only plain relative paths (no "..") from busybox's list.
-        if applet.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if applet
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             continue;
         }
         let link = dir.join(applet);
@@ -161,14 +178,24 @@ mod tests {
         assert!(fs::read_link(base.join("sbin/modprobe")).is_ok());
         let init = fs::read_to_string(base.join("sbin/init")).unwrap();
         assert!(init.contains("modprobe scftorture"));
-        assert!(fs::symlink_metadata(base.join("sbin/init")).unwrap().is_file());
+        assert!(
+            fs::symlink_metadata(base.join("sbin/init"))
+                .unwrap()
+                .is_file()
+        );
         for d in ["proc", "sys", "dev", "tmp", "lib/modules", "csdci"] {
             assert!(base.join(d).is_dir(), "{d}");
         }
-        let t = fs::metadata(base.join(COMPLETE)).unwrap().modified().unwrap();
+        let t = fs::metadata(base.join(COMPLETE))
+            .unwrap()
+            .modified()
+            .unwrap();
         assert_eq!(ensure_base(d.path()).unwrap(), base);
         assert_eq!(
-            fs::metadata(base.join(COMPLETE)).unwrap().modified().unwrap(),
+            fs::metadata(base.join(COMPLETE))
+                .unwrap()
+                .modified()
+                .unwrap(),
             t
         );
     }

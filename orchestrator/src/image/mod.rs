@@ -34,9 +34,7 @@ pub enum Error {
         "no modules in {0} (expected lib/modules/<release>/ from 'make modules_install INSTALL_MOD_PATH=...')"
     )]
     NoModules(PathBuf),
-    #[error(
-        "no scftorture module under {0} (the kernel config needs CONFIG_SCF_TORTURE_TEST=m)"
-    )]
+    #[error("no scftorture module under {0} (the kernel config needs CONFIG_SCF_TORTURE_TEST=m)")]
     NoScftorture(PathBuf),
     #[error(
         "bad scftorture parameters '{params}': character '{bad}' not allowed (use name=value pairs separated by spaces, e.g. 'nthreads=16 onoff_interval=100')"

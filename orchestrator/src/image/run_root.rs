@@ -105,7 +105,11 @@ mod tests {
             "kernel/kernel/scftorture.ko: kernel/kernel/torture.ko\n",
         )
         .unwrap();
-        symlink("/nonexistent/build", dir.join("lib/modules/6.12.0-test/build")).unwrap();
+        symlink(
+            "/nonexistent/build",
+            dir.join("lib/modules/6.12.0-test/build"),
+        )
+        .unwrap();
     }
 
     #[test]
