@@ -85,7 +85,7 @@ pub(super) fn run(
         vcpus: cfg.vcpus,
         memory_mb: cfg.memory_mb,
         append: &append,
-        virtiofs_socket: Path::new(virtiofsd::SOCKET),
+        virtiofs_socket: &virtiofsd::socket_path(&cfg.run_dir),
         qmp_fd: QMP_FD,
     };
     let stderr_path = cfg.run_dir.join("qemu.stderr");
@@ -267,7 +267,7 @@ pub(super) fn run(
     qemu_child.kill();
     vfs.kill();
     drop(qmp.take());
-    let _ = std::fs::remove_file(cfg.run_dir.join(virtiofsd::SOCKET));
+    let _ = std::fs::remove_file(virtiofsd::socket_path(&cfg.run_dir));
     let _ = log.flush();
 
     let exit = match st.ending.take() {

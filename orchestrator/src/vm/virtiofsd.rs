@@ -21,8 +21,27 @@ const CANDIDATES: &[&str] = &[
     "/usr/lib/virtiofsd",
 ];
 
-/// Socket file name, relative to the run folder.
+/// Socket file name in the run folder.
 pub const SOCKET: &str = "virtiofs.sock";
+
+/// Longest socket path that fits `sockaddr_un.sun_path` with room to spare.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// The vhost-user socket of the run in `run_dir`: an absolute path, unique per
+/// run. C virtiofsd derives its pid-file lock from the socket path, so a relative
+/// name shared by all runs would make concurrent guests collide; a run folder
+/// too deep for `sun_path` gets a unique name in the temporary folder instead.
+pub fn socket_path(run_dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+    let p = abs.join(SOCKET);
+    if p.as_os_str().len() <= MAX_SOCKET_PATH {
+        return p;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    abs.hash(&mut h);
+    std::env::temp_dir().join(format!("csdci-vfs-{:016x}.sock", h.finish()))
+}
 /// Log file name, relative to the run folder.
 pub const LOG: &str = "virtiofsd.log";
 
@@ -39,12 +58,14 @@ pub fn binary() -> Result<PathBuf, Error> {
 }
 
 /// virtiofsd's arguments for sharing `root`.
-pub fn argv(root: &Path) -> Vec<OsString> {
+pub fn argv(root: &Path, socket: &Path) -> Vec<OsString> {
     let mut src = OsString::from("source=");
     src.push(root);
+    let mut sock = OsString::from("--socket-path=");
+    sock.push(socket);
     vec![
         "-f".into(),
-        format!("--socket-path={SOCKET}").into(),
+        sock,
         "-o".into(),
         src,
         "-o".into(),
@@ -57,13 +78,13 @@ pub fn argv(root: &Path) -> Vec<OsString> {
 /// Starts virtiofsd for `root` in `run_dir` and waits until its socket is ready.
 pub fn spawn(root: &Path, run_dir: &Path, procs_dir: &Path) -> Result<OwnedChild, Error> {
     let bin = binary()?;
-    let socket = run_dir.join(SOCKET);
+    let socket = socket_path(run_dir);
     let _ = std::fs::remove_file(&socket);
     let log_path = run_dir.join(LOG);
     let log = File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
     let mut cmd = Command::new(&bin);
-    cmd.args(argv(root))
+    cmd.args(argv(root, &socket))
         .current_dir(run_dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -99,13 +120,25 @@ mod tests {
 
     #[test]
     fn argv_shares_the_root_in_the_foreground() {
-        let a: Vec<String> = argv(Path::new("/r/root"))
+        let a: Vec<String> = argv(Path::new("/r/root"), Path::new("/r/virtiofs.sock"))
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             a.join(" "),
-            "-f --socket-path=virtiofs.sock -o source=/r/root -o cache=auto -o log_level=warn"
+            "-f --socket-path=/r/virtiofs.sock -o source=/r/root -o cache=auto -o log_level=warn"
         );
+    }
+
+    #[test]
+    fn every_run_gets_its_own_absolute_socket_that_fits_sun_path() {
+        let a = socket_path(Path::new("/d/runs/1"));
+        let b = socket_path(Path::new("/d/runs/2"));
+        assert_eq!(a, Path::new("/d/runs/1/virtiofs.sock"));
+        assert_ne!(a, b);
+        let deep = Path::new("/d").join("x".repeat(150));
+        let s = socket_path(&deep);
+        assert!(s.is_absolute() && s.as_os_str().len() <= MAX_SOCKET_PATH, "{s:?}");
+        assert_ne!(s, socket_path(&Path::new("/d").join("y".repeat(150))));
     }
 }
