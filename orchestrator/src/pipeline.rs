@@ -72,6 +72,9 @@ pub struct RunOptions {
     pub silence_timeout_s: u64,
     /// Seconds on top of the duration before csdci stops the guest.
     pub grace_s: u64,
+    /// Stop the guest this many seconds after the first crash finding instead
+    /// of waiting for a panic or the end of the test (bisection speed).
+    pub stop_after_crash_s: Option<u64>,
 }
 
 impl RunOptions {
@@ -89,6 +92,7 @@ impl RunOptions {
             cmdline_extra: String::new(),
             silence_timeout_s: 90,
             grace_s: 240,
+            stop_after_crash_s: None,
         }
     }
 
@@ -659,6 +663,8 @@ impl LocalTester {
         };
         let mut analyzer = Analyzer::new();
         let mut panicked_at: Option<Instant> = None;
+        let mut crashed_at: Option<Instant> = None;
+        let stop_after_crash = self.opts.stop_after_crash_s.map(Duration::from_secs);
         let mut pre_nmi: Option<usize> = None;
         let mut user_stop = false;
         let mut said_init = false;
@@ -678,6 +684,13 @@ impl LocalTester {
             }
             if cancel.load(Ordering::SeqCst) || interrupted() {
                 user_stop = true;
+                return vm::Control::Stop;
+            }
+            if let Some(linger) = stop_after_crash
+                && pre_nmi.is_none()
+                && !analyzer.findings().is_empty()
+                && crashed_at.get_or_insert_with(Instant::now).elapsed() > linger
+            {
                 return vm::Control::Stop;
             }
             if analyzer.panicked() {

@@ -58,6 +58,10 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// How the QEMU pipeline tests a commit (when --run is not given).
+    #[command(flatten)]
+    pub pipeline: super::run::RunArgs,
+
     /// Continue bisection ID where it stopped (after a crash, kill or infra error).
     #[arg(long, value_name = "ID", conflicts_with_all = ["revs", "good", "run"])]
     pub resume: Option<i64>,
@@ -137,6 +141,23 @@ pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
             let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
             Ok(Box::new(RunTester::new(ctx.repo, &wt, &logs, cmd)?))
         }
+        Some("qemu") => {
+            let run: super::run::RunArgs = ctx
+                .desc
+                .get("options")
+                .cloned()
+                .and_then(|o| serde_json::from_value(o).ok())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bisection {}: stored QEMU run options are unreadable",
+                        ctx.id
+                    ))
+                })?;
+            let opts = run.options(ctx.repo, ctx.data_dir.to_path_buf())?;
+            opts.validate()?;
+            crate::pipeline::install_interrupt_handler();
+            Ok(Box::new(crate::pipeline::LocalTester::new(opts)?))
+        }
         other => Err(usage(format!(
             "bisection {}: tester {:?} is not available in this csdci",
             ctx.id,
@@ -150,10 +171,23 @@ fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
     match &args.run {
         Some(cmd) if cmd.trim().is_empty() => Err(usage("csdci bisect: --run needs a command")),
         Some(cmd) => Ok(serde_json::json!({"kind": "run", "cmd": cmd})),
-        None => Err(usage(
-            "csdci bisect: give --run CMD (the QEMU pipeline tester is not wired into bisect yet)",
-        )),
+        None => {
+            let tree = crate::vcs::open_tree(&args.tree)?;
+            let opts = args.pipeline.options(&tree, std::path::PathBuf::new())?;
+            opts.validate()?;
+            qemu_tester_desc(&args.pipeline)
+        }
     }
+}
+
+/// The stored description of the QEMU pipeline tester: its run options, with
+/// fragment paths made absolute so `--resume` works from any directory.
+pub fn qemu_tester_desc(run: &super::run::RunArgs) -> crate::Result<serde_json::Value> {
+    let mut run = run.clone();
+    for f in &mut run.config_fragment {
+        *f = std::path::absolute(&*f).map_err(|e| crate::Error::io(f.clone(), e))?;
+    }
+    Ok(serde_json::json!({"kind": "qemu", "options": run}))
 }
 
 /// Runs `csdci bisect`; returns the exit code.

@@ -1,12 +1,291 @@
-//! `csdci demo`.
+//! `csdci demo`: make (or reuse) a real kernel history with a planted CSD-lock
+//! regression, bisect it with the real pipeline, print the culprit report, then
+//! validate the `fix` branch.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use super::Cli;
+use super::run::RunArgs;
+use crate::bisect::{self, Settings, Start, driver, report};
+use crate::demo::{self, History};
+use crate::pipeline::LocalTester;
+use crate::store::Store;
+use crate::tester::{Prepared, RunOutcome, Tester};
+
+/// Default `--stop-after-crash` of the demo, in seconds.
+pub const DEFAULT_STOP_AFTER_CRASH_S: u64 = 20;
 
 /// Arguments of `csdci demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Where the demo's kernel git repository lives (made from the tarball once).
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// Commits on top of the imported 6.12 tree (fillers, the regression, a
+    /// commit that does not compile and its fix).
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub commits: usize,
+    /// Seed that places the regression and shapes the history (same seed, same history).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Keep csdci's worktrees and build directories of the demo when it ends
+    /// (default: remove them; the artifact cache and ccache keep reruns fast).
+    #[arg(long)]
+    pub keep: bool,
+    /// Only make the history; do not bisect.
+    #[arg(long)]
+    pub prepare_only: bool,
+    /// Kernel source tarball to import.
+    #[arg(long, default_value = demo::import::TARBALL, value_name = "FILE")]
+    pub tarball: PathBuf,
+    /// Runs of the `fix` branch for its validation.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub fix_runs: u32,
+    /// Stop the bisection when the most likely culprit has this probability.
+    #[arg(long, default_value_t = 0.99)]
+    pub confidence: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The fix branch's validation: K runs, failures, and what 0 failures proves.
+#[derive(Debug, Serialize)]
+pub struct FixValidation {
+    pub commit: String,
+    pub runs: u32,
+    pub fails: u32,
+    /// One-sided 95% upper bound on the per-run failure rate (exact binomial).
+    pub failure_rate_upper_95: f64,
+    /// Per-run failure rate the bisection measured on bad commits.
+    pub regression_failure_rate: f64,
+    /// Probability that an unfixed kernel passes all runs, at that rate.
+    pub p_pass_if_unfixed: f64,
+    pub passed: bool,
+}
+
+/// What `csdci demo --json` prints.
+#[derive(Debug, Serialize)]
+pub struct DemoResult {
+    pub history: History,
+    pub bisection: Option<report::Report>,
+    pub culprit_matches_regression: Option<bool>,
+    pub fix_validation: Option<FixValidation>,
+}
+
+/// One-sided 95% upper bound on a failure rate after `fails` = 0 in `runs`
+/// runs (Clopper–Pearson: 1 - 0.05^(1/n)); with failures, the observed rate.
+pub fn upper_95(runs: u32, fails: u32) -> f64 {
+    match (runs, fails) {
+        (0, _) => 1.0,
+        (n, 0) => 1.0 - 0.05f64.powf(1.0 / f64::from(n)),
+        (n, f) => f64::from(f) / f64::from(n),
+    }
+}
 
 /// Runs `csdci demo`; returns the exit code.
-pub fn exec(_cli: &Cli, _args: &Args) -> crate::Result<u8> {
-    Err(crate::Error::Usage("csdci demo: not built yet".into()))
+pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
+    let data_dir = cli.data_dir();
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("demo").join("linux"));
+    if !(0.5..1.0).contains(&args.confidence) {
+        return Err(crate::Error::Usage(format!(
+            "--confidence {} is out of range: give a probability in [0.5, 1)",
+            args.confidence
+        )));
+    }
+    let mut run = args.run.clone();
+    // Bisection speed: a failing run has shown what it has to show once the
+    // first crash is in the console for a while (the CSD report comes ~5 s
+    // into the test, the soft lockup ~45 s later).
+    run.stop_after_crash
+        .get_or_insert(DEFAULT_STOP_AFTER_CRASH_S);
+    let opts = run.options(&dir, data_dir.clone())?;
+    opts.validate()?;
+    let history = demo::prepare(&dir, &args.tarball, args.commits, args.seed)?;
+    if !args.json {
+        println!(
+            "demo history in {}: {} commits, seed {}; demo-good {} .. demo-bad {}",
+            dir.display(),
+            history.commits,
+            history.seed,
+            short(&history.good),
+            short(&history.bad)
+        );
+    }
+    if args.prepare_only {
+        let result = DemoResult {
+            history,
+            bisection: None,
+            culprit_matches_regression: None,
+            fix_validation: None,
+        };
+        print_json_if(args.json, &result);
+        return Ok(0);
+    }
+
+    let store = Store::open(&data_dir)?;
+    let desc = super::bisect::qemu_tester_desc(&run)?;
+    let id = driver::create(
+        &store,
+        &Start {
+            tree: dir.clone(),
+            good: vec![demo::history::GOOD_TAG.into()],
+            bad: demo::history::BAD_TAG.into(),
+            first_parent: false,
+            settings: Settings {
+                engine: csdci_bisect::Config {
+                    confidence: args.confidence,
+                    ..Settings::default().engine
+                },
+                ..Settings::default()
+            },
+            tester: desc,
+        },
+    )?;
+    let mut tester = LocalTester::new(opts.clone())?;
+    let json = args.json;
+    let mut progress = |line: &str| {
+        if !json {
+            println!("  {line}");
+        }
+    };
+    let report = bisect::run(&store, id, &mut tester, &mut progress)?;
+    if !json {
+        println!();
+        println!("{}", report::render(&report));
+    }
+    let matches = report.culprit.as_ref().map(|c| c.sha == history.regression);
+    if !json {
+        match matches {
+            Some(true) => println!(
+                "The culprit is the planted regression {}.",
+                short(&history.regression)
+            ),
+            Some(false) => println!(
+                "The culprit is NOT the planted regression {} (see the journal: csdci bisect log {id}).",
+                short(&history.regression)
+            ),
+            None => println!("The culprit was not isolated (see: csdci bisect log {id})."),
+        }
+    }
+
+    let fix = validate_fix(&mut tester, &history, args.fix_runs, report.fail_rate, json)?;
+    if !json {
+        println!(
+            "Fix validation ({}): {} failures in {} runs => per-run failure rate < {:.2} at 95%; \
+             the regression failed {:.0}% of runs, so an unfixed kernel would pass all {} with probability {:.1e}: {}",
+            short(&fix.commit),
+            fix.fails,
+            fix.runs,
+            fix.failure_rate_upper_95,
+            fix.regression_failure_rate * 100.0,
+            fix.runs,
+            fix.p_pass_if_unfixed,
+            if fix.passed { "FIXED" } else { "NOT FIXED" }
+        );
+    }
+    drop(tester);
+    if !args.keep {
+        remove_worktree(&data_dir, &dir);
+    }
+    let ok = matches == Some(true) && fix.passed;
+    let result = DemoResult {
+        history,
+        bisection: Some(report),
+        culprit_matches_regression: matches,
+        fix_validation: Some(fix),
+    };
+    print_json_if(args.json, &result);
+    Ok(if ok {
+        super::EXIT_CLEAN
+    } else {
+        super::EXIT_FAILED
+    })
+}
+
+fn validate_fix(
+    tester: &mut LocalTester,
+    history: &History,
+    runs: u32,
+    regression_rate: f64,
+    json: bool,
+) -> crate::Result<FixValidation> {
+    let mut fails = 0;
+    let mut done = 0;
+    if let Prepared::Untestable { reason } = tester.prepare(&history.fix)? {
+        return Err(crate::Error::Usage(format!(
+            "the fix branch does not build: {reason}"
+        )));
+    }
+    while done < runs {
+        let r = tester.run_once(&history.fix, done)?;
+        match r.outcome {
+            RunOutcome::Pass => done += 1,
+            RunOutcome::Fail => {
+                done += 1;
+                fails += 1;
+            }
+            RunOutcome::Skip { reason } | RunOutcome::Infra { reason } => {
+                tracing::warn!("fix validation run not counted: {reason}");
+                continue;
+            }
+        }
+        if !json {
+            println!("  fix run {done}/{runs}: {fails} failures so far");
+        }
+    }
+    let p = regression_rate.clamp(0.0, 1.0);
+    Ok(FixValidation {
+        commit: history.fix.clone(),
+        runs,
+        fails,
+        failure_rate_upper_95: upper_95(runs, fails),
+        regression_failure_rate: p,
+        p_pass_if_unfixed: (1.0 - p).powi(runs as i32),
+        passed: fails == 0 && runs > 0,
+    })
+}
+
+/// Removes csdci's worktree (and its build directory) of the demo repository;
+/// the artifact cache and ccache keep a rerun fast.
+fn remove_worktree(data_dir: &std::path::Path, repo: &std::path::Path) {
+    let wt = crate::build::worktree_dir(data_dir, repo);
+    if wt.exists() {
+        let p = wt.to_string_lossy();
+        if let Err(e) = crate::vcs::git(repo, &["worktree", "remove", "--force", &p]) {
+            tracing::warn!("could not remove {}: {e}", wt.display());
+        }
+    }
+}
+
+fn print_json_if(json: bool, value: &impl Serialize) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("csdci: cannot print JSON: {e}"),
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upper_95;
+
+    #[test]
+    fn zero_failures_bound_the_rate() {
+        assert!((upper_95(5, 0) - 0.4507).abs() < 1e-3);
+        assert!((upper_95(60, 0) - 0.0487).abs() < 1e-3);
+        assert_eq!(upper_95(0, 0), 1.0);
+    }
 }

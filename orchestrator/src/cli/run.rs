@@ -1,7 +1,7 @@
 //! `csdci run`: build, boot and torture one kernel commit.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +22,18 @@ pub struct Args {
     /// The commit to test (any git revision).
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub commit: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a commit is tested: shared by `csdci run`, `csdci bisect` and `csdci demo`
+/// (stored with a bisection, so `--resume` tests the same way).
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunArgs {
     /// Guest vCPUs.
     #[arg(long, default_value_t = 8)]
     pub vcpus: u32,
@@ -40,15 +52,16 @@ pub struct Args {
     /// Accelerator: auto (probe KVM once, else TCG), kvm or tcg.
     #[arg(long, default_value = "auto", value_name = "ACCEL")]
     pub accel: String,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    /// Stop the guest this many seconds after the first crash finding (default:
+    /// run until the kernel panics or the test ends).
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_after_crash: Option<u64>,
 }
 
-impl Args {
-    /// The pipeline options these arguments ask for.
-    pub fn options(&self, data_dir: PathBuf) -> Result<RunOptions> {
-        let mut o = RunOptions::new(&self.tree, data_dir);
+impl RunArgs {
+    /// The pipeline options these arguments ask for, to test commits of `tree`.
+    pub fn options(&self, tree: &Path, data_dir: PathBuf) -> Result<RunOptions> {
+        let mut o = RunOptions::new(tree, data_dir);
         o.vcpus = self.vcpus;
         o.memory_mb = pipeline::parse_memory(&self.memory)
             .map_err(|e| Error::Usage(format!("--memory: {e}")))?;
@@ -58,6 +71,7 @@ impl Args {
             .accel
             .parse::<Accel>()
             .map_err(|e| Error::Usage(format!("--accel: {e}")))?;
+        o.stop_after_crash_s = self.stop_after_crash;
         for f in &self.config_fragment {
             o.fragments.push(Fragment::load(f)?);
         }
@@ -113,7 +127,7 @@ impl Reporter for Spinner {
 
 /// Runs `csdci run`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
-    let opts = args.options(cli.data_dir())?;
+    let opts = args.run.options(&args.tree, cli.data_dir())?;
     pipeline::install_interrupt_handler();
     let mut spinner = (!args.json && std::io::stderr().is_terminal()).then(Spinner::new);
     let mut log = pipeline::LogReporter;

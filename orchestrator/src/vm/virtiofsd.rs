@@ -138,7 +138,10 @@ mod tests {
         assert_ne!(a, b);
         let deep = Path::new("/d").join("x".repeat(150));
         let s = socket_path(&deep);
-        assert!(s.is_absolute() && s.as_os_str().len() <= MAX_SOCKET_PATH, "{s:?}");
+        assert!(
+            s.is_absolute() && s.as_os_str().len() <= MAX_SOCKET_PATH,
+            "{s:?}"
+        );
         assert_ne!(s, socket_path(&Path::new("/d").join("y".repeat(150))));
     }
 }

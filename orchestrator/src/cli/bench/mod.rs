@@ -5,6 +5,7 @@ use super::Cli;
 
 pub mod bisect_sim;
 pub mod corpus;
+pub mod demo;
 pub mod parse;
 
 /// Arguments of `csdci bench`.
@@ -23,6 +24,8 @@ pub enum Which {
     Parse(parse::Args),
     /// Console analyzer vs syzkaller's crash-report corpus, per category.
     Corpus(corpus::Args),
+    /// A finished pipeline bisection (the demo's) vs its lower bound.
+    Demo(demo::Args),
 }
 
 /// Runs `csdci bench`; returns the exit code.
@@ -31,5 +34,6 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         Which::BisectSim(a) => bisect_sim::exec(cli, a),
         Which::Parse(a) => parse::exec(cli, a),
         Which::Corpus(a) => corpus::exec(cli, a),
+        Which::Demo(a) => demo::exec(cli, a),
     }
 }

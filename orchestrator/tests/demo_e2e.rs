@@ -1,0 +1,202 @@
+//! The demo end to end, as README command 1 runs it but on a shorter history:
+//! a real git history made from Debian's linux-source-6.12 with the planted
+//! CSD-lock regression, real kernel builds, real QEMU guests running scftorture,
+//! the Bayesian bisection, the revert check and the fix validation.
+//!
+//! Shares the kernel repository (`/var/tmp/csdci-linux-6.12`, or
+//! `CSDCI_TEST_KERNEL_REPO`) and the data directory (`CSDCI_TEST_DATA_DIR`, else
+//! `<target>/tmp/csdci-run-tests`) with `run_real.rs`, so its base commit is
+//! already built when this test runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Both tests write the demo history of the same repository: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    std::env::var_os("CSDCI_TEST_KERNEL_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/csdci-linux-6.12"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("CSDCI_TEST_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("csdci-run-tests"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs csdci with a wall-clock limit, so a hung pipeline fails the test
+/// instead of hanging CI; returns (exit code, stdout).
+fn csdci(args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csdci"))
+        .arg("--data-dir")
+        .arg(data_dir())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn csdci");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            // SIGINT first: csdci stops its guests; then make sure.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(10));
+            let _ = child.kill();
+            panic!("csdci {args:?} ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_same_seed_writes_the_same_history() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = repo();
+    let d = dir.to_string_lossy().to_string();
+    let (code, out) = csdci(
+        &[
+            "demo",
+            "--dir",
+            &d,
+            "--commits",
+            "8",
+            "--seed",
+            "11",
+            "--prepare-only",
+            "--json",
+        ],
+        Duration::from_secs(1200),
+    );
+    assert_eq!(code, 0, "{out}");
+    let first: Value = serde_json::from_str(&out).expect("json");
+    // Forget the recorded history and write it again from scratch.
+    std::fs::remove_file(dir.join(".git/csdci-demo.json")).expect("state file");
+    let (code, out) = csdci(
+        &[
+            "demo",
+            "--dir",
+            &d,
+            "--commits",
+            "8",
+            "--seed",
+            "11",
+            "--prepare-only",
+            "--json",
+        ],
+        Duration::from_secs(600),
+    );
+    assert_eq!(code, 0, "{out}");
+    let second: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        first["history"], second["history"],
+        "same seed, same commits"
+    );
+    let h = &first["history"];
+    let regression = h["regression"].as_str().unwrap();
+    assert_eq!(
+        git(
+            &dir,
+            &[
+                "diff-tree",
+                "--no-commit-id",
+                "--name-only",
+                "-r",
+                regression
+            ]
+        ),
+        "kernel/smp.c"
+    );
+    assert!(git(&dir, &["show", regression]).contains("get_single_csd_data(cpu)"));
+    assert_eq!(
+        git(&dir, &["rev-list", "--count", "demo-good..demo-bad"]),
+        "8"
+    );
+    assert!(git(&dir, &["show", "fix"]).contains("try_cmpxchg_acquire"));
+    assert!(!h["broken"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn demo_bisects_to_the_planted_regression_and_validates_the_fix() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = repo();
+    let d = dir.to_string_lossy().to_string();
+    let (code, out) = csdci(
+        &[
+            "demo",
+            "--dir",
+            &d,
+            "--commits",
+            "16",
+            "--seed",
+            "5",
+            "--json",
+            "--fix-runs",
+            "3",
+            "--keep",
+        ],
+        Duration::from_secs(40 * 60),
+    );
+    let v: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON ({e}), exit {code}: {out}"));
+    let regression = v["history"]["regression"].as_str().expect("regression sha");
+    let b = &v["bisection"];
+    assert_eq!(
+        b["culprit"]["sha"].as_str(),
+        Some(regression),
+        "culprit: {b:#}"
+    );
+    assert!(b["confidence"].as_f64().unwrap() >= 0.99, "{b:#}");
+    assert_eq!(v["culprit_matches_regression"], Value::Bool(true));
+    // The commits that do not compile were never counted as evidence.
+    for broken in v["history"]["broken"].as_array().unwrap() {
+        let tested = b["tested"].as_array().unwrap();
+        if let Some(t) = tested.iter().find(|t| t["commit"] == *broken) {
+            assert_eq!(
+                t["fails"].as_u64(),
+                Some(0),
+                "broken commit counted as failing: {t}"
+            );
+        }
+    }
+    let fix = &v["fix_validation"];
+    assert_eq!(fix["fails"].as_u64(), Some(0), "{fix}");
+    assert_eq!(fix["passed"], Value::Bool(true));
+    assert_eq!(code, 0, "exit code");
+}
