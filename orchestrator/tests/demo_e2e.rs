@@ -170,6 +170,10 @@ fn demo_bisects_to_the_planted_regression_and_validates_the_fix() {
             "--fix-runs",
             "3",
             "--keep",
+            "--vcpus",
+            "8",
+            "--duration",
+            "30",
         ],
         Duration::from_secs(40 * 60),
     );

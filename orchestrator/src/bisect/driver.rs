@@ -125,7 +125,13 @@ fn classify(predicate: &Predicate, r: &RunReport) -> Classified {
         .analysis
         .as_ref()
         .map(|a| {
-            let mut t: Vec<String> = a.findings.iter().map(|f| f.title.clone()).collect();
+            // Distinct titles, in the order they first appeared.
+            let mut t: Vec<String> = Vec::new();
+            for f in &a.findings {
+                if !t.contains(&f.title) {
+                    t.push(f.title.clone());
+                }
+            }
             if t.is_empty()
                 && let Some(x) = &a.title
             {
@@ -294,13 +300,17 @@ impl Driver<'_> {
             .map(|i| i.subject)
             .unwrap_or_default();
         self.say(format!("preparing {} {subject}", Self::short(commit)));
-        match tester.prepare(commit) {
+        let started = std::time::Instant::now();
+        let prepared = tester.prepare(commit);
+        let seconds = Some(started.elapsed().as_secs_f64());
+        match prepared {
             Ok(Prepared::Untestable { reason }) => {
                 self.store.bisect_step_finish(
                     step,
                     &Finish {
                         outcome: "untestable",
                         reason: Some(&reason),
+                        seconds,
                         ..Finish::default()
                     },
                 )?;
@@ -325,6 +335,7 @@ impl Driver<'_> {
                         outcome: "ready",
                         artifact_id: artifact_id.as_deref(),
                         same_as: same_as.as_deref(),
+                        seconds,
                         ..Finish::default()
                     },
                 )?;

@@ -151,8 +151,11 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     )?;
     let mut tester = LocalTester::new(opts.clone())?;
     let json = args.json;
+    // With --json, stdout carries only the JSON; progress goes to stderr.
     let mut progress = |line: &str| {
-        if !json {
+        if json {
+            eprintln!("  {line}");
+        } else {
             println!("  {line}");
         }
     };
@@ -237,8 +240,11 @@ fn validate_fix(
                 continue;
             }
         }
-        if !json {
-            println!("  fix run {done}/{runs}: {fails} failures so far");
+        let line = format!("  fix run {done}/{runs}: {fails} failures so far");
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
     }
     let p = regression_rate.clamp(0.0, 1.0);

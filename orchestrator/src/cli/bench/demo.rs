@@ -72,11 +72,19 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
             .filter_map(|r| r.build_seconds)
             .reduce(f64::max)
     });
-    let n = report.tested.len().max(1) + report.candidates.len();
+    // N: the commits between the good revisions and the bad one.
+    let mut range = vec!["rev-list".to_string(), "--count".into(), report.bad.clone()];
+    range.extend(report.good.iter().map(|g| format!("^{g}")));
+    let range: Vec<&str> = range.iter().map(String::as_str).collect();
+    let n: usize = crate::vcs::git(std::path::Path::new(&b.repo), &range)?
+        .trim()
+        .parse()
+        .unwrap_or(2);
     let n = n.max(2);
     let steps_lb = (n as f64).log2().ceil();
     println!("bisection #{} of {}", b.id, b.repo);
     println!("  time to culprit (builds + runs)  {bisect_time:8.0} s");
+    println!("  commits in range (N)             {n:8}");
     println!("  builds                           {:8}", report.builds);
     println!("  runs                             {:8}", report.runs);
     println!(
