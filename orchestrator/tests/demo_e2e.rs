@@ -85,45 +85,26 @@ fn csdci(args: &[&str], limit: Duration) -> (i32, String) {
     )
 }
 
+/// `csdci demo --prepare-only --json`: the history JSON.
+fn prepare_only(dir: &str, commits: &str, seed: &str) -> Value {
+    let args = ["demo", "--dir", dir, "--commits", commits, "--seed", seed];
+    let (code, out) = csdci(
+        &[&args[..], &["--prepare-only", "--json"]].concat(),
+        Duration::from_secs(1200),
+    );
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).expect("json")
+}
+
 #[test]
 fn the_same_seed_writes_the_same_history() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = repo();
     let d = dir.to_string_lossy().to_string();
-    let (code, out) = csdci(
-        &[
-            "demo",
-            "--dir",
-            &d,
-            "--commits",
-            "8",
-            "--seed",
-            "11",
-            "--prepare-only",
-            "--json",
-        ],
-        Duration::from_secs(1200),
-    );
-    assert_eq!(code, 0, "{out}");
-    let first: Value = serde_json::from_str(&out).expect("json");
+    let first = prepare_only(&d, "8", "11");
     // Forget the recorded history and write it again from scratch.
     std::fs::remove_file(dir.join(".git/csdci-demo.json")).expect("state file");
-    let (code, out) = csdci(
-        &[
-            "demo",
-            "--dir",
-            &d,
-            "--commits",
-            "8",
-            "--seed",
-            "11",
-            "--prepare-only",
-            "--json",
-        ],
-        Duration::from_secs(600),
-    );
-    assert_eq!(code, 0, "{out}");
-    let second: Value = serde_json::from_str(&out).expect("json");
+    let second = prepare_only(&d, "8", "11");
     assert_eq!(
         first["history"], second["history"],
         "same seed, same commits"
