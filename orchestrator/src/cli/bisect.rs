@@ -173,6 +173,12 @@ fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
         Some(cmd) => Ok(serde_json::json!({"kind": "run", "cmd": cmd})),
         None => {
             let tree = crate::vcs::open_tree(&args.tree)?;
+            if !(tree.join("Kconfig").is_file() && tree.join("kernel").is_dir()) {
+                return Err(usage(format!(
+                    "csdci bisect: {} is not a Linux kernel tree (no Kconfig, kernel/); give --run CMD to bisect with your own test",
+                    tree.display()
+                )));
+            }
             let opts = args.pipeline.options(&tree, std::path::PathBuf::new())?;
             opts.validate()?;
             qemu_tester_desc(&args.pipeline)
