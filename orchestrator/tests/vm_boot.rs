@@ -1,9 +1,11 @@
 //! Real boots: a built kernel under QEMU with a virtiofs root and scftorture.
 //!
-//! Needs `CSDCI_TEST_VMLINUX` (a vmlinux built from configs/) and
-//! `CSDCI_TEST_MODULES` (its `INSTALL_MOD_PATH` folder); without them every
-//! test here prints a notice and passes (the pipeline's tests build a kernel and
-//! run end to end). Tests run one at a time (TCG guests are CPU hungry).
+//! Boots `CSDCI_TEST_VMLINUX` (a vmlinux built from configs/) with
+//! `CSDCI_TEST_MODULES` (its `INSTALL_MOD_PATH` folder); without them, the
+//! kernel that `run_real.rs` built for the imported tree's `demo-base` (found in
+//! the shared test data directory's artifact cache). When neither exists every
+//! test here prints a notice and passes. Tests run one at a time (TCG guests are
+//! CPU hungry).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,13 +28,48 @@ fn kernel() -> Option<Kernel> {
         (Some(vmlinux), Some(modules)) if vmlinux.is_file() && modules.is_dir() => {
             Some(Kernel { vmlinux, modules })
         }
-        _ => {
+        _ => cached_base_kernel().or_else(|| {
             eprintln!(
-                "skipping real boot: set CSDCI_TEST_VMLINUX and CSDCI_TEST_MODULES to a built kernel"
+                "skipping real boot: set CSDCI_TEST_VMLINUX and CSDCI_TEST_MODULES to a built kernel, or run run_real.rs first"
             );
             None
-        }
+        }),
     }
+}
+
+/// The `demo-base` kernel in the artifact cache of the tests' shared data
+/// directory (`CSDCI_TEST_DATA_DIR`, else `<target>/tmp/csdci-run-tests`).
+fn cached_base_kernel() -> Option<Kernel> {
+    let repo = std::env::var_os("CSDCI_TEST_KERNEL_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/csdci-linux-6.12"));
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["rev-parse", "--verify", "--quiet", "demo-base^{commit}"])
+        .output()
+        .ok()?;
+    let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if base.is_empty() {
+        return None;
+    }
+    let data = std::env::var_os("CSDCI_TEST_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("csdci-run-tests"));
+    std::fs::read_dir(data.join("cache/kernels"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|entry| {
+            std::fs::read_to_string(entry.join("manifest.json"))
+                .map(|m| m.contains(&format!("\"commit\": \"{base}\"")))
+                .unwrap_or(false)
+                && entry.join("vmlinux").is_file()
+        })
+        .map(|entry| Kernel {
+            vmlinux: entry.join("vmlinux"),
+            modules: entry.join("modules"),
+        })
 }
 
 /// A data folder kept across test runs, so the KVM probe runs once per host.
