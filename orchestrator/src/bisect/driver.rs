@@ -351,19 +351,25 @@ impl Driver<'_> {
             }
             Err(e) if Self::is_abort(&e) => Err(e),
             Err(e) => {
-                let reason = e.to_string();
-                self.store.bisect_step_finish(
-                    step,
-                    &Finish {
-                        outcome: "infra",
-                        reason: Some(&reason),
-                        ..Finish::default()
-                    },
-                )?;
-                self.infra(commit, reason)?;
+                self.infra_step(step, commit, &e)?;
                 Ok(None)
             }
         }
+    }
+
+    /// Journals `step` as an infrastructure failure of the tester (never
+    /// evidence) and counts it towards the retry limit.
+    fn infra_step(&mut self, step: i64, commit: &str, e: &crate::Error) -> crate::Result<()> {
+        let reason = e.to_string();
+        self.store.bisect_step_finish(
+            step,
+            &Finish {
+                outcome: "infra",
+                reason: Some(&reason),
+                ..Finish::default()
+            },
+        )?;
+        self.infra(commit, reason)
     }
 
     /// Runs the prepared commit once, journalled as `kind` under `commit` (which
@@ -387,16 +393,7 @@ impl Driver<'_> {
             Ok(r) => r,
             Err(e) if Self::is_abort(&e) => return Err(e),
             Err(e) => {
-                let reason = e.to_string();
-                self.store.bisect_step_finish(
-                    step,
-                    &Finish {
-                        outcome: "infra",
-                        reason: Some(&reason),
-                        ..Finish::default()
-                    },
-                )?;
-                self.infra(commit, reason)?;
+                self.infra_step(step, commit, &e)?;
                 return Ok(None);
             }
         };
