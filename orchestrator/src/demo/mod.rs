@@ -9,7 +9,6 @@ pub mod patches;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub use history::History;
 
@@ -32,6 +31,8 @@ pub enum Error {
     NoTarball { path: PathBuf, hint: String },
     #[error("{0} exists and is not a csdci demo repository (no demo-base tag); pick another --dir")]
     ForeignRepo(PathBuf),
+    #[error(transparent)]
+    Git(#[from] crate::vcs::Error),
     #[error("{what} failed: {detail}")]
     Tool { what: String, detail: String },
     #[error("{path}: {source}")]
@@ -53,20 +54,7 @@ impl Error {
 
 /// Runs git in `dir` with extra environment; returns trimmed stdout.
 fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, Error> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .map_err(|e| Error::io("git", e))?;
-    if !out.status.success() {
-        return Err(Error::Tool {
-            what: format!("git {}", args.first().copied().unwrap_or_default()),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    Ok(crate::vcs::git_env(dir, args, env)?)
 }
 
 /// Makes (or reuses) the demo history of `commits` commits from `seed` in `dir`.

@@ -34,11 +34,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Runs `git -C dir args...` and returns its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    git_env(dir, args, &[])
+}
+
+/// [`git`] with extra environment variables (author, dates, ...).
+pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .envs(env.iter().copied())
         .output()
         .map_err(Error::Spawn)?;
     if !out.status.success() {
