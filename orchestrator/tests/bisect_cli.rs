@@ -487,3 +487,78 @@ fn exit_128_aborts() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("aborted"), "{err}");
 }
+
+#[test]
+fn verify_bad_tests_the_tip_first_and_flaky_bisection_still_finds_the_culprit() {
+    let (r, shas) = Repo::linear(40, 29, |_| false);
+    let seen = r.path.parent().unwrap().join("seen");
+    let script = format!(
+        "git rev-parse HEAD >> {}; {}",
+        seen.display(),
+        flaky_script(70)
+    );
+    let (code, v) = r.bisect_json(
+        "base",
+        "main",
+        &script,
+        &[
+            "--verify-bad",
+            "20",
+            "--confidence",
+            "0.999",
+            "--no-revert-check",
+        ],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["culprit"]["sha"], shas[28], "{v}");
+    let first = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        first.lines().next(),
+        Some(shas[39].as_str()),
+        "the bad tip is run first"
+    );
+    let tip = v["tested"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["commit"] == shas[39])
+        .expect("the tip is among the tested commits");
+    assert!(tip["fails"].as_u64().unwrap() >= 1, "{tip}");
+}
+
+#[test]
+fn a_bad_tip_that_never_fails_is_reported_as_not_reproduced() {
+    let (r, shas) = Repo::linear(12, 5, |_| false);
+    // The bug is gone on this machine: every run passes.
+    let (code, v) = r.bisect_json("base", "main", "exit 0", &["--verify-bad", "6"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["status"], "not_reproduced", "{v}");
+    assert_eq!(v["stop_reason"], "not_reproduced");
+    assert!(v["culprit"].is_null());
+    assert_eq!(v["runs"], 6, "only the tip's verification runs: {v}");
+    assert_eq!(v["tested"][0]["commit"], shas[11]);
+    assert_eq!(v["revert_check"]["status"], "not_run");
+    // The text report says so, and what to try.
+    let tree = r.path.to_string_lossy().to_string();
+    let out = r.csdci(&[
+        "bisect",
+        "base",
+        "main",
+        "--tree",
+        &tree,
+        "--run",
+        "exit 0",
+        "--verify-bad",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "the bad revision {} did not fail in 3 runs: nothing to bisect",
+            &shas[11][..12]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(bad tip)"), "{text}");
+}

@@ -110,7 +110,8 @@ pub struct FirstFailure {
 pub struct Report {
     /// Bisection id.
     pub id: i64,
-    /// `culprit`, `not_isolated` (a set of candidates) or `inconclusive`.
+    /// `culprit`, `not_isolated` (a set of candidates), `not_reproduced` (the bad
+    /// tip never failed in its verification runs) or `inconclusive`.
     pub status: String,
     /// The culprit, when isolated with the requested confidence.
     pub culprit: Option<CommitInfo>,
@@ -118,7 +119,8 @@ pub struct Report {
     pub confidence: f64,
     /// The candidate set, when the culprit is not isolated.
     pub candidates: Vec<CommitInfo>,
-    /// Why the engine stopped: `confident`, `budget_spent` or `nothing_to_test`.
+    /// Why the engine stopped: `confident`, `budget_spent`, `nothing_to_test` or
+    /// `not_reproduced`.
     pub stop_reason: StopReason,
     /// Good shas.
     pub good: Vec<String>,
@@ -197,7 +199,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         Some(c) => Some(info(&i.candidates[c])?),
         None => None,
     };
-    let candidates = if culprit.is_none() {
+    let candidates = if culprit.is_none() && i.conclusion.reason != StopReason::NotReproduced {
         i.conclusion
             .candidates
             .iter()
@@ -209,6 +211,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
     let status = match (&culprit, i.conclusion.reason) {
         (Some(_), _) => "culprit",
         (None, StopReason::Confident) => "not_isolated",
+        (None, StopReason::NotReproduced) => "not_reproduced",
         _ => "inconclusive",
     };
     let mut tested: Vec<Tested> = Vec::new();
@@ -357,6 +360,19 @@ pub fn render(r: &Report) -> String {
                 let _ = writeln!(o, "  {} {}", short(&c.sha), c.subject);
             }
         }
+        (None, "not_reproduced") => {
+            let tip = r.tested.iter().find(|t| t.commit == r.bad);
+            let _ = writeln!(
+                o,
+                "the bad revision {} did not fail in {} runs: nothing to bisect",
+                short(&r.bad),
+                tip.map_or(0, |t| t.runs)
+            );
+            let _ = writeln!(
+                o,
+                "(is it really bad here? a rarer failure needs longer runs, more vCPUs or --verify-bad with more runs; check --predicate)"
+            );
+        }
         _ => {
             let _ = writeln!(
                 o,
@@ -365,6 +381,7 @@ pub fn render(r: &Report) -> String {
                     StopReason::BudgetSpent => "run budget spent",
                     StopReason::NothingToTest => "nothing left to test",
                     StopReason::Confident => "confident",
+                    StopReason::NotReproduced => "not reproduced",
                 },
                 r.confidence * 100.0
             );
@@ -390,7 +407,8 @@ pub fn render(r: &Report) -> String {
             (None, Some(s)) => format!("same kernel as {}", short(s)),
             _ => format!("{:>3}/{:<3}", t.fails, t.runs),
         };
-        let _ = writeln!(o, "  {} {:<9} {}", short(&t.commit), what, t.subject);
+        let tip = if t.commit == r.bad { " (bad tip)" } else { "" };
+        let _ = writeln!(o, "  {} {:<9} {}{tip}", short(&t.commit), what, t.subject);
         if !t.crashed_differently.is_empty() {
             let _ = writeln!(
                 o,

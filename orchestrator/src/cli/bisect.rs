@@ -46,6 +46,12 @@ pub struct Args {
     #[arg(long, default_value = "any", value_name = "PRED")]
     pub predicate: String,
 
+    /// First make sure the bad revision fails: run it until it has failed 3 times
+    /// or been run N times, and stop if it never fails (0: trust it, as `git
+    /// bisect` does). Default: 20 with the QEMU pipeline, 0 with --run.
+    #[arg(long, value_name = "N")]
+    pub verify_bad: Option<u32>,
+
     /// Follow only first parents (do not descend into merged branches).
     #[arg(long)]
     pub first_parent: bool,
@@ -246,6 +252,12 @@ pub fn exec_with(
             let mut settings = Settings::default();
             settings.engine.confidence = args.confidence;
             settings.engine.max_runs = args.max_runs;
+            if args.run.is_none() {
+                settings.engine = bisect::for_pipeline(settings.engine);
+            }
+            if let Some(runs) = args.verify_bad {
+                settings.engine.verify_bad_runs = runs;
+            }
             settings.predicate = args.predicate.clone();
             settings.revert_check = !args.no_revert_check;
             let store = Store::open(&data_dir)?;

@@ -15,6 +15,8 @@ pub enum Error {
     FalseFail,
     #[error("failure-probability grid must be non-empty, in (0, 1], and hold a value below 1")]
     Grid,
+    #[error("the settle tolerance must be finite and above 0")]
+    Settle,
     #[error("costs must be finite, build cost >= 0 and run cost > 0")]
     Cost,
     #[error("candidate index {index} out of range (there are {n})")]
@@ -47,10 +49,23 @@ pub struct Config {
     /// While no commit has both passed and failed, re-run the prepared commit up to
     /// this many times to settle its state before moving on.
     pub settle_runs: u32,
+    /// Settling ends once the posterior mass on the prepared commit's unsettled
+    /// side is below this fraction of `1 - confidence`. 0.25 keeps a deterministic
+    /// test within `git bisect`'s builds; larger values leave a consistent commit
+    /// sooner and may come back to it (fewer runs, sometimes one build more:
+    /// right where a build is cheaper than a run).
+    pub settle_tolerance: f64,
     /// Once the test has shown itself flaky, stopping also requires the confidence
     /// under a prior over the failure probability weighted by `p^-robust_prior_exp`
     /// (0 turns this off).
     pub robust_prior_exp: f64,
+    /// Before bisecting, run the bad tip until it has failed `verify_bad_fails`
+    /// times or been run this many times (0: trust the bad revision, as
+    /// `git bisect` does). Its runs are evidence about the failure probability;
+    /// a tip that never fails ends the bisection ([`StopReason::NotReproduced`]).
+    pub verify_bad_runs: u32,
+    /// Failures of the bad tip that end its verification early.
+    pub verify_bad_fails: u32,
 }
 
 impl Default for Config {
@@ -64,7 +79,10 @@ impl Default for Config {
             build_cost: 3.0,
             run_cost: 1.0,
             settle_runs: 12,
+            settle_tolerance: 0.25,
             robust_prior_exp: 1.0,
+            verify_bad_runs: 0,
+            verify_bad_fails: 3,
         }
     }
 }
@@ -83,6 +101,9 @@ impl Config {
             || self.p_grid.iter().all(|&p| p >= 1.0)
         {
             return Err(Error::Grid);
+        }
+        if !(self.settle_tolerance.is_finite() && self.settle_tolerance > 0.0) {
+            return Err(Error::Settle);
         }
         if !(self.build_cost.is_finite()
             && self.run_cost.is_finite()
@@ -131,6 +152,9 @@ pub enum StopReason {
     BudgetSpent,
     /// No test can tell the remaining candidates apart.
     NothingToTest,
+    /// The bad tip never failed in its verification runs: there is nothing to
+    /// bisect (see [`Config::verify_bad_runs`]).
+    NotReproduced,
 }
 
 /// The engine's answer.
@@ -375,8 +399,29 @@ impl Engine {
         conf.min(alt_conf)
     }
 
+    /// The bad tip's verification: `Some(step)` while it is under way or when it
+    /// failed, `None` once it is done (or off, or impossible: an untestable tip is
+    /// trusted to be bad, as `git bisect` would).
+    fn verify_step(&self) -> Option<Step> {
+        let tip = self.n - 1;
+        let (runs, fails) = (self.runs[tip], self.fails[tip]);
+        if self.cfg.verify_bad_runs == 0 || self.untestable[tip] {
+            return None;
+        }
+        if fails >= self.cfg.verify_bad_fails.max(1) {
+            return None;
+        }
+        if runs < self.cfg.verify_bad_runs {
+            return Some(Step::Test { index: tip });
+        }
+        (fails == 0).then(|| self.conclude(StopReason::NotReproduced))
+    }
+
     /// The next step.
     pub fn next(&self) -> Step {
+        if let Some(step) = self.verify_step() {
+            return step;
+        }
         if self.stop_confidence() >= self.cfg.confidence {
             return self.conclude(StopReason::Confident);
         }
@@ -413,7 +458,7 @@ impl Engine {
             .filter(|&c| self.testable(c) && self.consistent())
         {
             let bad: f64 = post[..=c].iter().sum();
-            let delta = (1.0 - self.cfg.confidence) / 4.0;
+            let delta = (1.0 - self.cfg.confidence) * self.cfg.settle_tolerance;
             // A failure only counts once "good but a false failure" is unlikely
             // next to the single most likely culprit, which it must not outweigh.
             let top = post[..=c].iter().copied().fold(0.0, f64::max);
@@ -457,7 +502,11 @@ mod tests {
     use super::*;
 
     fn bisect_deterministic(n: usize, culprit: usize) -> (Conclusion, u32) {
-        let mut e = Engine::new(n, Config::default()).unwrap();
+        bisect_deterministic_with(n, culprit, Config::default())
+    }
+
+    fn bisect_deterministic_with(n: usize, culprit: usize, cfg: Config) -> (Conclusion, u32) {
+        let mut e = Engine::new(n, cfg).unwrap();
         let mut builds = 0;
         let mut prepared = None;
         loop {
@@ -492,6 +541,145 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn verifying() -> Config {
+        Config {
+            verify_bad_runs: 10,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn verification_costs_one_build_more_when_deterministic() {
+        for n in 1..=40usize {
+            let limit = (n as f64).log2().ceil() as u32 + 1;
+            for culprit in 0..n {
+                let (c, builds) = bisect_deterministic_with(n, culprit, verifying());
+                assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
+                assert!(
+                    builds <= limit,
+                    "n={n} culprit={culprit}: {builds} > {limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bad_tip_is_verified_first_until_it_fails_often_enough() {
+        let mut e = Engine::new(30, verifying()).unwrap();
+        // Fail, pass, fail, fail: three failures end the verification.
+        for obs in [Obs::Fail, Obs::Pass, Obs::Fail, Obs::Fail] {
+            assert_eq!(e.next(), Step::Test { index: 29 });
+            e.observe(29, obs).unwrap();
+        }
+        assert!(matches!(e.next(), Step::Test { index } if index < 29));
+        // Off (the default): the tip is trusted, as git bisect does.
+        let e = Engine::new(30, Config::default()).unwrap();
+        assert!(matches!(e.next(), Step::Test { index } if index < 29));
+    }
+
+    #[test]
+    fn a_bad_tip_that_never_fails_is_not_reproduced() {
+        let mut e = Engine::new(30, verifying()).unwrap();
+        for _ in 0..10 {
+            assert_eq!(e.next(), Step::Test { index: 29 });
+            e.observe(29, Obs::Pass).unwrap();
+        }
+        match e.next() {
+            Step::Done(c) => {
+                assert_eq!(c.reason, StopReason::NotReproduced);
+                assert_eq!(c.culprit(), None);
+            }
+            s => panic!("expected not reproduced, got {s:?}"),
+        }
+        // One failure in ten is a (rare) reproduction: bisect on.
+        let mut e = Engine::new(30, verifying()).unwrap();
+        for i in 0..10 {
+            e.observe(29, if i == 9 { Obs::Fail } else { Obs::Pass })
+                .unwrap();
+        }
+        assert!(matches!(e.next(), Step::Test { index } if index < 29));
+        // A tip that cannot be built cannot be verified: trusted, as git would.
+        let mut e = Engine::new(30, verifying()).unwrap();
+        e.observe(29, Obs::Skip).unwrap();
+        assert!(matches!(e.next(), Step::Test { index } if index < 29));
+    }
+
+    /// Bisects (n = 62, p = 0.8) with `cfg`; returns the longest streak of runs
+    /// of one good commit in a row and the total runs.
+    fn demo_shaped(cfg: &Config, culprit: usize, seed: u64) -> (u32, u32) {
+        use rand::{Rng, SeedableRng};
+        let (n, p) = (62, 0.8);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut e = Engine::new(n, cfg.clone()).unwrap();
+        let (mut streak, mut longest, mut last) = (0u32, 0u32, None);
+        loop {
+            match e.next() {
+                Step::Test { index } => {
+                    let fail = index >= culprit && rng.random_bool(p);
+                    streak = if last == Some(index) { streak + 1 } else { 1 };
+                    last = Some(index);
+                    if index < culprit {
+                        longest = longest.max(streak);
+                    }
+                    e.observe(index, if fail { Obs::Fail } else { Obs::Pass })
+                        .unwrap();
+                    assert!(e.total_runs() < 200, "seed {seed}: no end");
+                }
+                Step::Done(c) => {
+                    assert_eq!(c.culprit(), Some(culprit), "seed {seed}");
+                    return (longest, e.total_runs());
+                }
+            }
+        }
+    }
+
+    /// The demo's shape: the first commit tested is good and nothing has failed
+    /// yet. Trusting the tip, the engine settles that commit for the full
+    /// `settle_runs`; with the tip verified it knows the failure rate, leaves good
+    /// commits sooner and spends fewer runs in all.
+    #[test]
+    fn a_verified_tip_keeps_passing_commits_from_being_rerun_for_long() {
+        let (mut with, mut without) = (0, 0);
+        for seed in 0..20 {
+            let (longest, runs) = demo_shaped(&verifying(), 47, seed);
+            assert!(
+                longest < Config::default().settle_runs,
+                "seed {seed}: a good commit ran {longest} times in a row"
+            );
+            with += runs;
+            without += demo_shaped(&Config::default(), 47, seed).1;
+        }
+        assert!(
+            f64::from(with) < 0.85 * f64::from(without),
+            "verified: {with} runs, trusted: {without}"
+        );
+    }
+
+    /// The culprit is the tip: every commit tested passes, and each would be
+    /// settled in turn. A looser settle tolerance trusts passes sooner (a pass
+    /// higher up says more than another pass lower down).
+    #[test]
+    fn a_looser_settle_spends_fewer_runs_when_the_culprit_is_the_tip() {
+        let loose = Config {
+            settle_tolerance: 3.0,
+            ..verifying()
+        };
+        let (mut strict_runs, mut loose_runs) = (0, 0);
+        for seed in 0..20 {
+            strict_runs += demo_shaped(&verifying(), 61, seed).1;
+            loose_runs += demo_shaped(&loose, 61, seed).1;
+        }
+        assert!(
+            f64::from(loose_runs) < 0.85 * f64::from(strict_runs),
+            "loose {loose_runs} runs, strict {strict_runs}"
+        );
+        let bad = Config {
+            settle_tolerance: 0.0,
+            ..Config::default()
+        };
+        assert_eq!(Engine::new(4, bad).unwrap_err(), Error::Settle);
     }
 
     #[test]
