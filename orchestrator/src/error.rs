@@ -44,6 +44,15 @@ impl Error {
         }
     }
 
+    /// True when csdci stopped because it was asked to (SIGINT/SIGTERM: exit
+    /// code 130, as a shell reports a process ended by SIGINT).
+    pub fn is_interrupt(&self) -> bool {
+        matches!(
+            self,
+            Error::Interrupted | Error::Bisect(crate::bisect::Error::Interrupted { .. })
+        )
+    }
+
     /// True for errors caused by the user's input (exit code 3).
     pub fn is_usage(&self) -> bool {
         matches!(

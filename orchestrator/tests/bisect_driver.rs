@@ -55,6 +55,8 @@ struct Script {
     culprit: usize,
     other_below: usize,
     infra_left: u32,
+    /// Runs after which csdci is "interrupted" (Ctrl-C during the next run).
+    interrupt_after: Option<usize>,
     artifact: Box<dyn Fn(usize) -> String>,
     runs: Vec<String>,
     prepares: Vec<String>,
@@ -71,6 +73,9 @@ impl Tester for Script {
     }
 
     fn run_once(&mut self, commit: &str, _attempt: u32) -> csdci::Result<RunReport> {
+        if self.interrupt_after == Some(self.runs.len()) {
+            return Err(csdci::Error::Interrupted);
+        }
         if self.infra_left > 0 {
             self.infra_left -= 1;
             return Ok(RunReport {
@@ -128,6 +133,7 @@ fn script(shas: &[String], culprit: usize, logs: &Path) -> Script {
         culprit,
         other_below: 0,
         infra_left: 0,
+        interrupt_after: None,
         artifact: Box::new(|i| format!("kernel-{i}")),
         runs: Vec::new(),
         prepares: Vec::new(),
@@ -238,4 +244,41 @@ fn infrastructure_failures_are_retried_and_never_evidence() {
     let mut t = script(&shas, 12, tmp.path());
     let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
     assert_eq!(r.culprit.as_ref().unwrap().sha, shas[11]);
+}
+
+#[test]
+fn an_interrupt_stops_the_bisection_at_once_and_resume_finishes_it() {
+    let (tmp, dir, shas, store) = setup(30);
+    let mut t = script(&shas, 9, tmp.path());
+    t.interrupt_after = Some(3);
+    let id = driver::create(&store, &start(&dir, "any")).unwrap();
+    let err = driver::run(&store, id, &mut t, &mut |_| {}).unwrap_err();
+    assert!(err.is_interrupt(), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("csdci bisect --resume {id}")),
+        "{err}"
+    );
+    assert_eq!(t.runs.len(), 3, "no run after the interrupt");
+    // Not an infrastructure failure, and the run it cut is no evidence.
+    let steps = store.bisect_steps(id, false).unwrap();
+    assert!(steps.iter().all(|s| s.outcome.as_deref() != Some("infra")));
+    assert_eq!(store.bisect_get(id).unwrap().unwrap().status, "failed");
+    // The same bisection asked for again is found to resume; other settings are not.
+    assert_eq!(
+        driver::unfinished(&store, &start(&dir, "any")).unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        driver::unfinished(&store, &start(&dir, "csd")).unwrap(),
+        None
+    );
+    let mut t = script(&shas, 9, tmp.path());
+    let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
+    assert_eq!(r.culprit.as_ref().unwrap().sha, shas[8]);
+    assert_eq!(r.infra_failures, 0);
+    assert_eq!(
+        driver::unfinished(&store, &start(&dir, "any")).unwrap(),
+        None
+    );
 }

@@ -169,6 +169,14 @@ fn demo_bisects_to_the_planted_regression_and_validates_the_fix() {
     );
     assert!(b["confidence"].as_f64().unwrap() >= 0.99, "{b:#}");
     assert_eq!(v["culprit_matches_regression"], Value::Bool(true));
+    // The bad tip was reproduced first (and its failures were evidence).
+    let tip = &b["tested"][0];
+    assert_eq!(
+        tip["commit"],
+        git(&dir, &["rev-parse", "demo-bad"]),
+        "{b:#}"
+    );
+    assert!(tip["fails"].as_u64().unwrap() >= 1, "{tip}");
     // The commits that do not compile were never counted as evidence.
     for broken in v["history"]["broken"].as_array().unwrap() {
         let tested = b["tested"].as_array().unwrap();

@@ -62,9 +62,8 @@ fn usage(msg: impl Into<String>) -> crate::Error {
     crate::Error::Usage(msg.into())
 }
 
-/// Checks `start`, resolves its revisions and records the bisection; returns its
-/// id. Nothing is tested yet.
-pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
+/// `start`'s repository, good shas and bad sha, checked.
+fn resolve(start: &Start) -> crate::Result<(PathBuf, Vec<String>, String)> {
     if start.good.is_empty() {
         return Err(usage("csdci bisect: give at least one good revision"));
     }
@@ -94,6 +93,17 @@ pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
     graph
         .candidates(&good, &bad)
         .map_err(|e| usage(e.to_string()))?;
+    Ok((repo, good, bad))
+}
+
+fn settings_json(start: &Start) -> String {
+    serde_json::to_string(&start.settings).unwrap_or_default()
+}
+
+/// Checks `start`, resolves its revisions and records the bisection; returns its
+/// id. Nothing is tested yet.
+pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
+    let (repo, good, bad) = resolve(start)?;
     let id = store.bisect_create(&NewBisection {
         repo: &repo.to_string_lossy(),
         good: &good,
@@ -101,9 +111,34 @@ pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
         first_parent: start.first_parent,
         predicate: &start.settings.predicate,
         tester: &start.tester.to_string(),
-        settings: &serde_json::to_string(&start.settings).unwrap_or_default(),
+        settings: &settings_json(start),
     })?;
     Ok(id)
+}
+
+/// The newest bisection of exactly `start` (same repository, revisions, tester
+/// and settings) that has not finished: interrupted, killed or stopped by an
+/// infrastructure failure. Resuming it reuses every finished step.
+pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
+    let (repo, good, bad) = resolve(start)?;
+    let (repo, tester, settings) = (
+        repo.to_string_lossy().to_string(),
+        start.tester.to_string(),
+        settings_json(start),
+    );
+    Ok(store
+        .bisect_list()?
+        .into_iter()
+        .find(|b| {
+            b.status != "done"
+                && b.repo == repo
+                && b.good == good
+                && b.bad == bad
+                && b.first_parent == start.first_parent
+                && b.tester == tester
+                && b.settings == settings
+        })
+        .map(|b| b.id))
 }
 
 /// A stage: one linear candidate list (see [`crate::vcs::graph`]).
@@ -230,6 +265,11 @@ impl Driver<'_> {
         let mut number = 0;
         loop {
             let mut cfg = self.settings.engine.clone();
+            if number > 0 {
+                // A merged branch's list ends with the merge, which stage 0
+                // already found bad: its tip needs no verification.
+                cfg.verify_bad_runs = 0;
+            }
             if let Some(max) = cfg.max_runs {
                 let inside: HashSet<&str> = candidates.iter().map(String::as_str).collect();
                 let outside = steps
@@ -279,8 +319,14 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// Errors that end the bisection at once rather than count as an
+    /// infrastructure failure: the `--run` command aborted, or csdci was asked
+    /// to stop (SIGINT/SIGTERM).
     fn is_abort(e: &crate::Error) -> bool {
-        matches!(e, crate::Error::Bisect(Error::Aborted { .. }))
+        matches!(
+            e,
+            crate::Error::Bisect(Error::Aborted { .. }) | crate::Error::Interrupted
+        )
     }
 
     /// Prepares `commit` (journalled as `kind`); returns `Some(artifact)` when ready,
@@ -689,6 +735,10 @@ pub fn run(
             Ok(r)
         }
         Err(e) => {
+            let e = match e {
+                crate::Error::Interrupted => Error::Interrupted { id }.into(),
+                e => e,
+            };
             store.bisect_finish(id, "failed", None, Some(&e.to_string()))?;
             Err(e)
         }

@@ -132,23 +132,36 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
 
     let store = Store::open(&data_dir)?;
     let desc = super::bisect::qemu_tester_desc(&run)?;
-    let id = driver::create(
-        &store,
-        &Start {
-            tree: dir.clone(),
-            good: vec![demo::history::GOOD_TAG.into()],
-            bad: demo::history::BAD_TAG.into(),
-            first_parent: false,
-            settings: Settings {
-                engine: csdci_bisect::Config {
-                    confidence: args.confidence,
-                    ..Settings::default().engine
-                },
-                ..Settings::default()
-            },
-            tester: desc,
+    let start = Start {
+        tree: dir.clone(),
+        good: vec![demo::history::GOOD_TAG.into()],
+        bad: demo::history::BAD_TAG.into(),
+        first_parent: false,
+        settings: Settings {
+            engine: bisect::for_pipeline(csdci_bisect::Config {
+                confidence: args.confidence,
+                ..Settings::default().engine
+            }),
+            ..Settings::default()
         },
-    )?;
+        tester: desc,
+    };
+    // An interrupted demo (Ctrl-C, kill, a failed guest) goes on where it stopped.
+    let id = match driver::unfinished(&store, &start)? {
+        Some(id) => {
+            let line = format!("resuming the unfinished demo bisection #{id}");
+            if args.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            id
+        }
+        None => driver::create(&store, &start)?,
+    };
+    // Ctrl-C stops the guest and journals the run as interrupted; running
+    // `csdci demo` again resumes (a second Ctrl-C kills csdci outright).
+    crate::pipeline::install_interrupt_handler();
     let mut tester = LocalTester::new(opts.clone())?;
     let json = args.json;
     // With --json, stdout carries only the JSON; progress goes to stderr.

@@ -20,6 +20,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_UNTESTABLE: u8 = 2;
 /// Exit code: usage error.
 pub const EXIT_USAGE: u8 = 3;
+/// Exit code: stopped by SIGINT/SIGTERM (what a shell reports for SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Find Linux kernel concurrency regressions and name the commit that caused them.
 #[derive(Debug, Parser)]
@@ -113,6 +115,8 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(if e.is_usage() {
                 EXIT_USAGE
+            } else if e.is_interrupt() {
+                EXIT_INTERRUPTED
             } else {
                 EXIT_UNTESTABLE
             })

@@ -147,7 +147,7 @@ pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
         print_human(&r);
     }
     if r.interrupted {
-        return Ok(130);
+        return Ok(super::EXIT_INTERRUPTED);
     }
     Ok(r.verdict.exit_code())
 }
