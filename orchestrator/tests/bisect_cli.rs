@@ -429,6 +429,15 @@ fn kill_9_then_resume_loses_and_repeats_no_finished_run() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A second csdci may not drive the same bisection meanwhile.
+    let busy = r.csdci(&["bisect", "--resume", "1", "--json"]);
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert_eq!(busy.status.code(), Some(2), "{err}");
+    assert!(err.contains("being run by another csdci process"), "{err}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the running one goes on"
+    );
     // Mid-run: the next script is sleeping.
     std::thread::sleep(Duration::from_millis(60));
     child.kill().unwrap(); // SIGKILL

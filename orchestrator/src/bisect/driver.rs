@@ -118,7 +118,8 @@ pub fn create(store: &Store, start: &Start) -> crate::Result<i64> {
 
 /// The newest bisection of exactly `start` (same repository, revisions, tester
 /// and settings) that has not finished: interrupted, killed or stopped by an
-/// infrastructure failure. Resuming it reuses every finished step.
+/// infrastructure failure, and not being driven by another process now.
+/// Resuming it reuses every finished step.
 pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
     let (repo, good, bad) = resolve(start)?;
     let (repo, tester, settings) = (
@@ -129,7 +130,7 @@ pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
     Ok(store
         .bisect_list()?
         .into_iter()
-        .find(|b| {
+        .filter(|b| {
             b.status != "done"
                 && b.repo == repo
                 && b.good == good
@@ -138,7 +139,13 @@ pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
                 && b.tester == tester
                 && b.settings == settings
         })
-        .map(|b| b.id))
+        // Not one that another process is driving right now.
+        .find_map(|b| match store.bisect_lock(b.id) {
+            Ok(Some(_)) => Some(Ok(b.id)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .transpose()?)
 }
 
 /// A stage: one linear candidate list (see [`crate::vcs::graph`]).
@@ -677,6 +684,8 @@ pub fn run(
     progress: &mut dyn FnMut(&str),
 ) -> crate::Result<Report> {
     let b = store.bisect_get(id)?.ok_or(Error::NotFound(id))?;
+    // One driver per bisection: two would journal the same attempts twice.
+    let _lock = store.bisect_lock(id)?.ok_or(Error::Busy(id))?;
     let settings: Settings = serde_json::from_str(&b.settings).map_err(|e| Error::Settings {
         id,
         msg: e.to_string(),

@@ -63,6 +63,10 @@ pub enum Error {
     },
     #[error("interrupted; nothing finished is lost: continue with 'csdci bisect --resume {id}'")]
     Interrupted { id: i64 },
+    #[error(
+        "bisection {0} is being run by another csdci process right now: wait for it to end, or stop it, then 'csdci bisect --resume {0}'"
+    )]
+    Busy(i64),
     #[error("engine: {0}")]
     Engine(#[from] csdci_bisect::Error),
     #[error("bisection {0} not found (see 'csdci bisect list')")]

@@ -280,6 +280,11 @@ pub fn exec_with(
     };
     let store = Store::open(&data_dir)?;
     let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    // Refuse before the tester touches worktrees another csdci is using
+    // (driver::run then holds the lock for the whole bisection).
+    if store.bisect_lock(id)?.is_none() {
+        return Err(bisect::Error::Busy(id).into());
+    }
     let desc: serde_json::Value = serde_json::from_str(&b.tester).unwrap_or_default();
     let repo = PathBuf::from(&b.repo);
     let mut tester = make(&TesterContext {
