@@ -88,6 +88,18 @@ impl Repo {
             .expect("csdci runs")
     }
 
+    /// `csdci bisect` with the text report: (exit code, stdout).
+    fn bisect_text(&self, good: &str, bad: &str, run: &str, extra: &[&str]) -> (i32, String) {
+        let tree = self.path.to_string_lossy().to_string();
+        let mut args = vec!["bisect", good, bad, "--tree", &tree, "--run", run];
+        args.extend_from_slice(extra);
+        let out = self.csdci(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    }
+
     fn bisect_json(&self, good: &str, bad: &str, run: &str, extra: &[&str]) -> (i32, Value) {
         let tree = self.path.to_string_lossy().to_string();
         let mut args = vec!["bisect", good, bad, "--tree", &tree, "--run", run, "--json"];
@@ -117,6 +129,15 @@ fn flaky_script(percent: u32) -> String {
          r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' '); \
          [ \"$r\" -lt {} ] && exit 1; exit 0",
         65536 * percent / 100
+    )
+}
+
+/// `script`, first appending "commit attempt" of every run to `log` (after
+/// `sleep` seconds, so a run takes a while).
+fn recorded(log: &Path, sleep: f64, script: &str) -> String {
+    format!(
+        "sleep {sleep}; echo \"$CSDCI_COMMIT $CSDCI_ATTEMPT\" >> {}; {script}",
+        log.display()
     )
 }
 
@@ -150,18 +171,8 @@ fn deterministic_costs_no_more_builds_than_git_bisect() {
 fn culprit_right_after_good_and_right_before_bad_with_text_report() {
     for culprit in [1, 40] {
         let (r, shas) = Repo::linear(40, culprit, |_| false);
-        let tree = r.path.to_string_lossy().to_string();
-        let out = r.csdci(&[
-            "bisect",
-            "base",
-            "main",
-            "--tree",
-            &tree,
-            "--run",
-            DETERMINISTIC,
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{text}");
+        let (code, text) = r.bisect_text("base", "main", DETERMINISTIC, &[]);
+        assert_eq!(code, 0, "{text}");
         assert!(
             text.contains(&format!("first bad commit: {}", shas[culprit - 1])),
             "{text}"
@@ -394,11 +405,7 @@ fn kill_9_then_resume_loses_and_repeats_no_finished_run() {
     let (r, shas) = Repo::linear(60, 29, |_| false);
     let runlog = r.path.parent().unwrap().join("runs.log");
     // Each run takes a while and appends "commit attempt" when it finishes.
-    let script = format!(
-        "sleep 0.15; echo \"$CSDCI_COMMIT $CSDCI_ATTEMPT\" >> {}; {}",
-        runlog.display(),
-        flaky_script(70)
-    );
+    let script = recorded(&runlog, 0.15, &flaky_script(70));
     let tree = r.path.to_string_lossy().to_string();
     let mut child = Command::new(CSDCI)
         .arg("--data-dir")
@@ -501,11 +508,7 @@ fn exit_128_aborts() {
 fn verify_bad_tests_the_tip_first_and_flaky_bisection_still_finds_the_culprit() {
     let (r, shas) = Repo::linear(40, 29, |_| false);
     let seen = r.path.parent().unwrap().join("seen");
-    let script = format!(
-        "git rev-parse HEAD >> {}; {}",
-        seen.display(),
-        flaky_script(70)
-    );
+    let script = recorded(&seen, 0.0, &flaky_script(70));
     let (code, v) = r.bisect_json(
         "base",
         "main",
@@ -523,7 +526,7 @@ fn verify_bad_tests_the_tip_first_and_flaky_bisection_still_finds_the_culprit() 
     let first = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(
         first.lines().next(),
-        Some(shas[39].as_str()),
+        Some(format!("{} 0", shas[39]).as_str()),
         "the bad tip is run first"
     );
     let tip = v["tested"]
@@ -548,20 +551,8 @@ fn a_bad_tip_that_never_fails_is_reported_as_not_reproduced() {
     assert_eq!(v["tested"][0]["commit"], shas[11]);
     assert_eq!(v["revert_check"]["status"], "not_run");
     // The text report says so, and what to try.
-    let tree = r.path.to_string_lossy().to_string();
-    let out = r.csdci(&[
-        "bisect",
-        "base",
-        "main",
-        "--tree",
-        &tree,
-        "--run",
-        "exit 0",
-        "--verify-bad",
-        "3",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = r.bisect_text("base", "main", "exit 0", &["--verify-bad", "3"]);
+    assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!(
             "the bad revision {} did not fail in 3 runs: nothing to bisect",

@@ -21,6 +21,12 @@ pub struct Args {
     /// Only rows with this many candidates (default: 16, 256 and 4096).
     #[arg(long)]
     pub commits: Option<usize>,
+    /// Simulate the engine as `csdci bisect` sets it up for the QEMU pipeline
+    /// (the bad tip verified first, its runs counted; the looser settle
+    /// tolerance) instead of as for `--run` (git bisect's builds). A tip that is
+    /// not reproduced counts as a wrong answer.
+    #[arg(long)]
+    pub pipeline: bool,
 }
 
 /// One table row: a family of histories.
@@ -67,12 +73,8 @@ fn rows(only: Option<usize>) -> Vec<Row> {
     out
 }
 
-fn run_row(row: Row, trials: usize, seed: u64, row_index: usize) -> RowResult {
-    let policies = [
-        Policy::Bayes(Config::default()),
-        Policy::Syzbot,
-        Policy::Plain,
-    ];
+fn run_row(row: Row, trials: usize, seed: u64, row_index: usize, bayes: &Config) -> RowResult {
+    let policies = [Policy::Bayes(bayes.clone()), Policy::Syzbot, Policy::Plain];
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -147,9 +149,22 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
         return Err(crate::Error::Usage("--commits must be at least 2".into()));
     }
     let start = std::time::Instant::now();
+    let bayes = if args.pipeline {
+        crate::bisect::for_pipeline(Config::default())
+    } else {
+        Config::default()
+    };
     println!(
         "bisect-sim: {} trials per row, seed {}; eps = false-failure rate, skip = untestable density",
         args.trials, args.seed
+    );
+    println!(
+        "bayes as set up for {}",
+        if args.pipeline {
+            "the QEMU pipeline (bad tip verified first, its runs counted)"
+        } else {
+            "--run (the bad tip trusted, as by git bisect)"
+        }
     );
     println!(
         "(each history draws eps and skip uniformly up to the row's maximum; the culprit is uniform)"
@@ -173,7 +188,7 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
     );
     let mut results = Vec::new();
     for (i, row) in rows(args.commits).into_iter().enumerate() {
-        let r = run_row(row, args.trials, args.seed, i);
+        let r = run_row(row, args.trials, args.seed, i, &bayes);
         let fmt = |s: &Summary| {
             format!(
                 "{:>5.1}% {:>5.1} {:>4} {:>5.1}",
