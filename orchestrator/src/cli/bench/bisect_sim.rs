@@ -27,6 +27,10 @@ pub struct Args {
     /// not reproduced counts as a wrong answer.
     #[arg(long)]
     pub pipeline: bool,
+    /// The engine's stopping confidence (`csdci bisect --confidence`); lower it
+    /// to compare runs with syzbot's at a similar accuracy.
+    #[arg(long, default_value_t = 0.99)]
+    pub confidence: f64,
 }
 
 /// One table row: a family of histories.
@@ -149,17 +153,24 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
         return Err(crate::Error::Usage("--commits must be at least 2".into()));
     }
     let start = std::time::Instant::now();
+    let base = Config {
+        confidence: args.confidence,
+        ..Config::default()
+    };
+    base.validate()
+        .map_err(|e| crate::Error::Usage(format!("--confidence: {e}")))?;
     let bayes = if args.pipeline {
-        crate::bisect::for_pipeline(Config::default())
+        crate::bisect::for_pipeline(base)
     } else {
-        Config::default()
+        base
     };
     println!(
         "bisect-sim: {} trials per row, seed {}; eps = false-failure rate, skip = untestable density",
         args.trials, args.seed
     );
     println!(
-        "bayes as set up for {}",
+        "bayes stopping at confidence {}, as set up for {}",
+        args.confidence,
         if args.pipeline {
             "the QEMU pipeline (bad tip verified first, its runs counted)"
         } else {
