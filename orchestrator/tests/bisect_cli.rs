@@ -445,6 +445,11 @@ fn kill_9_then_resume_loses_and_repeats_no_finished_run() {
         child.try_wait().unwrap().is_none(),
         "the running one goes on"
     );
+    let status = |r: &Repo| -> Value {
+        let out = r.csdci(&["bisect", "list", "--json"]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0]["status"].clone()
+    };
+    assert_eq!(status(&r), "running");
     // Mid-run: the next script is sleeping.
     std::thread::sleep(Duration::from_millis(60));
     child.kill().unwrap(); // SIGKILL
@@ -452,6 +457,8 @@ fn kill_9_then_resume_loses_and_repeats_no_finished_run() {
     std::thread::sleep(Duration::from_millis(300));
     let before = lines(&runlog).len();
     assert!(before >= 8);
+    // Killed before it could say so: listed as stopped, not running.
+    assert_eq!(status(&r), "stopped");
     let out = r.csdci(&["bisect", "--resume", "1", "--json"]);
     assert_eq!(
         out.status.code(),

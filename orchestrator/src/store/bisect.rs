@@ -84,7 +84,8 @@ pub struct Bisection {
     pub tester: String,
     /// Engine and driver settings, JSON.
     pub settings: String,
-    /// `running`, `done` or `failed`.
+    /// `running` (a csdci process drives it now), `stopped` (it was running when
+    /// its process died: resume it), `done` or `failed`.
     pub status: String,
     /// Final report (JSON), when done.
     pub result: Option<String>,
@@ -277,16 +278,26 @@ impl Store {
         Ok(self.conn().last_insert_rowid())
     }
 
+    /// `b` as it is now: `running` in the table but with nobody holding its lock
+    /// means its process died (SIGKILL, power loss) before it could say so.
+    fn live(&self, mut b: Bisection) -> Result<Bisection, Error> {
+        if b.status == "running" && self.bisect_lock(b.id)?.is_some() {
+            b.status = "stopped".into();
+        }
+        Ok(b)
+    }
+
     /// One bisection.
     pub fn bisect_get(&self, id: i64) -> Result<Option<Bisection>, Error> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 &format!("SELECT {BISECTION_COLS} FROM bisections WHERE id = ?1"),
                 [id],
                 bisection_row,
             )
-            .optional()?)
+            .optional()?
+            .map(|b| self.live(b))
+            .transpose()
     }
 
     /// Every bisection, newest first.
@@ -295,7 +306,7 @@ impl Store {
             "SELECT {BISECTION_COLS} FROM bisections ORDER BY id DESC"
         ))?;
         let rows = st.query_map([], bisection_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.map(|b| self.live(b?)).collect()
     }
 
     /// Marks a bisection finished (`done` with its report, or `failed` with why).
