@@ -130,8 +130,10 @@ pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
     Ok(store
         .bisect_list()?
         .into_iter()
-        .filter(|b| {
-            b.status != "done"
+        .find(|b| {
+            // Not finished, and no process drives it now (that would be
+            // `running`: the store checks its lock).
+            matches!(b.status.as_str(), "stopped" | "failed")
                 && b.repo == repo
                 && b.good == good
                 && b.bad == bad
@@ -139,13 +141,7 @@ pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
                 && b.tester == tester
                 && b.settings == settings
         })
-        // Not one that another process is driving right now.
-        .find_map(|b| match store.bisect_lock(b.id) {
-            Ok(Some(_)) => Some(Ok(b.id)),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .transpose()?)
+        .map(|b| b.id))
 }
 
 /// A stage: one linear candidate list (see [`crate::vcs::graph`]).
