@@ -8,27 +8,19 @@
 //! `<target>/tmp/csdci-run-tests`) with `run_real.rs`, so its base commit is
 //! already built when this test runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::{data_dir, kernel_repo as repo};
+
 /// Both tests write the demo history of the same repository: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    std::env::var_os("CSDCI_TEST_KERNEL_REPO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/csdci-linux-6.12"))
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("CSDCI_TEST_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("csdci-run-tests"))
-}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

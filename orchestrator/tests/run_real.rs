@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::data_dir;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -35,7 +39,7 @@ fn kernel() -> &'static (PathBuf, String) {
         if let Some(t) = std::env::var_os("CSDCI_TEST_KERNEL_TREE") {
             return (PathBuf::from(t), "HEAD".into());
         }
-        let dir = PathBuf::from("/var/tmp/csdci-linux-6.12");
+        let dir = common::kernel_repo();
         csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
             .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
         (dir, csdci::demo::import::BASE_TAG.into())
@@ -48,12 +52,6 @@ fn kernel_tree() -> PathBuf {
 
 fn base_rev() -> &'static str {
     &kernel().1
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("CSDCI_TEST_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("csdci-run-tests"))
 }
 
 fn command(commit: &str, duration: &str, json: bool) -> Command {

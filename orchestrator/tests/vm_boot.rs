@@ -14,6 +14,8 @@ use std::time::Duration;
 use csdci::image::{GuestParams, prepare_run_root};
 use csdci::vm::{self, Accel, Control, NMI_MARKER, VmConfig, VmExit};
 
+mod common;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Kernel {
@@ -40,9 +42,7 @@ fn kernel() -> Option<Kernel> {
 /// The `demo-base` kernel in the artifact cache of the tests' shared data
 /// directory (`CSDCI_TEST_DATA_DIR`, else `<target>/tmp/csdci-run-tests`).
 fn cached_base_kernel() -> Option<Kernel> {
-    let repo = std::env::var_os("CSDCI_TEST_KERNEL_REPO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/csdci-linux-6.12"));
+    let repo = common::kernel_repo();
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(&repo)
@@ -53,9 +53,7 @@ fn cached_base_kernel() -> Option<Kernel> {
     if base.is_empty() {
         return None;
     }
-    let data = std::env::var_os("CSDCI_TEST_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("csdci-run-tests"));
+    let data = common::data_dir();
     std::fs::read_dir(data.join("cache/kernels"))
         .ok()?
         .flatten()
