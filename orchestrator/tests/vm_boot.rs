@@ -216,7 +216,9 @@ fn stop_from_the_callback_and_panicking_callback_leave_nothing_behind() {
     })
     .unwrap();
     assert_eq!(out.exit, VmExit::Stopped);
-    assert!(out.seconds < 60.0, "took {} s", out.seconds);
+    // Stopped by the callback, long before the 600 s workload would have ended
+    // (not a timing target: the guest's pace depends on the host).
+    assert!(out.seconds < 600.0, "took {} s", out.seconds);
     assert_nothing_left(&cfg);
 
     // A caller that panics mid-run: unwinding drops the owned processes.
@@ -246,11 +248,13 @@ fn broken_kvm_is_reported_as_qemu_died_not_as_a_hang() {
     cfg.accel = Accel::Kvm;
     let out = vm::run(&cfg, &mut |_| Control::Continue).unwrap();
     eprintln!("outcome: {out:?}");
+    // QEMU's own report ends the run, not csdci's silence or deadline limits
+    // (those would be VmExit::Silent / Deadline): no hang. How long the broken
+    // KVM guest crawls before QEMU gives up depends on the host (25-56 s seen).
     assert!(
         matches!(&out.exit, VmExit::QemuDied(why) if why.contains("KVM")),
         "{out:?}"
     );
-    assert!(out.seconds < 30.0, "took {} s", out.seconds);
     assert_nothing_left(&cfg);
 }
 
@@ -337,6 +341,11 @@ fn guest_panic_is_reported_as_panicked() {
     eprintln!("outcome: {out:?}");
     assert_eq!(out.exit, VmExit::Panicked, "console:\n{console}");
     assert!(console.contains("Kernel panic"), "{console}");
-    assert!(out.seconds < 30.0, "took {} s", out.seconds);
+    // Seen as the panic it is, not left to run into the deadline.
+    assert!(
+        out.seconds < cfg.deadline.as_secs_f64(),
+        "took {} s",
+        out.seconds
+    );
     assert_nothing_left(&cfg);
 }
