@@ -280,9 +280,10 @@ pub fn exec_with(
     };
     let store = Store::open(&data_dir)?;
     let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
-    // Refuse before the tester touches worktrees another csdci is using
-    // (driver::run then holds the lock for the whole bisection).
-    if store.bisect_lock(id)?.is_none() {
+    // Refuse before the tester touches worktrees another csdci is using: the
+    // store reports `running` only while a process holds the bisection's lock
+    // (driver::run then holds it for the whole bisection).
+    if b.status == "running" {
         return Err(bisect::Error::Busy(id).into());
     }
     let desc: serde_json::Value = serde_json::from_str(&b.tester).unwrap_or_default();
