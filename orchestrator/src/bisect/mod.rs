@@ -34,11 +34,13 @@ pub const DEFAULT_VERIFY_BAD_RUNS: u32 = 20;
 pub const PIPELINE_SETTLE_TOLERANCE: f64 = 3.0;
 
 /// Engine settings for bisecting with the QEMU pipeline: the bad tip verified
-/// first and the settle tolerance of expensive runs.
+/// first, and the settle tolerance and split of expensive runs (git's build
+/// count is the `--run` guarantee; here the posterior's split saves runs).
 pub fn for_pipeline(cfg: csdci_bisect::Config) -> csdci_bisect::Config {
     csdci_bisect::Config {
         verify_bad_runs: DEFAULT_VERIFY_BAD_RUNS,
         settle_tolerance: PIPELINE_SETTLE_TOLERANCE,
+        split_interval: false,
         ..cfg
     }
 }

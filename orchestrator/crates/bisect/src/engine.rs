@@ -59,6 +59,13 @@ pub struct Config {
     /// under a prior over the failure probability weighted by `p^-robust_prior_exp`
     /// (0 turns this off).
     pub robust_prior_exp: f64,
+    /// While the results are consistent, split the interval between the highest
+    /// commit that only passed and the lowest that only failed, as `git bisect`
+    /// does, instead of the whole posterior: a deterministic test then builds
+    /// the commits git would, on any number of candidates. Off, the doubt left
+    /// on settled commits moves the split (a build more at times, a few runs
+    /// fewer: right where a run costs more than a build).
+    pub split_interval: bool,
     /// Before bisecting, run the bad tip until it has failed `verify_bad_fails`
     /// times or been run this many times (0: trust the bad revision, as
     /// `git bisect` does). Its runs are evidence about the failure probability;
@@ -81,6 +88,7 @@ impl Default for Config {
             settle_runs: 12,
             settle_tolerance: 0.25,
             robust_prior_exp: 1.0,
+            split_interval: true,
             verify_bad_runs: 0,
             verify_bad_fails: 3,
         }
@@ -399,6 +407,31 @@ impl Engine {
         conf.min(alt_conf)
     }
 
+    /// While every commit has given consistent results: the positions between
+    /// the highest commit that only passed and the lowest that only failed (or
+    /// the tip), where `git bisect` would look for the culprit. Splitting this
+    /// interval rather than the whole posterior keeps the doubt left on settled
+    /// commits from moving the split, so a deterministic test builds the
+    /// commits git would. `None` when [`Config::split_interval`] is off, once the
+    /// test has shown itself flaky, or when the results contradict each other
+    /// (a pass above a failure).
+    fn open_interval(&self) -> Option<(usize, usize)> {
+        if !self.cfg.split_interval || !self.consistent() {
+            return None;
+        }
+        let tested = |i: &usize| self.runs[*i] > 0;
+        let from = (0..self.n)
+            .filter(tested)
+            .filter(|&i| self.fails[i] == 0)
+            .max()
+            .map_or(0, |i| i + 1);
+        let to = (0..self.n)
+            .filter(tested)
+            .find(|&i| self.fails[i] > 0)
+            .unwrap_or(self.n - 1);
+        (from <= to).then_some((from, to))
+    }
+
     /// The bad tip's verification: `Some(step)` while it is under way or when it
     /// failed, `None` once it is done (or off, or impossible: an untestable tip is
     /// trusted to be bad, as `git bisect` would).
@@ -432,15 +465,18 @@ impl Engine {
         }
         let gains = self.joint.gains();
         let post = self.posterior();
-        // Move: the testable commit that best halves the posterior mass.
+        // Move: the testable commit that best halves the posterior mass (of the
+        // open interval while the results are consistent).
+        let (from, to) = self.open_interval().unwrap_or((0, self.n - 1));
+        let total: f64 = post[from..=to].iter().sum();
         let mut cum = 0.0;
         let mut mv: Option<(usize, f64)> = None;
-        for (i, &m) in post.iter().enumerate() {
+        for (i, &m) in post.iter().enumerate().take(to + 1).skip(from) {
             cum += m;
             if Some(i) == self.current || !self.testable(i) {
                 continue;
             }
-            let q = split_quality(cum);
+            let q = split_quality(cum / total.max(f64::MIN_POSITIVE));
             if mv.is_none_or(|(_, best)| q > best) {
                 mv = Some((i, q));
             }
@@ -540,6 +576,30 @@ mod tests {
                     "n={n} culprit={culprit}: {builds} builds > {limit}"
                 );
             }
+        }
+    }
+
+    /// Larger histories, where the doubt left on each settled commit adds up:
+    /// with the culprit at or next to the tip every commit tested passes, and
+    /// splitting the whole posterior (not the interval git would) used to cost
+    /// a build more (N = 256, 512) and so did a mid-history culprit at N = 4096.
+    #[test]
+    fn deterministic_builds_stay_within_git_bisect_on_large_histories() {
+        let check = |n: usize, culprit: usize| {
+            let limit = (n as f64).log2().ceil() as u32;
+            let (c, builds) = bisect_deterministic(n, culprit);
+            assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
+            assert!(
+                builds <= limit,
+                "n={n} culprit={culprit}: {builds} > {limit}"
+            );
+        };
+        for culprit in (0..256).step_by(3).chain([253, 254, 255]) {
+            check(256, culprit);
+        }
+        check(512, 511);
+        for culprit in [0, 1, 776, 2047, 2048, 4094, 4095] {
+            check(4096, culprit);
         }
     }
 

@@ -76,6 +76,11 @@ impl History {
 pub enum Policy {
     /// The Bayesian engine.
     Bayes(Config),
+    /// The Bayesian engine told each history's true failure probability and
+    /// false-failure rate (its grids hold just those values, no robust prior):
+    /// not a policy anyone can run, but a floor on the runs of any engine that
+    /// has to learn the rates from the same runs.
+    Told(Config),
     /// syzbot: 10 runs per commit (20 once a commit was flaky); bad at
     /// ≥ max(2, runs/6) failures, good only with zero, otherwise skipped; plain
     /// binary search on those verdicts.
@@ -99,6 +104,15 @@ pub struct Outcome {
 pub fn simulate(policy: &Policy, h: &History, rng: &mut impl Rng) -> Outcome {
     match policy {
         Policy::Bayes(cfg) => bayes(cfg, h, rng),
+        Policy::Told(cfg) => {
+            let told = Config {
+                p_grid: vec![h.p.min(0.999)],
+                false_fail: vec![h.false_fail.clamp(1e-4, 0.49)],
+                robust_prior_exp: 0.0,
+                ..cfg.clone()
+            };
+            bayes(&told, h, rng)
+        }
         Policy::Syzbot => fixed_runs(h, rng, true),
         Policy::Plain => fixed_runs(h, rng, false),
     }
@@ -253,6 +267,14 @@ mod tests {
         let s = run(&Policy::Plain, 100, 1.0, 0.0, 0.0, 50);
         assert_eq!(s.accuracy, 1.0);
         assert!(s.max_builds <= 7);
+    }
+
+    #[test]
+    fn knowing_the_rates_saves_runs() {
+        let told = run(&Policy::Told(Config::default()), 16, 0.5, 0.01, 0.0, 60);
+        let learnt = run(&Policy::Bayes(Config::default()), 16, 0.5, 0.01, 0.0, 60);
+        assert!(told.accuracy >= 0.95, "{told:?}");
+        assert!(told.mean_runs < learnt.mean_runs, "{told:?} vs {learnt:?}");
     }
 
     #[test]
