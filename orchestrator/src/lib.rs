@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod image;
 pub mod kconfig;
+pub mod lockfile;
 pub mod pipeline;
 pub mod store;
 pub mod tester;

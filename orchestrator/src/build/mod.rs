@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sha2::Digest;
 
 use crate::kconfig::{self, Fragment};
+use crate::lockfile;
 use crate::vcs::{self, worktree::Worktree};
 pub use cache::{Cache, CacheKey, Entry};
 
@@ -161,36 +161,26 @@ pub fn objtree(worktree: &Path) -> PathBuf {
 
 /// Holds `<data-dir>/build.lock`: one kernel build at a time.
 pub struct BuildLock {
-    _lock: Flock<std::fs::File>,
+    _lock: lockfile::Lock,
 }
 
 impl BuildLock {
     /// Waits for the lock, polling `cancel`.
     pub fn acquire(data_dir: &Path, cancel: &AtomicBool) -> Result<Self, Error> {
         let path = data_dir.join("build.lock");
-        std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io(&path))?;
         let mut said = false;
         loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(BuildLock { _lock: lock }),
-                Err((f, _)) => {
-                    file = f;
-                    if !said {
-                        tracing::info!("waiting for another csdci build ({})", path.display());
-                        said = true;
-                    }
-                    if cancel.load(Ordering::Relaxed) {
-                        return Err(Error::Cancelled);
-                    }
-                    std::thread::sleep(Duration::from_millis(250));
-                }
+            if let Some(lock) = lockfile::try_lock(&path).map_err(Error::io(&path))? {
+                return Ok(BuildLock { _lock: lock });
             }
+            if !said {
+                tracing::info!("waiting for another csdci build ({})", path.display());
+                said = true;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 }

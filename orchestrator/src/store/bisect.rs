@@ -228,34 +228,22 @@ fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
 }
 
 /// Held while a process drives a bisection: `<data-dir>/bisections/<id>.lock`
-/// under `flock`, so the kernel releases it when the process ends, even by
-/// SIGKILL.
+/// under `flock` (see [`crate::lockfile`]), so the kernel releases it when the
+/// process ends, even by SIGKILL.
 pub struct BisectLock {
-    _lock: nix::fcntl::Flock<std::fs::File>,
+    _lock: crate::lockfile::Lock,
 }
 
 impl Store {
     /// Takes bisection `id`'s lock; `None` when another process holds it.
     pub fn bisect_lock(&self, id: i64) -> Result<Option<BisectLock>, Error> {
-        use nix::fcntl::{Flock, FlockArg};
-        let dir = self.data_dir().join("bisections");
-        let path = dir.join(format!("{id}.lock"));
-        let lock_err = |source| Error::Lock {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(lock_err)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(lock_err)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(BisectLock { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(lock_err(std::io::Error::from(e))),
-        }
+        let path = self
+            .data_dir()
+            .join("bisections")
+            .join(format!("{id}.lock"));
+        crate::lockfile::try_lock(&path)
+            .map(|held| held.map(|lock| BisectLock { _lock: lock }))
+            .map_err(|source| Error::Lock { path, source })
     }
 
     /// Records a new bisection; returns its id.

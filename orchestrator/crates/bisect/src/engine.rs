@@ -537,15 +537,15 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn bisect_deterministic(n: usize, culprit: usize) -> (Conclusion, u32) {
-        bisect_deterministic_with(n, culprit, Config::default())
-    }
-
-    fn bisect_deterministic_with(n: usize, culprit: usize, cfg: Config) -> (Conclusion, u32) {
+    /// Bisects `n` candidates with a deterministic test (culprit at `culprit`)
+    /// and checks the answer and that it cost at most `git bisect`'s
+    /// ⌈log2 n⌉ builds plus `extra`.
+    fn assert_git_builds(n: usize, culprit: usize, cfg: Config, extra: u32) {
+        let limit = (n as f64).log2().ceil() as u32 + extra;
         let mut e = Engine::new(n, cfg).unwrap();
         let mut builds = 0;
         let mut prepared = None;
-        loop {
+        let c = loop {
             match e.next() {
                 Step::Test { index } => {
                     if prepared != Some(index) {
@@ -559,22 +559,21 @@ mod tests {
                     };
                     e.observe(index, obs).unwrap();
                 }
-                Step::Done(c) => return (c, builds),
+                Step::Done(c) => break c,
             }
-        }
+        };
+        assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
+        assert!(
+            builds <= limit,
+            "n={n} culprit={culprit}: {builds} builds > {limit}"
+        );
     }
 
     #[test]
     fn deterministic_costs_no_more_builds_than_git_bisect() {
         for n in 1..=70usize {
-            let limit = (n as f64).log2().ceil() as u32;
             for culprit in 0..n {
-                let (c, builds) = bisect_deterministic(n, culprit);
-                assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
-                assert!(
-                    builds <= limit,
-                    "n={n} culprit={culprit}: {builds} builds > {limit}"
-                );
+                assert_git_builds(n, culprit, Config::default(), 0);
             }
         }
     }
@@ -585,21 +584,12 @@ mod tests {
     /// a build more (N = 256, 512) and so did a mid-history culprit at N = 4096.
     #[test]
     fn deterministic_builds_stay_within_git_bisect_on_large_histories() {
-        let check = |n: usize, culprit: usize| {
-            let limit = (n as f64).log2().ceil() as u32;
-            let (c, builds) = bisect_deterministic(n, culprit);
-            assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
-            assert!(
-                builds <= limit,
-                "n={n} culprit={culprit}: {builds} > {limit}"
-            );
-        };
         for culprit in (0..256).step_by(3).chain([253, 254, 255]) {
-            check(256, culprit);
+            assert_git_builds(256, culprit, Config::default(), 0);
         }
-        check(512, 511);
+        assert_git_builds(512, 511, Config::default(), 0);
         for culprit in [0, 1, 776, 2047, 2048, 4094, 4095] {
-            check(4096, culprit);
+            assert_git_builds(4096, culprit, Config::default(), 0);
         }
     }
 
@@ -613,14 +603,8 @@ mod tests {
     #[test]
     fn verification_costs_one_build_more_when_deterministic() {
         for n in 1..=40usize {
-            let limit = (n as f64).log2().ceil() as u32 + 1;
             for culprit in 0..n {
-                let (c, builds) = bisect_deterministic_with(n, culprit, verifying());
-                assert_eq!(c.culprit(), Some(culprit), "n={n} culprit={culprit}");
-                assert!(
-                    builds <= limit,
-                    "n={n} culprit={culprit}: {builds} > {limit}"
-                );
+                assert_git_builds(n, culprit, verifying(), 1);
             }
         }
     }
