@@ -16,6 +16,7 @@ pub mod image;
 pub mod kconfig;
 pub mod lockfile;
 pub mod pipeline;
+pub mod process_group;
 pub mod store;
 pub mod tester;
 pub mod vcs;

@@ -9,7 +9,6 @@
 pub mod cache;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -442,12 +441,8 @@ fn run_make(
     // make runs under a tiny shell that leads the process group: when csdci
     // dies, the shell gets SIGTERM (PR_SET_PDEATHSIG) and kills the whole group,
     // sub-makes and compilers included (they would outlive a killed make).
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("trap 'kill -KILL 0' TERM HUP INT; \"$@\" & wait $!")
-        .arg("csdci-make")
-        .arg("make")
-        .arg("-C")
+    let mut cmd = crate::process_group::command("csdci-make", "make");
+    cmd.arg("-C")
         .arg(src)
         .arg(format!("O={}", obj.display()))
         .args(args)
@@ -461,14 +456,7 @@ fn run_make(
         .env_remove("MAKEFLAGS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
+        .stderr(Stdio::piped());
     tracing::debug!("make {}", args.join(" "));
     let mut child = cmd.spawn().map_err(|source| Error::Tool {
         tool: "make".into(),

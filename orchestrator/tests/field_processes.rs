@@ -1,0 +1,300 @@
+//! Field test (issue 10, items 1 and 5): `--run` commands that are missing or
+//! not executable abort; a test's processes never outlive csdci (kill -9,
+//! SIGTERM, SIGINT), SIGTERM/SIGINT end with exit 130 and a resumable journal;
+//! a run past its timeout is skipped or aborts, never bad. Real git
+//! repositories, real processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use csdci::bisect::RunTester;
+use csdci::bisect::run_tester::OnTimeout;
+use csdci::tester::{RunOutcome, Tester};
+
+const CSDCI: &str = env!("CARGO_BIN_EXE_csdci");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Ada Tester")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+        .env("GIT_COMMITTER_NAME", "Ada Tester")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository with `base` and `n` commits after it (commits from `culprit`
+/// on have `state` = bad), plus a data dir.
+struct Repo {
+    tmp: tempfile::TempDir,
+    path: PathBuf,
+    data: PathBuf,
+}
+
+impl Repo {
+    fn linear(n: usize, culprit: usize) -> Repo {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("repo");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&path).unwrap();
+        git(&path, &["init", "-q", "-b", "main"]);
+        std::fs::write(path.join("state"), "good\n").unwrap();
+        git(&path, &["add", "state"]);
+        git(&path, &["commit", "-qm", "base"]);
+        git(&path, &["tag", "base"]);
+        for i in 1..=n {
+            std::fs::write(path.join(format!("f{i}")), format!("{i}\n")).unwrap();
+            let state = if i >= culprit { "bad\n" } else { "good\n" };
+            std::fs::write(path.join("state"), state).unwrap();
+            git(&path, &["add", "-A"]);
+            git(&path, &["commit", "-qm", &format!("commit {i}")]);
+        }
+        Repo { tmp, path, data }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn tester(&self, cmd: &str) -> RunTester {
+        RunTester::new(
+            &self.path,
+            &self.tmp.path().join("wt"),
+            &self.tmp.path().join("logs"),
+            cmd,
+        )
+        .expect("tester")
+    }
+
+    fn spawn_bisect(&self, run: &str) -> Child {
+        Command::new(CSDCI)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(["bisect", "base", "main", "--tree"])
+            .arg(&self.path)
+            .args(["--run", run])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("csdci runs")
+    }
+}
+
+/// Alive and not a zombie (pid 1 of a container may never reap orphans).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// Waits (bounded) until every pid is gone; panics naming the survivors.
+fn assert_gone(pids: &[i32], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            for &p in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            panic!("{what}: processes of the test script survived: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A script that, while `hang` exists, starts two `sleep 1000` (one in a
+/// subshell, a grandchild), writes their pids and "started" to `pids`, and
+/// waits; otherwise tests `state` like a deterministic bisection script.
+fn hanging_script(hang: &Path, pids: &Path) -> String {
+    format!(
+        "if [ -e {hang} ]; then sleep 1000 & echo $! >> {pids}; \
+         (sleep 1000 & echo $! >> {pids}; echo started >> {pids}; wait) & wait; fi; \
+         grep -q good state",
+        hang = hang.display(),
+        pids = pids.display()
+    )
+}
+
+/// Waits until the script wrote its two pids; returns them.
+fn started(pids: &Path, child: &mut Child) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(pids).unwrap_or_default();
+        if text.contains("started") {
+            let p: Vec<i32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+            if p.len() == 2 {
+                return p;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "csdci ended before the script started"
+        );
+        assert!(Instant::now() < deadline, "the script did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn exit_127_and_126_abort_instead_of_counting_as_bad() {
+    let r = Repo::linear(3, 2);
+    let head = git(&r.path, &["rev-parse", "main"]);
+    let not_exec = r.file("not-executable.sh");
+    std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
+    for (cmd, code) in [
+        ("csdci-no-such-command-xyz".to_string(), 127),
+        (not_exec.display().to_string(), 126),
+        ("exit 127".to_string(), 127),
+        ("exit 126".to_string(), 126),
+    ] {
+        let mut t = r.tester(&cmd);
+        t.prepare(&head).unwrap();
+        let e = t.run_once(&head, 0).expect_err(&cmd).to_string();
+        assert!(
+            e.contains(&format!("exit {code}: command not found or not executable")),
+            "{cmd}: {e}"
+        );
+        assert!(e.contains("aborted the bisection"), "{cmd}: {e}");
+    }
+    // Exit 1..=124 stays "bad", 125 "skip".
+    let mut t = r.tester("exit 124");
+    t.prepare(&head).unwrap();
+    assert_eq!(t.run_once(&head, 0).unwrap().outcome, RunOutcome::Fail);
+}
+
+#[test]
+fn cli_bisect_with_a_command_not_found_aborts() {
+    let r = Repo::linear(4, 2);
+    let out = r.spawn_bisect("exit 127").wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{err}\n{stdout}");
+    assert!(err.contains("command not found or not executable"), "{err}");
+    assert!(!stdout.contains("first bad commit"), "{stdout}");
+}
+
+#[test]
+fn a_run_past_its_timeout_is_skipped_or_aborts_and_its_processes_die() {
+    let r = Repo::linear(2, 2);
+    let head = git(&r.path, &["rev-parse", "main"]);
+    for on_timeout in [OnTimeout::Skip, OnTimeout::Abort] {
+        let pids = r.file(&format!("pids-{on_timeout:?}"));
+        let hang = r.file("hang");
+        std::fs::write(&hang, "").unwrap();
+        let mut t = r
+            .tester(&hanging_script(&hang, &pids))
+            .with_timeout(Duration::from_secs(1), on_timeout);
+        t.prepare(&head).unwrap();
+        let start = Instant::now();
+        let got = t.run_once(&head, 0);
+        let took = start.elapsed();
+        assert!(took >= Duration::from_secs(1), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        match on_timeout {
+            OnTimeout::Skip => assert_eq!(
+                got.unwrap().outcome,
+                RunOutcome::Skip {
+                    reason: "timed out after 1 s".into()
+                }
+            ),
+            OnTimeout::Abort => {
+                let e = got.expect_err("abort").to_string();
+                assert!(e.contains("(timed out after 1 s)"), "{e}");
+            }
+        }
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let p: Vec<i32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        assert_eq!(p.len(), 2, "{text}");
+        assert_gone(&p, "timeout");
+        // Without the marker the same tester runs normally.
+        std::fs::remove_file(&hang).unwrap();
+        assert_eq!(t.run_once(&head, 1).unwrap().outcome, RunOutcome::Fail);
+    }
+}
+
+#[test]
+fn a_fast_script_is_not_slowed_by_the_guardian() {
+    let r = Repo::linear(2, 2);
+    let head = git(&r.path, &["rev-parse", "main"]);
+    let mut t = r.tester("grep -q good state");
+    t.prepare(&head).unwrap();
+    let start = Instant::now();
+    for i in 0..10 {
+        assert_eq!(t.run_once(&head, i).unwrap().outcome, RunOutcome::Fail);
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn kill_9_of_csdci_kills_the_whole_test_script() {
+    let r = Repo::linear(8, 5);
+    let (hang, pids) = (r.file("hang"), r.file("pids"));
+    std::fs::write(&hang, "").unwrap();
+    let mut child = r.spawn_bisect(&hanging_script(&hang, &pids));
+    let p = started(&pids, &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_gone(&p, "kill -9");
+}
+
+#[test]
+fn sigterm_and_sigint_exit_130_kill_the_script_and_resume() {
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let r = Repo::linear(8, 5);
+        let (hang, pids) = (r.file("hang"), r.file("pids"));
+        std::fs::write(&hang, "").unwrap();
+        let mut child = r.spawn_bisect(&hanging_script(&hang, &pids));
+        let p = started(&pids, &mut child);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let start = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(start.elapsed() < Duration::from_secs(10), "{sig}");
+        assert_eq!(out.status.code(), Some(130), "{sig}: {err}");
+        assert!(err.contains("--resume 1"), "{sig}: {err}");
+        assert_gone(&p, &format!("{sig}"));
+        // The journal is resumable: without the marker the bisection ends.
+        std::fs::remove_file(&hang).unwrap();
+        let out = Command::new(CSDCI)
+            .arg("--data-dir")
+            .arg(&r.data)
+            .args(["bisect", "--resume", "1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sig}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let culprit = git(&r.path, &["rev-parse", "main~3"]);
+        assert!(
+            stdout.contains(&format!("first bad commit: {culprit}")),
+            "{sig}: {stdout}"
+        );
+    }
+}
