@@ -217,8 +217,10 @@ pub fn exec_with(
 ) -> crate::Result<u8> {
     let data_dir = cli.data_dir();
     match &args.action {
-        Some(Action::Log { id, json }) => return log(&Store::open(&data_dir)?, *id, *json),
-        Some(Action::List { json }) => return list(&Store::open(&data_dir)?, *json),
+        Some(Action::Log { id, json }) => {
+            return log(&Store::open_read_only(&data_dir)?, *id, *json);
+        }
+        Some(Action::List { json }) => return list(&Store::open_read_only(&data_dir)?, *json),
         None => {}
     }
     let id = match args.resume {

@@ -269,10 +269,34 @@ impl Store {
     /// `b` as it is now: `running` in the table but with nobody holding its lock
     /// means its process died (SIGKILL, power loss) before it could say so.
     fn live(&self, mut b: Bisection) -> Result<Bisection, Error> {
-        if b.status == "running" && self.bisect_lock(b.id)?.is_some() {
+        if b.status == "running" && !self.bisect_lock_held(b.id)? {
             b.status = "stopped".into();
         }
         Ok(b)
+    }
+
+    /// Whether a process holds bisection `id`'s lock now. Probes with a shared
+    /// lock on the file opened read-only and creates nothing, so it also works
+    /// in a read-only data directory (no lock file: nobody holds it).
+    fn bisect_lock_held(&self, id: i64) -> Result<bool, Error> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = self
+            .data_dir()
+            .join("bisections")
+            .join(format!("{id}.lock"));
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(Error::Lock { path, source }),
+        };
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(_probe) => Ok(false),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+            Err((_, e)) => Err(Error::Lock {
+                path,
+                source: e.into(),
+            }),
+        }
     }
 
     /// One bisection.

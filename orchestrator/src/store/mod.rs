@@ -35,41 +35,191 @@ pub enum Error {
     Sql(#[from] rusqlite::Error),
 }
 
+/// The database file in a data directory.
+pub const DB_FILE: &str = "csdci.sqlite3";
+
+/// Held (`flock`) while a process opens the database for writing: switching to
+/// WAL and creating the schema happen one process at a time.
+const OPEN_LOCK: &str = "csdci.sqlite3.open-lock";
+
+/// How long opening waits for other csdci processes (the open lock, SQLite's
+/// locks).
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The csdci database and data directory.
 pub struct Store {
     conn: Connection,
     data_dir: PathBuf,
 }
 
+/// True for SQLite's "database is locked" / "database table is locked".
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// `path` as an SQLite URI with `query` (`%`, `?` and `#` escaped).
+fn uri(path: &Path, query: &str) -> String {
+    let mut s = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => s.push_str("%25"),
+            '?' => s.push_str("%3f"),
+            '#' => s.push_str("%23"),
+            c => s.push(c),
+        }
+    }
+    s.push('?');
+    s.push_str(query);
+    s
+}
+
 impl Store {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the store in `data_dir`. Safe to call from
+    /// many processes at once on a new data directory: the first creates the
+    /// schema while the others wait.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir).map_err(|source| Error::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let path = data_dir.join("csdci.sqlite3");
-        let conn = Connection::open(&path).map_err(|source| Error::Open {
+        let path = data_dir.join(DB_FILE);
+        let _open_lock = Self::open_lock(data_dir)?;
+        let at = |source| Error::Open {
             path: path.clone(),
             source,
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        };
+        let conn = Connection::open(&path).map_err(at)?;
+        // Before anything that may meet another process's lock.
+        conn.busy_timeout(OPEN_WAIT).map_err(at)?;
+        Self::wal(&conn).map_err(at)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(at)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(at)?;
         let store = Store {
             conn,
+            data_dir: data_dir.to_path_buf(),
+        };
+        store.migrate().map_err(|e| match e {
+            Error::Sql(source) => at(source),
+            e => e,
+        })?;
+        Ok(store)
+    }
+
+    /// Opens the store in `data_dir` for reading only (`bisect list`, `bisect
+    /// log`): creates nothing, so it works in a read-only data directory. A
+    /// data directory without a database reads as an empty store.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, Error> {
+        use rusqlite::OpenFlags;
+        let path = data_dir.join(DB_FILE);
+        let at = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
+        if !path.exists() {
+            return Self::empty(data_dir);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let try_open = |query: &str| -> rusqlite::Result<(Connection, bool)> {
+            let conn = Connection::open_with_flags(uri(&path, query), flags)?;
+            conn.busy_timeout(OPEN_WAIT)?;
+            let tables: i64 = conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bisections'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((conn, tables > 0))
+        };
+        let (conn, schema) = match try_open("mode=ro") {
+            Ok(c) => c,
+            // A WAL database whose directory cannot take the `-shm` file: no
+            // process can be writing it, so read the file as it is.
+            Err(e) if !is_busy(&e) => try_open("mode=ro&immutable=1").map_err(|_| at(e))?,
+            Err(e) => return Err(at(e)),
+        };
+        if !schema {
+            // Another process is creating it right now: nothing stored yet.
+            return Self::empty(data_dir);
+        }
+        Ok(Store {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// An empty in-memory store for `data_dir` (no database there yet).
+    fn empty(data_dir: &Path) -> Result<Self, Error> {
+        let store = Store {
+            conn: Connection::open_in_memory()?,
             data_dir: data_dir.to_path_buf(),
         };
         store.migrate()?;
         Ok(store)
     }
 
+    /// Takes the open lock, waiting for another opener at most [`OPEN_WAIT`].
+    fn open_lock(data_dir: &Path) -> Result<crate::lockfile::Lock, Error> {
+        let path = data_dir.join(OPEN_LOCK);
+        let deadline = std::time::Instant::now() + OPEN_WAIT;
+        loop {
+            match crate::lockfile::try_lock(&path) {
+                Ok(Some(lock)) => return Ok(lock),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    return Err(Error::Lock {
+                        path,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "another csdci process held it for 30 s while opening the database",
+                        ),
+                    });
+                }
+                Err(source) => return Err(Error::Lock { path, source }),
+            }
+        }
+    }
+
+    /// Switches to WAL; that needs an exclusive lock SQLite's busy handler does
+    /// not always wait for, so a busy database is retried.
+    fn wal(conn: &Connection) -> rusqlite::Result<()> {
+        let deadline = std::time::Instant::now() + OPEN_WAIT;
+        loop {
+            match conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates or updates every table group's schema in one write transaction
+    /// (`BEGIN IMMEDIATE` waits for other writers under the busy timeout).
     fn migrate(&self) -> Result<(), Error> {
-        // Each table group adds its schema function here.
-        runs::migrate(&self.conn)?;
-        bisect::migrate(&self.conn)?;
-        Ok(())
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = (|| {
+            // Each table group adds its schema function here.
+            runs::migrate(&self.conn)?;
+            bisect::migrate(&self.conn)?;
+            Ok(())
+        })();
+        match done {
+            Ok(()) => self.conn.execute_batch("COMMIT")?,
+            Err(_) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+        done
     }
 
     /// The SQLite connection.
