@@ -1,7 +1,8 @@
 //! `csdci parse [--json] FILE...`: analyse kernel console logs ('-' reads stdin).
 //!
 //! Exit code 0 when every console is clean or incomplete, 1 when any shows a crash,
-//! 3 when a file cannot be read.
+//! 3 when a file cannot be read; 0 and no message when stdout is closed early
+//! (`| head -1`).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -53,6 +54,12 @@ fn analyse(path: &std::path::Path) -> std::io::Result<Analysis> {
     Ok(a.finish())
 }
 
+/// The reader of stdout went away (`csdci parse BIG.log | head -1`): not an
+/// error, csdci ends quietly with exit 0 as a SIGPIPE'd filter would.
+fn stdout_closed(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
 /// Runs `csdci parse`; returns the exit code.
 pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
     let mut any_crash = false;
@@ -83,10 +90,15 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
         } else {
             human(&name, &analysis)
         };
-        out.write_all(text.as_bytes())
-            .map_err(|e| crate::Error::io("<stdout>", e))?;
+        match out.write_all(text.as_bytes()) {
+            Err(e) if stdout_closed(&e) => return Ok(EXIT_CLEAN),
+            r => r.map_err(|e| crate::Error::io("<stdout>", e))?,
+        }
     }
-    out.flush().map_err(|e| crate::Error::io("<stdout>", e))?;
+    match out.flush() {
+        Err(e) if stdout_closed(&e) => return Ok(EXIT_CLEAN),
+        r => r.map_err(|e| crate::Error::io("<stdout>", e))?,
+    }
     Ok(if unreadable > 0 {
         EXIT_USAGE
     } else if any_crash {
