@@ -70,6 +70,8 @@ pub fn existing(dir: &Path, commits: usize, seed: u64, base: &str) -> Option<His
 
 /// Writes `plan` on top of `base` in the repository at `dir`.
 pub fn write(dir: &Path, plan: &Plan, seed: u64, base: &str) -> Result<History, Error> {
+    // Also in a base imported before csdci turned gc off at import.
+    super::import::disable_auto_gc(dir)?;
     git_env(dir, &["checkout", "-q", "-f", "-B", DEMO_BRANCH, base], &[])?;
     let mut broken = Vec::new();
     let mut regression = None;

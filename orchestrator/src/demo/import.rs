@@ -28,17 +28,42 @@ pub fn ensure_tarball(tarball: &Path) -> Result<(), Error> {
         });
     }
     tracing::info!("{TARBALL} is missing: installing {PACKAGE}");
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "-q", PACKAGE])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    match status {
-        Ok(s) if s.success() && tarball.is_file() => Ok(()),
-        _ => Err(Error::NoTarball {
+    if apt_install(Path::new("apt-get"), PACKAGE) && tarball.is_file() {
+        Ok(())
+    } else {
+        Err(Error::NoTarball {
             path: tarball.to_path_buf(),
-            hint: format!("install it as root: apt-get install {PACKAGE}"),
-        }),
+            hint: format!("install it as root: apt-get update && apt-get install {PACKAGE}"),
+        })
     }
+}
+
+/// `apt-get update`, then `apt-get install -y PACKAGE` (a fresh machine has no
+/// package lists, so the install alone fails); true when the install worked.
+fn apt_install(apt_get: &Path, package: &str) -> bool {
+    let run = |args: &[&str]| {
+        Command::new(apt_get)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A failed update (offline, a broken mirror) may still leave usable lists.
+    if !run(&["update", "-q"]) {
+        tracing::warn!("apt-get update failed; trying the install anyway");
+    }
+    run(&["install", "-y", "-q", package])
+}
+
+/// Turns off git's automatic `gc` and maintenance in the repository at `dir`,
+/// for csdci's git commands and the user's own later ones alike: committing the
+/// 92k-file tree otherwise starts a background gc that holds `.git/HEAD.lock`
+/// for minutes.
+pub fn disable_auto_gc(dir: &Path) -> Result<(), Error> {
+    for (key, value) in [("gc.auto", "0"), ("maintenance.auto", "false")] {
+        git_env(dir, &["config", key, value], &[])?;
+    }
+    Ok(())
 }
 
 /// Returns the sha of `demo-base` in `dir`, importing the tarball first if needed.
@@ -93,6 +118,7 @@ pub fn ensure_base(dir: &Path, tarball: &Path) -> Result<String, Error> {
     strip_debian_gitignore(&tmp.join(".gitignore"))?;
     tracing::info!("committing the imported tree (92k files)");
     git_env(&tmp, &["init", "-q", "-b", "master"], &[])?;
+    disable_auto_gc(&tmp)?;
     git_env(&tmp, &["add", "-A"], &[])?;
     let env = [
         ("GIT_AUTHOR_NAME", "csdci demo"),
@@ -138,4 +164,72 @@ fn strip_debian_gitignore(path: &Path) -> Result<(), Error> {
         std::fs::write(path, &text[..at]).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, key: &str) -> String {
+        git_env(dir, &["config", "--get", key], &[]).unwrap_or_default()
+    }
+
+    #[test]
+    fn auto_gc_is_off_in_the_imported_repository_for_plain_git_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("repo");
+        std::fs::create_dir(&d).unwrap();
+        // The user's own git settings ask for a gc at the first loose object,
+        // in the foreground (so a gc that runs leaves its pack at once).
+        let global = dir.path().join("gitconfig");
+        std::fs::write(&global, "[gc]\n\tauto = 1\n\tautoDetach = false\n").unwrap();
+        let git = |args: &[&str]| {
+            let st = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&d)
+                .args(args)
+                .env("GIT_CONFIG_GLOBAL", &global)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_AUTHOR_NAME", "a")
+                .env("GIT_AUTHOR_EMAIL", "a@example.org")
+                .env("GIT_COMMITTER_NAME", "a")
+                .env("GIT_COMMITTER_EMAIL", "a@example.org")
+                .status()
+                .unwrap();
+            assert!(st.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        disable_auto_gc(&d).unwrap();
+        assert_eq!(config(&d, "gc.auto"), "0");
+        assert_eq!(config(&d, "maintenance.auto"), "false");
+        for i in 0..600 {
+            std::fs::write(d.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "many files"]);
+        let packs = std::fs::read_dir(d.join(".git/objects/pack"))
+            .unwrap()
+            .count();
+        assert_eq!(packs, 0, "git gc ran");
+        assert!(!d.join(".git/gc.pid").exists());
+    }
+
+    #[test]
+    fn apt_get_update_runs_before_the_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let fake = dir.path().join("apt-get");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert!(apt_install(&fake, "linux-source-6.12"));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "update -q\ninstall -y -q linux-source-6.12\n"
+        );
+    }
 }

@@ -25,14 +25,43 @@ pub enum Error {
         args: String,
         stderr: String,
     },
+    #[error(
+        "git {args} failed in {dir}: {} exists (another git process is working in that repository, or one was killed and left it behind); if no git process is running there, remove {}",
+        lock.display(),
+        lock.display()
+    )]
+    Locked {
+        dir: PathBuf,
+        args: String,
+        /// The lock file git could not create.
+        lock: PathBuf,
+    },
     #[error("cannot run git: {0}")]
     Spawn(#[source] std::io::Error),
+}
+
+/// Options of every git command csdci runs: no automatic `gc` or maintenance.
+/// A commit in a 92k-file tree otherwise starts a background gc that holds
+/// `HEAD.lock` for minutes while csdci checks out.
+pub const NO_AUTO_GC: [&str; 4] = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"];
+
+/// The lock file named by git's "Unable to create 'X.lock': File exists" or
+/// "cannot lock ref ...: 'X.lock' exists", relative paths taken from `dir`.
+pub fn lock_in_the_way(dir: &Path, stderr: &str) -> Option<PathBuf> {
+    let re = regex::Regex::new(r"'([^']+\.lock)'(?::\s*File)?\s+exists").expect("static regex");
+    let lock = PathBuf::from(&re.captures(stderr)?[1]);
+    Some(if lock.is_absolute() {
+        lock
+    } else {
+        dir.join(lock)
+    })
 }
 
 /// VCS result.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Runs `git -C dir args...` and returns its trimmed stdout.
+/// Runs `git -C dir args...` (with [`NO_AUTO_GC`]) and returns its trimmed
+/// stdout. A lock file in the way is reported as [`Error::Locked`].
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     git_env(dir, args, &[])
 }
@@ -40,6 +69,7 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
 /// [`git`] with extra environment variables (author, dates, ...).
 pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
     let out = Command::new("git")
+        .args(NO_AUTO_GC)
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -48,10 +78,18 @@ pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String
         .output()
         .map_err(Error::Spawn)?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if let Some(lock) = lock_in_the_way(dir, &stderr) {
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+                args: args.join(" "),
+                lock,
+            });
+        }
         return Err(Error::Git {
             dir: dir.to_path_buf(),
             args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr,
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
