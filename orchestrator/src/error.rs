@@ -53,6 +53,11 @@ impl Error {
         )
     }
 
+    /// True when another csdci process is driving the bisection asked for.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Bisect(crate::bisect::Error::Busy(_)))
+    }
+
     /// True for errors caused by the user's input (exit code 3).
     pub fn is_usage(&self) -> bool {
         matches!(

@@ -467,8 +467,12 @@ impl LocalTester {
     /// Builds (or finds) and tests `commit` (a full sha), recording the run.
     pub fn run_full(&mut self, commit: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
         let start = Instant::now();
-        let tree_id =
-            crate::vcs::git(&self.repo, &["rev-parse", &format!("{commit}^{{tree}}")]).ok();
+        let tree_id = crate::vcs::mirror::Mirror::beside(
+            &crate::build::worktree_dir(&self.opts.data_dir, &self.repo),
+            &self.repo,
+        )
+        .and_then(|m| crate::vcs::git(m.path(), &["rev-parse", &format!("{commit}^{{tree}}")]))
+        .ok();
         let built = match self.build(commit, reporter) {
             Ok(b) => b,
             Err(Error::Build(build::Error::Cancelled)) => {

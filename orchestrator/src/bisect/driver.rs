@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::report::{self, Report};
 use super::{Error, Predicate};
 use crate::store::Store;
-use crate::store::bisect::{Finish, NewBisection, PosteriorRow, Step};
+use crate::store::bisect::{BisectLock, Finish, NewBisection, PosteriorRow, Step};
 use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
 use crate::vcs::graph::Graph;
 use crate::vcs::revert::{Revert, revert_on_tip};
@@ -27,6 +27,10 @@ pub struct Settings {
     pub infra_retries: u32,
     /// After isolating the culprit, test the bad tip with the culprit reverted.
     pub revert_check: bool,
+    /// The test is deterministic (`--deterministic`): one run per commit, as
+    /// `git bisect run`; results that contradict each other end the bisection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
 }
 
 impl Default for Settings {
@@ -36,6 +40,7 @@ impl Default for Settings {
             predicate: "any".into(),
             infra_retries: 3,
             revert_check: true,
+            deterministic: false,
         }
     }
 }
@@ -249,6 +254,8 @@ struct Driver<'a> {
     /// The commit the tester has prepared now, and its artifact id.
     prepared: Option<(String, Option<String>)>,
     infra_streak: u32,
+    /// With `--deterministic`: why the results contradict each other, once they do.
+    inconsistent: Option<String>,
 }
 
 impl Driver<'_> {
@@ -508,6 +515,25 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// Whether the merge bases are tested now: first, as `git bisect` does, but
+    /// after the bad tip's verification runs (which tell whether there is a
+    /// failure at all, and how often it fails).
+    fn merge_base_turn(&self, stage: &Stage) -> Turn {
+        let cfg = stage.engine.config();
+        let (runs, fails) = stage.engine.counts(stage.candidates.len() - 1);
+        if stage.number > 0 || cfg.verify_bad_runs == 0 {
+            Turn::Now
+        } else if fails >= cfg.verify_bad_fails {
+            Turn::Now
+        } else if runs >= cfg.verify_bad_runs && fails == 0 {
+            Turn::Never
+        } else if runs >= cfg.verify_bad_runs {
+            Turn::Now
+        } else {
+            Turn::Later
+        }
+    }
+
     /// One engine step; returns the conclusion when the engine is done.
     fn step(&mut self, tester: &mut dyn Tester) -> crate::Result<Option<(Stage, Conclusion)>> {
         let steps = self.store.bisect_steps(self.id, true)?;
@@ -517,6 +543,23 @@ impl Driver<'_> {
             EngineStep::Test { index } => index,
         };
         let commit = stage.candidates[index].clone();
+        if self.settings.deterministic && stage.engine.counts(index).0 > 0 {
+            // One run per commit: the engine asks again only when results
+            // contradict each other.
+            let (best, confidence) = stage.engine.best();
+            self.inconsistent = Some(format!(
+                "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
+                Self::short(&commit)
+            ));
+            return Ok(Some((
+                stage,
+                Conclusion {
+                    candidates: best,
+                    confidence,
+                    reason: StopReason::NothingToTest,
+                },
+            )));
+        }
         let artifacts: HashMap<String, String> = steps
             .iter()
             .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
@@ -568,6 +611,111 @@ impl Driver<'_> {
         Ok(None)
     }
 
+    /// Runs that make a failure of a still-bad kernel likely at 99%, at the
+    /// estimated per-run failure probability (one with `--deterministic`).
+    fn planned_runs(&self, fail_rate: f64) -> u32 {
+        if self.settings.deterministic {
+            return 1;
+        }
+        let p = fail_rate.clamp(0.05, 0.99);
+        ((0.01f64).ln() / (1.0 - p).ln()).ceil().clamp(2.0, 30.0) as u32
+    }
+
+    /// Tests a commit outside the candidate list (a merge base, the bad tip as a
+    /// control, the reverted tip), journalled as `kinds`: runs it until it fails
+    /// or has passed `planned` times. Resumes from the journal.
+    fn control(
+        &mut self,
+        tester: &mut dyn Tester,
+        kinds: Kinds,
+        commit: &str,
+        planned: u32,
+    ) -> crate::Result<Control> {
+        loop {
+            let steps = self.store.bisect_steps(self.id, true)?;
+            let mine = |k: &'static str| {
+                steps
+                    .iter()
+                    .filter(move |s| s.kind == k && s.commit == commit)
+            };
+            if let Some(s) = mine(kinds.build).find(|s| s.outcome.as_deref() == Some("untestable"))
+            {
+                return Ok(Control::Untestable(s.reason.clone().unwrap_or_default()));
+            }
+            if let Some(s) = mine(kinds.run).find(|s| s.outcome.as_deref() == Some("skip")) {
+                return Ok(Control::Untestable(s.reason.clone().unwrap_or_default()));
+            }
+            let runs = mine(kinds.run)
+                .filter(|s| matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other")))
+                .count() as u32;
+            let fails = mine(kinds.run)
+                .filter(|s| s.outcome.as_deref() == Some("fail"))
+                .count() as u32;
+            if fails > 0 || runs >= planned {
+                return Ok(Control::Tested { runs, fails });
+            }
+            if self.prepared.as_ref().map(|p| p.0.as_str()) != Some(commit)
+                && self
+                    .prepare(tester, kinds.build, commit, &[], &HashMap::new())?
+                    .is_none()
+            {
+                continue;
+            }
+            self.run_once(tester, kinds.run, commit, runs)?;
+        }
+    }
+
+    /// The merge bases of the bad revision and the good ones that are not good
+    /// revisions themselves: like `git bisect`, they must be shown good before
+    /// the candidates between them and the bad revision can be trusted.
+    fn merge_bases(&self) -> crate::Result<Vec<String>> {
+        let mut args = vec!["merge-base", "--all", self.bad.as_str()];
+        args.extend(self.good.iter().map(String::as_str));
+        let out = crate::vcs::git(&self.repo, &args).unwrap_or_default();
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !self.good.iter().any(|g| g == l))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Tests every merge base (see [`Driver::merge_bases`]); returns the checks.
+    fn check_merge_bases(
+        &mut self,
+        tester: &mut dyn Tester,
+        fail_rate: f64,
+    ) -> crate::Result<Vec<report::MergeBaseCheck>> {
+        let mut checks = Vec::new();
+        for mb in self.merge_bases()? {
+            self.say(format!(
+                "testing the merge base {} of the good and bad revisions first",
+                Self::short(&mb)
+            ));
+            let planned = self.planned_runs(fail_rate);
+            let check = match self.control(tester, MERGE_BASE, &mb, planned)? {
+                Control::Tested { runs, fails } => report::MergeBaseCheck {
+                    commit: mb,
+                    runs,
+                    fails,
+                    untestable: None,
+                },
+                Control::Untestable(why) => report::MergeBaseCheck {
+                    commit: mb,
+                    runs: 0,
+                    fails: 0,
+                    untestable: Some(why),
+                },
+            };
+            let bad = check.fails > 0;
+            checks.push(check);
+            if bad {
+                break;
+            }
+        }
+        Ok(checks)
+    }
+
     /// Reverts the culprit on the bad tip and tests that; returns the check.
     fn revert_check(
         &mut self,
@@ -577,16 +725,10 @@ impl Driver<'_> {
         data_dir: &Path,
     ) -> crate::Result<report::RevertCheck> {
         let steps = self.store.bisect_steps(self.id, true)?;
-        let build = steps.iter().rev().find(|s| s.kind == "revert_build");
+        let build = steps.iter().rev().find(|s| s.kind == REVERT.build);
         let revert_sha = match build {
             Some(s) if s.outcome.as_deref() == Some("does_not_apply") => {
                 return Ok(report::RevertCheck::does_not_apply(
-                    s.reason.clone().unwrap_or_default(),
-                ));
-            }
-            Some(s) if s.outcome.as_deref() == Some("untestable") => {
-                return Ok(report::RevertCheck::untestable(
-                    &s.commit,
                     s.reason.clone().unwrap_or_default(),
                 ));
             }
@@ -605,7 +747,7 @@ impl Driver<'_> {
                     Revert::DoesNotApply { message } => {
                         let step =
                             self.store
-                                .bisect_step_start(self.id, "revert_build", culprit, None)?;
+                                .bisect_step_start(self.id, REVERT.build, culprit, None)?;
                         self.store.bisect_step_finish(
                             step,
                             &Finish {
@@ -618,57 +760,65 @@ impl Driver<'_> {
                     }
                     Revert::Applied { sha, .. } => {
                         self.prepared = None;
-                        match self.prepare(tester, "revert_build", &sha, &[], &HashMap::new())? {
-                            Some(_) => sha,
-                            None => {
-                                return Ok(report::RevertCheck::untestable(
-                                    &sha,
-                                    "the reverted tip cannot be tested".into(),
-                                ));
-                            }
-                        }
+                        sha
                     }
                 }
             }
         };
-        // Enough runs that a still-bad kernel fails at least once with 99%.
-        let p = fail_rate.clamp(0.05, 0.99);
-        let planned = ((0.01f64).ln() / (1.0 - p).ln()).ceil().clamp(2.0, 30.0) as u32;
-        loop {
-            let steps = self.store.bisect_steps(self.id, true)?;
-            let runs: Vec<&Step> = steps
-                .iter()
-                .filter(|s| s.kind == "revert_run" && s.commit == revert_sha)
-                .filter(|s| matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other")))
-                .collect();
-            let fails = runs
-                .iter()
-                .filter(|s| s.outcome.as_deref() == Some("fail"))
-                .count() as u32;
-            let n = runs.len() as u32;
-            if steps.iter().any(|s| {
-                s.kind == "revert_run"
-                    && s.commit == revert_sha
-                    && s.outcome.as_deref() == Some("skip")
-            }) {
-                return Ok(report::RevertCheck::untestable(
-                    &revert_sha,
-                    "the --run command skipped the reverted tip".into(),
-                ));
-            }
-            if fails > 0 || n >= planned {
-                return Ok(report::RevertCheck::tested(&revert_sha, n, fails));
-            }
-            if self.prepared.as_ref().map(|p| p.0.as_str()) != Some(revert_sha.as_str())
-                && self
-                    .prepare(tester, "revert_build", &revert_sha, &[], &HashMap::new())?
-                    .is_none()
-            {
-                continue;
-            }
-            self.run_once(tester, "revert_run", &revert_sha, n)?;
-        }
+        let planned = self.planned_runs(fail_rate);
+        Ok(match self.control(tester, REVERT, &revert_sha, planned)? {
+            Control::Tested { runs, fails } => report::RevertCheck::tested(&revert_sha, runs, fails),
+            Control::Untestable(why) => report::RevertCheck::untestable(
+                &revert_sha,
+                format!("the reverted tip cannot be tested: {why}"),
+            ),
+        })
     }
+}
+
+/// Journal kinds of a commit tested outside the candidate list.
+#[derive(Clone, Copy)]
+struct Kinds {
+    build: &'static str,
+    run: &'static str,
+}
+
+/// A merge base of the good and bad revisions, tested before bisecting.
+const MERGE_BASE: Kinds = Kinds {
+    build: "merge_base_build",
+    run: "merge_base_run",
+};
+/// The bad tip, run as a control when nothing else showed it fails.
+const TIP: Kinds = Kinds {
+    build: "tip_build",
+    run: "tip_run",
+};
+/// The bad tip with the culprit reverted.
+const REVERT: Kinds = Kinds {
+    build: "revert_build",
+    run: "revert_run",
+};
+
+/// What testing a commit outside the candidate list showed.
+enum Control {
+    Tested { runs: u32, fails: u32 },
+    Untestable(String),
+}
+
+/// How a bisection ended, before the report.
+enum Ending {
+    /// The engine concluded (a culprit, a set, or nothing).
+    Concluded(Stage, Conclusion),
+    /// A merge base fails: the regression is older than the good revision.
+    MergeBaseBad(Stage),
+}
+
+/// Takes bisection `id`'s lock: one process drives a bisection at a time (two
+/// would journal the same attempts twice). Take it before the tester touches
+/// the bisection's worktrees; [`Error::Busy`] when another process holds it.
+pub fn lock(store: &Store, id: i64) -> crate::Result<BisectLock> {
+    store.bisect_get(id)?.ok_or(Error::NotFound(id))?;
+    Ok(store.bisect_lock(id)?.ok_or(Error::Busy(id))?)
 }
 
 /// Runs (or resumes) bisection `id` with `tester` until it concludes; journals
@@ -679,9 +829,19 @@ pub fn run(
     tester: &mut dyn Tester,
     progress: &mut dyn FnMut(&str),
 ) -> crate::Result<Report> {
+    let lock = lock(store, id)?;
+    run_locked(store, &lock, id, tester, progress)
+}
+
+/// [`run`] with the bisection's lock already held (see [`lock`]).
+pub fn run_locked(
+    store: &Store,
+    _lock: &BisectLock,
+    id: i64,
+    tester: &mut dyn Tester,
+    progress: &mut dyn FnMut(&str),
+) -> crate::Result<Report> {
     let b = store.bisect_get(id)?.ok_or(Error::NotFound(id))?;
-    // One driver per bisection: two would journal the same attempts twice.
-    let _lock = store.bisect_lock(id)?.ok_or(Error::Busy(id))?;
     let settings: Settings = serde_json::from_str(&b.settings).map_err(|e| Error::Settings {
         id,
         msg: e.to_string(),
@@ -704,21 +864,87 @@ pub fn run(
         progress,
         prepared: None,
         infra_streak: 0,
+        inconsistent: None,
     };
     let outcome = (|| -> crate::Result<Report> {
-        let (stage, conclusion) = loop {
-            if let Some(done) = d.step(tester)? {
-                break done;
+        let mut merge_bases: Option<Vec<report::MergeBaseCheck>> = None;
+        let ending = loop {
+            if merge_bases.is_none() {
+                let steps = store.bisect_steps(id, true)?;
+                let stage = d.stage(&steps)?;
+                match d.merge_base_turn(&stage) {
+                    Turn::Now => {
+                        let rate = stage.engine.rates().0;
+                        let checks = d.check_merge_bases(tester, rate)?;
+                        let bad = checks.iter().any(|c| c.fails > 0);
+                        merge_bases = Some(checks);
+                        if bad {
+                            break Ending::MergeBaseBad(stage);
+                        }
+                    }
+                    Turn::Never => merge_bases = Some(Vec::new()),
+                    Turn::Later => {}
+                }
+            }
+            if let Some((stage, c)) = d.step(tester)? {
+                break Ending::Concluded(stage, c);
             }
         };
-        let culprit = conclusion.culprit().map(|i| stage.candidates[i].clone());
-        let revert = match (&culprit, d.settings.revert_check) {
-            (Some(c), true) => {
-                let rate = stage.engine.rates().0;
-                d.revert_check(tester, c, rate, store.data_dir())?
+        let merge_bases = merge_bases.unwrap_or_default();
+        let (stage, conclusion, verdict) = match ending {
+            Ending::MergeBaseBad(stage) => {
+                let c = Conclusion {
+                    candidates: Vec::new(),
+                    confidence: 0.0,
+                    reason: StopReason::NothingToTest,
+                };
+                (stage, c, Some(report::Verdict::MergeBaseBad))
             }
+            Ending::Concluded(stage, c) => (stage, c, None),
+        };
+        let mut culprit = match verdict {
+            None => conclusion.culprit().map(|i| stage.candidates[i].clone()),
+            Some(_) => None,
+        };
+        let rate = stage.engine.rates().0;
+        // A culprit at the bad tip may rest on no observed failure at all (the
+        // tip is trusted with --run): run the tip before believing it.
+        let mut tip_check = None;
+        if let Some(c) = &culprit
+            && *c == d.bad
+            && stage.number == 0
+            && stage.engine.counts(stage.candidates.len() - 1).1 == 0
+        {
+            d.say(format!(
+                "the culprit is the bad tip {}, which has not been seen failing: running it",
+                Driver::short(&d.bad)
+            ));
+            let planned = d.planned_runs(rate);
+            let bad = d.bad.clone();
+            tip_check = Some(match d.control(tester, TIP, &bad, planned)? {
+                Control::Tested { runs, fails } => report::TipCheck {
+                    runs,
+                    fails,
+                    untestable: None,
+                },
+                Control::Untestable(why) => report::TipCheck {
+                    runs: 0,
+                    fails: 0,
+                    untestable: Some(why),
+                },
+            });
+        }
+        let tip_passes = tip_check
+            .as_ref()
+            .is_some_and(|t| t.untestable.is_none() && t.fails == 0);
+        if tip_passes {
+            culprit = None;
+        }
+        let revert = match (&culprit, d.settings.revert_check) {
+            (Some(c), true) => d.revert_check(tester, c, rate, store.data_dir())?,
             _ => report::RevertCheck::not_run(),
         };
+        let verdict = verdict.or(tip_passes.then_some(report::Verdict::NotReproduced));
         let steps = store.bisect_steps(id, true)?;
         report::build(&report::Input {
             id,
@@ -731,6 +957,11 @@ pub fn run(
             rates: stage.engine.rates(),
             steps: &steps,
             revert,
+            verdict,
+            merge_bases,
+            tip_check,
+            inconsistent: d.inconsistent.clone(),
+            deterministic: d.settings.deterministic,
         })
     })();
     match outcome {
@@ -750,9 +981,19 @@ pub fn run(
     }
 }
 
+/// When the merge bases are tested.
+enum Turn {
+    /// Now: before the next engine step.
+    Now,
+    /// After the bad tip's verification runs.
+    Later,
+    /// Not at all (the tip never failed; the engine stops).
+    Never,
+}
+
 /// Exit code for a report: 0 culprit isolated, 1 otherwise.
 pub fn exit_code(r: &Report) -> u8 {
-    if r.culprit.is_some() { 0 } else { 1 }
+    if r.status == "culprit" { 0 } else { 1 }
 }
 
 /// True when the engine stopped because it was confident.

@@ -5,6 +5,7 @@
 //! Use: [`driver::create`] a bisection (resolves revisions, checks settings), then
 //! [`driver::run`] it with any tester; `run` on an existing id resumes it.
 
+pub mod command;
 pub mod driver;
 pub mod predicate;
 pub mod report;
@@ -41,6 +42,21 @@ pub fn for_pipeline(cfg: csdci_bisect::Config) -> csdci_bisect::Config {
         verify_bad_runs: DEFAULT_VERIFY_BAD_RUNS,
         settle_tolerance: PIPELINE_SETTLE_TOLERANCE,
         split_interval: false,
+        ..cfg
+    }
+}
+
+/// Engine settings for a deterministic test (`--deterministic`): a bad commit
+/// always fails and a good one never does (up to 1e-9, so a contradiction is
+/// noticed instead of dividing by zero), so one run settles a commit and the
+/// engine splits as `git bisect` does; the tip is trusted, as git trusts it.
+pub fn for_deterministic(cfg: csdci_bisect::Config) -> csdci_bisect::Config {
+    csdci_bisect::Config {
+        p_grid: vec![1.0 - 1e-9],
+        false_fail: vec![1e-9],
+        settle_runs: 1,
+        split_interval: true,
+        verify_bad_runs: 0,
         ..cfg
     }
 }

@@ -94,6 +94,43 @@ impl RevertCheck {
     }
 }
 
+/// A merge base of the good and bad revisions, tested before bisecting (as
+/// `git bisect` does when a good revision is not an ancestor of the bad one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergeBaseCheck {
+    /// Full sha.
+    pub commit: String,
+    /// Runs that counted.
+    pub runs: u32,
+    /// Of those, failures as the predicate asks (any: the merge base is bad).
+    pub fails: u32,
+    /// Why it could not be tested, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untestable: Option<String>,
+}
+
+/// The bad tip run as a control, when the culprit is the tip and nothing had
+/// shown the tip failing (it is trusted with `--run`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TipCheck {
+    /// Runs that counted.
+    pub runs: u32,
+    /// Of those, failures.
+    pub fails: u32,
+    /// Why it could not be tested, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untestable: Option<String>,
+}
+
+/// What the driver found beyond the engine's conclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A merge base fails: the regression is older than the good revision.
+    MergeBaseBad,
+    /// The bad tip was run and never failed.
+    NotReproduced,
+}
+
 /// The first failing run's output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FirstFailure {
@@ -110,9 +147,15 @@ pub struct FirstFailure {
 pub struct Report {
     /// Bisection id.
     pub id: i64,
-    /// `culprit`, `not_isolated` (a set of candidates), `not_reproduced` (the bad
-    /// tip never failed in its verification runs) or `inconclusive`.
+    /// `culprit`; `doubtful` (a culprit that a check contradicts: see `doubt`);
+    /// `not_isolated` (a set of candidates); `not_reproduced` (the bad tip was
+    /// run and never failed); `merge_base_bad` (a merge base of the good and
+    /// bad revisions fails: the regression is older than the good revision);
+    /// or `inconclusive`.
     pub status: String,
+    /// Why a culprit is `doubtful`, or why the test was found not deterministic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doubt: Option<String>,
     /// The culprit, when isolated with the requested confidence.
     pub culprit: Option<CommitInfo>,
     /// Posterior probability of the culprit (or of the candidate set).
@@ -144,6 +187,17 @@ pub struct Report {
     pub titles: Vec<String>,
     /// The revert check.
     pub revert_check: RevertCheck,
+    /// Merge bases tested before bisecting (empty when every good revision is
+    /// an ancestor of the bad one).
+    #[serde(default)]
+    pub merge_bases: Vec<MergeBaseCheck>,
+    /// The bad tip run as a control (see [`TipCheck`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_check: Option<TipCheck>,
+    /// Runs `git bisect run` would have needed for the same answer with a
+    /// deterministic test (its midpoints, the merge bases, no repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_bisect_runs: Option<u32>,
     /// Output of the first failing run.
     pub first_failure: Option<FirstFailure>,
     /// `Fixes: <12-char sha> ("subject")`, when a culprit is isolated.
@@ -172,6 +226,16 @@ pub struct Input<'a> {
     pub steps: &'a [Step],
     /// Revert check.
     pub revert: RevertCheck,
+    /// What the driver found beyond the engine's conclusion.
+    pub verdict: Option<Verdict>,
+    /// Merge bases tested.
+    pub merge_bases: Vec<MergeBaseCheck>,
+    /// The bad tip run as a control.
+    pub tip_check: Option<TipCheck>,
+    /// With `--deterministic`: why the results contradict each other.
+    pub inconsistent: Option<String>,
+    /// `--deterministic`.
+    pub deterministic: bool,
 }
 
 fn excerpt(log: &str) -> Vec<String> {
@@ -199,7 +263,11 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         Some(c) => Some(info(&i.candidates[c])?),
         None => None,
     };
-    let candidates = if culprit.is_none() && i.conclusion.reason != StopReason::NotReproduced {
+    let culprit = culprit.filter(|_| i.verdict.is_none());
+    let candidates = if culprit.is_none()
+        && i.verdict.is_none()
+        && i.conclusion.reason != StopReason::NotReproduced
+    {
         i.conclusion
             .candidates
             .iter()
@@ -208,10 +276,15 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
     } else {
         Vec::new()
     };
-    let status = match (&culprit, i.conclusion.reason) {
-        (Some(_), _) => "culprit",
-        (None, StopReason::Confident) => "not_isolated",
-        (None, StopReason::NotReproduced) => "not_reproduced",
+    let doubt = doubt(i);
+    let status = match (i.verdict, &culprit, i.conclusion.reason) {
+        (Some(Verdict::MergeBaseBad), _, _) => "merge_base_bad",
+        (Some(Verdict::NotReproduced), _, _) | (None, None, StopReason::NotReproduced) => {
+            "not_reproduced"
+        }
+        (None, Some(_), _) if doubt.is_some() => "doubtful",
+        (None, Some(_), _) => "culprit",
+        (None, None, StopReason::Confident) => "not_isolated",
         _ => "inconclusive",
     };
     let mut tested: Vec<Tested> = Vec::new();
@@ -290,7 +363,16 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         }
     }
     tested.retain(|t| t.runs > 0 || t.untestable.is_some() || t.same_as.is_some());
-    let fixes = culprit.as_ref().map(|c| {
+    let git_bisect_runs = culprit.as_ref().and_then(|c| {
+        let at = i.candidates.iter().position(|x| *x == c.sha)?;
+        let untestable: Vec<bool> = i
+            .candidates
+            .iter()
+            .map(|x| tested.iter().any(|t| t.commit == *x && t.untestable.is_some()))
+            .collect();
+        Some(git_bisect_runs(at, &untestable)? + i.merge_bases.len() as u32)
+    });
+    let fixes = culprit.as_ref().filter(|_| doubt.is_none()).map(|c| {
         format!(
             "Fixes: {} (\"{}\")",
             &c.sha[..12.min(c.sha.len())],
@@ -315,9 +397,66 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         infra_failures: infra,
         titles: all_titles.into_iter().collect(),
         revert_check: i.revert.clone(),
+        merge_bases: i.merge_bases.clone(),
+        tip_check: i.tip_check.clone(),
+        git_bisect_runs,
         first_failure,
         fixes,
+        doubt: doubt.or_else(|| i.inconsistent.clone()),
     })
+}
+
+/// Why a culprit is not to be believed: a check that contradicts it.
+fn doubt(i: &Input<'_>) -> Option<String> {
+    if i.conclusion.culprit().is_none() || i.verdict.is_some() {
+        return None;
+    }
+    let rc = &i.revert;
+    if rc.status == "does_not_fix" {
+        return Some(format!(
+            "reverting it on the bad tip does not fix the failure ({}/{} runs of the reverted tip failed): the failure has another cause too, or the culprit is wrong",
+            rc.fails, rc.runs
+        ));
+    }
+    if let Some(t) = &i.tip_check
+        && let Some(why) = &t.untestable
+    {
+        return Some(format!(
+            "the bad tip, named as culprit, has never been seen failing and cannot be tested: {why}"
+        ));
+    }
+    if let Some(m) = i.merge_bases.iter().find(|m| m.untestable.is_some()) {
+        return Some(format!(
+            "the merge base {} of the good and bad revisions cannot be tested ({}): the culprit assumes it is good, as git does when it must skip it",
+            short(&m.commit),
+            m.untestable.as_deref().unwrap_or("")
+        ));
+    }
+    None
+}
+
+/// Runs `git bisect run` needs with a deterministic test on a linear list
+/// whose culprit is at index `culprit` (the commit before index 0 is good,
+/// the last is the bad tip), skipping untestable commits as it does (the
+/// nearest testable one instead). `None` when it could not isolate it.
+pub fn git_bisect_runs(culprit: usize, untestable: &[bool]) -> Option<u32> {
+    let n = untestable.len() as i64;
+    let (mut lo, mut hi) = (-1i64, n - 1);
+    let mut runs = 0;
+    while hi - lo > 1 {
+        // git tests the commit that splits the remaining candidates most evenly.
+        let nr = hi - lo;
+        let m = ((lo + 1)..hi)
+            .filter(|&m| !untestable[m as usize])
+            .max_by_key(|&m| (std::cmp::min(m - lo, nr - (m - lo)), -(m - lo)))?;
+        runs += 1;
+        if m as usize >= culprit {
+            hi = m;
+        } else {
+            lo = m;
+        }
+    }
+    (hi as usize == culprit).then_some(runs)
 }
 
 fn short(s: &str) -> &str {
@@ -338,6 +477,34 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(o);
     match (&r.culprit, r.status.as_str()) {
+        (Some(c), "doubtful") => {
+            let _ = writeln!(
+                o,
+                "DOUBTFUL: the most likely first bad commit is {} ({:.1}%), but a check contradicts it:",
+                c.sha,
+                r.confidence * 100.0
+            );
+            let _ = writeln!(o, "    {}", c.subject);
+            let _ = writeln!(o, "{}", r.doubt.as_deref().unwrap_or(""));
+        }
+        (_, "merge_base_bad") => {
+            let mb = r.merge_bases.iter().find(|m| m.fails > 0);
+            let _ = writeln!(
+                o,
+                "the merge base is bad: {} ({} of {} runs failed), a common ancestor of the good and bad revisions",
+                mb.map_or("?", |m| m.commit.as_str()),
+                mb.map_or(0, |m| m.fails),
+                mb.map_or(0, |m| m.runs)
+            );
+            let _ = writeln!(
+                o,
+                "the regression is older than GOOD: it was fixed between the merge base and GOOD, not introduced between GOOD and BAD"
+            );
+            let _ = writeln!(
+                o,
+                "(bisect the merge base's history instead, e.g. with an older good revision that is an ancestor of it)"
+            );
+        }
         (Some(c), _) => {
             let _ = writeln!(
                 o,
@@ -362,11 +529,12 @@ pub fn render(r: &Report) -> String {
         }
         (None, "not_reproduced") => {
             let tip = r.tested.iter().find(|t| t.commit == r.bad);
+            let runs = tip.map_or(0, |t| t.runs) + r.tip_check.as_ref().map_or(0, |t| t.runs);
             let _ = writeln!(
                 o,
                 "the bad revision {} did not fail in {} runs: nothing to bisect",
                 short(&r.bad),
-                tip.map_or(0, |t| t.runs)
+                runs
             );
             let _ = writeln!(
                 o,
@@ -378,6 +546,7 @@ pub fn render(r: &Report) -> String {
                 o,
                 "inconclusive ({}): the most likely culprit has only {:.1}%:",
                 match r.stop_reason {
+                    _ if r.doubt.is_some() => "the test is not deterministic",
                     StopReason::BudgetSpent => "run budget spent",
                     StopReason::NothingToTest => "nothing left to test",
                     StopReason::Confident => "confident",
@@ -400,6 +569,32 @@ pub fn render(r: &Report) -> String {
         "{} builds, {} runs, {} infrastructure failures (not evidence)",
         r.builds, r.runs, r.infra_failures
     );
+    if let Some(g) = r.git_bisect_runs {
+        let _ = writeln!(
+            o,
+            "git bisect run would have needed {g} runs with a deterministic test (csdci: {} runs; --deterministic runs each commit once, as git)",
+            r.runs + r.merge_bases.iter().map(|m| m.runs).sum::<u32>()
+        );
+    }
+    if r.status == "inconclusive"
+        && let Some(d) = &r.doubt
+    {
+        let _ = writeln!(o, "{d}");
+    }
+    for m in &r.merge_bases {
+        let what = match &m.untestable {
+            Some(why) => format!("untestable: {why}"),
+            None => format!("{}/{} failed", m.fails, m.runs),
+        };
+        let _ = writeln!(o, "merge base {}: {what}", short(&m.commit));
+    }
+    if let Some(t) = &r.tip_check {
+        let what = match &t.untestable {
+            Some(why) => format!("untestable: {why}"),
+            None => format!("{}/{} runs failed", t.fails, t.runs),
+        };
+        let _ = writeln!(o, "bad tip run as a control: {what}");
+    }
     let _ = writeln!(o, "\ntested commits (failed/runs):");
     for t in &r.tested {
         let what = match (&t.untestable, &t.same_as) {

@@ -192,14 +192,13 @@ pub fn build(
 ) -> Result<Outcome, Error> {
     let start = Instant::now();
     let cache = Cache::new(req.data_dir);
-    let tree_id = vcs::git(
-        req.repo,
-        &["rev-parse", &format!("{}^{{tree}}", req.commit)],
-    )
-    .map_err(|e| Error::Io {
-        path: req.repo.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    // Asked of csdci's mirror, which also holds the commits csdci made (reverts).
+    let tree_id = vcs::mirror::Mirror::beside(&worktree_dir(req.data_dir, req.repo), req.repo)
+        .and_then(|m| vcs::git(m.path(), &["rev-parse", &format!("{}^{{tree}}", req.commit)]))
+        .map_err(|e| Error::Io {
+            path: req.repo.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     let compiler = compiler_version()?;
     let ckey = cache::config_key(&tree_id, &compiler, req.fragments);
     let lookup = |config: &str| {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Cli;
+use crate::bisect::run_tester::OnTimeout;
 use crate::bisect::{self, RunTester, Settings, Start, driver, report};
 use crate::store::Store;
 use crate::tester::Tester;
@@ -28,16 +29,37 @@ pub struct Args {
     #[arg(long, default_value = ".", value_name = "PATH")]
     pub tree: PathBuf,
 
-    /// Test with a command, like `git bisect run`: `sh -c CMD` in a checkout of the
-    /// commit; exit 0 good, 125 untestable, 1..127 bad, 128 or more aborts.
+    /// Test with a command, like `git bisect run`: `sh -c CMD` in csdci's own
+    /// checkout of the commit (never your working tree); exit 0 good, 125
+    /// untestable, 1..124 bad; 126/127 (not executable / not found), 128 or
+    /// more, or a signal abort. A relative script path (`./t.sh`) is resolved
+    /// against the directory csdci is started from, so an untracked script
+    /// works; it is checked before anything is tested.
     #[arg(long, value_name = "CMD")]
     pub run: Option<String>,
 
-    /// Stop when the most likely culprit has this posterior probability.
-    #[arg(long, default_value_t = 0.99)]
-    pub confidence: f64,
+    /// With --run: stop a run after this many seconds (killing the command and
+    /// everything it started); --on-timeout says what a timeout means.
+    #[arg(long, value_name = "SECONDS", requires = "run")]
+    pub timeout: Option<u64>,
 
-    /// Stop after this many runs in total.
+    /// With --timeout: `skip` (the commit cannot be tested, like exit 125) or
+    /// `abort` (stop the bisection; --resume continues). Never counted as bad.
+    #[arg(long, value_name = "WHAT", default_value = "abort", requires = "timeout")]
+    pub on_timeout: OnTimeoutArg,
+
+    /// The test is deterministic: run each commit once, as `git bisect run`
+    /// does (with the journal, --resume, skips and the revert check); results
+    /// that contradict each other end the bisection as inconclusive.
+    #[arg(long)]
+    pub deterministic: bool,
+
+    /// Stop when the most likely culprit has this posterior probability
+    /// (default 0.99; with --resume, changes it for the rest of the bisection).
+    #[arg(long, value_name = "P")]
+    pub confidence: Option<f64>,
+
+    /// Stop after this many runs in total (with --resume, changes the budget).
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u32>,
 
@@ -68,9 +90,23 @@ pub struct Args {
     #[command(flatten)]
     pub pipeline: super::run::RunArgs,
 
-    /// Continue bisection ID where it stopped (after a crash, kill or infra error).
-    #[arg(long, value_name = "ID", conflicts_with_all = ["revs", "good", "run"])]
+    /// Continue bisection ID where it stopped (after a crash, kill or infra
+    /// error), testing as it was started; only --confidence and --max-runs
+    /// may be changed.
+    #[arg(long, value_name = "ID", conflicts_with_all = [
+        "revs", "good", "run", "timeout", "deterministic", "predicate", "verify_bad",
+        "first_parent", "no_revert_check", "tree", "RunArgs",
+    ])]
     pub resume: Option<i64>,
+}
+
+/// What a `--run` timeout means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnTimeoutArg {
+    /// The commit cannot be tested (like exit 125).
+    Skip,
+    /// Stop the bisection (`--resume` continues it).
+    Abort,
 }
 
 /// `csdci bisect log|list`.
@@ -145,7 +181,15 @@ pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
                 .join("worktrees")
                 .join(format!("bisect-{}", ctx.id));
             let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
-            Ok(Box::new(RunTester::new(ctx.repo, &wt, &logs, cmd)?))
+            let mut tester = RunTester::new(ctx.repo, &wt, &logs, cmd)?;
+            if let Some(secs) = ctx.desc.get("timeout").and_then(|t| t.as_u64()) {
+                let on_timeout = match ctx.desc.get("on_timeout").and_then(|t| t.as_str()) {
+                    Some("skip") => OnTimeout::Skip,
+                    _ => OnTimeout::Abort,
+                };
+                tester = tester.with_timeout(std::time::Duration::from_secs(secs), on_timeout);
+            }
+            Ok(Box::new(tester))
         }
         Some("qemu") => {
             let run: super::run::RunArgs = ctx
@@ -176,7 +220,24 @@ pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
 fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
     match &args.run {
         Some(cmd) if cmd.trim().is_empty() => Err(usage("csdci bisect: --run needs a command")),
-        Some(cmd) => Ok(serde_json::json!({"kind": "run", "cmd": cmd})),
+        Some(cmd) => {
+            let cwd = std::env::current_dir().map_err(|e| crate::Error::io(".", e))?;
+            let cmd = crate::bisect::command::resolve(cmd, &cwd, &args.tree)
+                .map_err(|e| usage(format!("csdci bisect: --run: {e}")))?;
+            if args.timeout == Some(0) {
+                return Err(usage("csdci bisect: --timeout must be at least 1 second"));
+            }
+            let mut desc = serde_json::json!({"kind": "run", "cmd": cmd});
+            if let Some(t) = args.timeout {
+                desc["timeout"] = t.into();
+                desc["on_timeout"] = match args.on_timeout {
+                    OnTimeoutArg::Skip => "skip",
+                    OnTimeoutArg::Abort => "abort",
+                }
+                .into();
+            }
+            Ok(desc)
+        }
         None => {
             let tree = crate::vcs::open_tree(&args.tree)?;
             if !(tree.join("Kconfig").is_file() && tree.join("kernel").is_dir()) {
@@ -239,26 +300,27 @@ pub fn exec_with(
                     ));
                 }
             };
-            if !(args.confidence > 0.5 && args.confidence < 1.0) {
-                return Err(usage(format!(
-                    "csdci bisect: --confidence must be between 0.5 and 1 (exclusive), got {}",
-                    args.confidence
-                )));
-            }
-            if args.max_runs == Some(0) {
-                return Err(usage("csdci bisect: --max-runs must be at least 1"));
+            check_budget(args)?;
+            if args.deterministic && args.verify_bad.is_some_and(|n| n > 0) {
+                return Err(usage(
+                    "csdci bisect: --deterministic runs each commit once; it cannot verify the bad revision with --verify-bad runs",
+                ));
             }
             bisect::Predicate::parse(&args.predicate)
                 .map_err(|e| usage(format!("csdci bisect: {e}")))?;
             let desc = describe(args)?;
             let mut settings = Settings::default();
-            settings.engine.confidence = args.confidence;
+            settings.engine.confidence = args.confidence.unwrap_or(settings.engine.confidence);
             settings.engine.max_runs = args.max_runs;
             if args.run.is_none() {
                 settings.engine = bisect::for_pipeline(settings.engine);
             }
             if let Some(runs) = args.verify_bad {
                 settings.engine.verify_bad_runs = runs;
+            }
+            if args.deterministic {
+                settings.engine = bisect::for_deterministic(settings.engine);
+                settings.deterministic = true;
             }
             settings.predicate = args.predicate.clone();
             settings.revert_check = !args.no_revert_check;
@@ -281,13 +343,13 @@ pub fn exec_with(
         }
     };
     let store = Store::open(&data_dir)?;
-    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
-    // Refuse before the tester touches worktrees another csdci is using: the
-    // store reports `running` only while a process holds the bisection's lock
-    // (driver::run then holds it for the whole bisection).
-    if b.status == "running" {
-        return Err(bisect::Error::Busy(id).into());
+    // The lock first: a second csdci is refused before the tester touches the
+    // worktrees this one uses (the driver holds it for the whole bisection).
+    let lock = driver::lock(&store, id)?;
+    if args.resume.is_some() {
+        resume_settings(&store, id, args)?;
     }
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
     let desc: serde_json::Value = serde_json::from_str(&b.tester).unwrap_or_default();
     let repo = PathBuf::from(&b.repo);
     let mut tester = make(&TesterContext {
@@ -297,13 +359,71 @@ pub fn exec_with(
         desc: &desc,
     })?;
     let mut progress = |line: &str| eprintln!("csdci bisect #{id}: {line}");
-    let r = driver::run(&store, id, tester.as_mut(), &mut progress)?;
+    let r = driver::run_locked(&store, &lock, id, tester.as_mut(), &mut progress)?;
     if args.json {
         emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
     } else {
         emit(&report::render(&r));
     }
-    Ok(driver::exit_code(&r))
+    Ok(exit_code(&r))
+}
+
+/// The exit code of a finished bisection: 0 culprit, 4 the merge base is bad
+/// (the regression is older than GOOD), 1 anything else (doubtful, not
+/// isolated, not reproduced, inconclusive).
+pub fn exit_code(r: &bisect::Report) -> u8 {
+    match r.status.as_str() {
+        "culprit" => super::EXIT_CLEAN,
+        "merge_base_bad" => super::EXIT_MERGE_BASE_BAD,
+        _ => super::EXIT_FAILED,
+    }
+}
+
+/// `--confidence` and `--max-runs`, checked.
+fn check_budget(args: &Args) -> crate::Result<()> {
+    if let Some(c) = args.confidence
+        && !(c > 0.5 && c < 1.0)
+    {
+        return Err(usage(format!(
+            "csdci bisect: --confidence must be between 0.5 and 1 (exclusive), got {c}"
+        )));
+    }
+    if args.max_runs == Some(0) {
+        return Err(usage("csdci bisect: --max-runs must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `--resume ID` with `--confidence` / `--max-runs`: applies them to the rest
+/// of the bisection (every other option is refused by clap: a bisection goes
+/// on testing as it started).
+fn resume_settings(store: &Store, id: i64, args: &Args) -> crate::Result<()> {
+    if args.confidence.is_none() && args.max_runs.is_none() {
+        return Ok(());
+    }
+    check_budget(args)?;
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    let mut settings: Settings =
+        serde_json::from_str(&b.settings).map_err(|e| bisect::Error::Settings {
+            id,
+            msg: e.to_string(),
+        })?;
+    if let Some(c) = args.confidence {
+        settings.engine.confidence = c;
+    }
+    if let Some(m) = args.max_runs {
+        settings.engine.max_runs = Some(m);
+    }
+    eprintln!(
+        "csdci bisect: bisection #{id} goes on with confidence {} and {}",
+        settings.engine.confidence,
+        settings
+            .engine
+            .max_runs
+            .map_or("no run budget".to_string(), |m| format!("a budget of {m} runs in all"))
+    );
+    store.bisect_update_settings(id, &serde_json::to_string(&settings).unwrap_or_default())?;
+    Ok(())
 }
 
 fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {

@@ -278,7 +278,9 @@ fn remove_worktree(data_dir: &std::path::Path, repo: &std::path::Path) {
     let wt = crate::build::worktree_dir(data_dir, repo);
     if wt.exists() {
         let p = wt.to_string_lossy();
-        if let Err(e) = crate::vcs::git(repo, &["worktree", "remove", "--force", &p]) {
+        let removed = crate::vcs::mirror::Mirror::beside(&wt, repo)
+            .and_then(|m| crate::vcs::git(m.path(), &["worktree", "remove", "--force", &p]));
+        if let Err(e) = removed {
             tracing::warn!("could not remove {}: {e}", wt.display());
         }
     }

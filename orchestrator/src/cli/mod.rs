@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "CSDCI_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+/// Exit code of `csdci bisect`: a merge base of the good and bad revisions
+/// fails, so the regression is older than GOOD.
+pub const EXIT_MERGE_BASE_BAD: u8 = 4;
+/// Exit code: refused because another csdci process is driving the same
+/// bisection (sysexits' EX_TEMPFAIL: try again later).
+pub const EXIT_BUSY: u8 = 75;
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -123,3 +129,5 @@ pub fn main() -> ExitCode {
         }
     }
 }
+            } else if e.is_busy() {
+                EXIT_BUSY

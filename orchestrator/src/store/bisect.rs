@@ -9,6 +9,14 @@ use serde::Serialize;
 
 use super::{Error, Store};
 
+/// Journal step kinds: candidates' builds and runs, then commits tested
+/// outside the candidate list (merge bases, the bad tip as a control, the
+/// reverted tip).
+const KINDS: &str = "'build', 'run', 'revert_build', 'revert_run', 'merge_base_build', 'merge_base_run', 'tip_build', 'tip_run'";
+
+/// The `kind` check of schema version 0 (before merge-base and tip steps).
+const KINDS_V0: &str = "'build', 'run', 'revert_build', 'revert_run'";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bisections (
     id            INTEGER PRIMARY KEY,
@@ -28,7 +36,7 @@ CREATE TABLE IF NOT EXISTS bisections (
 CREATE TABLE IF NOT EXISTS bisect_steps (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     bisection_id  INTEGER NOT NULL REFERENCES bisections(id),
-    kind          TEXT NOT NULL CHECK (kind IN ('build', 'run', 'revert_build', 'revert_run')),
+    kind          TEXT NOT NULL CHECK (kind IN (KINDS)),
     commit_sha    TEXT NOT NULL,
     attempt       INTEGER,
     status        TEXT NOT NULL CHECK (status IN ('started', 'done', 'interrupted')),
@@ -55,9 +63,38 @@ CREATE TABLE IF NOT EXISTS bisect_posteriors (
 );
 ";
 
-/// Creates the bisection tables.
+/// Columns of `bisect_steps`, in order.
+const STEP_TABLE_COLS: &str = "id, bisection_id, kind, commit_sha, attempt, status, outcome, artifact_id, same_as, reason, titles, console_log, run_id, seconds, started_at, finished_at";
+
+/// Creates the bisection tables, or brings older ones up to date (run inside
+/// the store's migration transaction).
 pub fn migrate(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(&SCHEMA.replace("KINDS", KINDS))?;
+    // Version 0 checked `kind` against fewer kinds: a CHECK constraint can
+    // only change by rebuilding the table. Foreign keys are checked at commit
+    // (the steps get their ids back before it).
+    let sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bisect_steps'",
+        [],
+        |r| r.get(0),
+    )?;
+    if sql.contains(&format!("kind IN ({KINDS_V0}))")) {
+        let table = SCHEMA
+            .split("CREATE TABLE IF NOT EXISTS bisect_steps")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .unwrap_or_default()
+            .replace("KINDS", KINDS);
+        conn.execute_batch(&format!(
+            "PRAGMA defer_foreign_keys = ON;
+             CREATE TEMP TABLE bisect_steps_v0 AS SELECT {STEP_TABLE_COLS} FROM bisect_steps;
+             DROP TABLE bisect_steps;
+             CREATE TABLE bisect_steps {table};
+             INSERT INTO bisect_steps ({STEP_TABLE_COLS}) SELECT {STEP_TABLE_COLS} FROM bisect_steps_v0;
+             DROP TABLE bisect_steps_v0;
+             CREATE INDEX IF NOT EXISTS bisect_steps_bisection ON bisect_steps (bisection_id, id);"
+        ))?;
+    }
     Ok(())
 }
 
@@ -332,6 +369,16 @@ impl Store {
         self.conn().execute(
             "UPDATE bisections SET status = ?2, result = ?3, error = ?4, updated_at = ?5 WHERE id = ?1",
             params![id, status, result, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces a bisection's stored settings (`--resume` with a new
+    /// confidence or run budget).
+    pub fn bisect_update_settings(&self, id: i64, settings: &str) -> Result<(), Error> {
+        self.conn().execute(
+            "UPDATE bisections SET settings = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, settings, now()],
         )?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! tree), revision parsing and commit-graph queries (git2).
 
 pub mod graph;
+pub mod mirror;
 pub mod revert;
 pub mod worktree;
 

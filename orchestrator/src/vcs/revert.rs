@@ -1,5 +1,7 @@
 //! "The bad tip with the culprit reverted": a commit made in a temporary detached
-//! worktree with `git revert --no-edit`, so it can be tested like any commit.
+//! worktree with `git revert --no-edit`, so it can be tested like any commit. The
+//! commit and its ref live in csdci's mirror (see [`super::mirror`]), never in
+//! the user's repository; testers find it there through their own worktrees.
 
 use std::path::Path;
 
@@ -12,7 +14,8 @@ use super::{Result, git};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Revert {
-    /// The revert applied; `sha` is the new commit (kept alive by `ref_name`).
+    /// The revert applied; `sha` is the new commit (kept alive by `ref_name` in
+    /// csdci's mirror).
     Applied { sha: String, ref_name: String },
     /// The revert does not apply cleanly.
     DoesNotApply { message: String },
@@ -47,7 +50,7 @@ pub fn revert_on_tip(
             Ok(_) => {
                 let sha = wt.head()?;
                 let ref_name = format!("refs/csdci/reverts/{culprit}");
-                git(repo, &["update-ref", &ref_name, &sha])?;
+                git(wt.repo(), &["update-ref", &ref_name, &sha])?;
                 Ok(Revert::Applied { sha, ref_name })
             }
             Err(super::Error::Git { stderr, .. }) => {
@@ -63,7 +66,7 @@ pub fn revert_on_tip(
         }
     })();
     let p = scratch.to_string_lossy();
-    let _ = git(repo, &["worktree", "remove", "--force", &p]);
-    let _ = git(repo, &["worktree", "prune"]);
+    let _ = git(wt.repo(), &["worktree", "remove", "--force", &p]);
+    let _ = git(wt.repo(), &["worktree", "prune"]);
     result
 }

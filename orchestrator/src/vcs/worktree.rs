@@ -1,9 +1,12 @@
-//! csdci-owned git worktrees. The user's checkout is never touched: csdci adds a
-//! detached worktree under its data directory and reuses it between runs, so an
-//! out-of-tree build directory beside it stays incremental.
+//! csdci-owned git worktrees. The user's repository is never written to: each
+//! worktree is registered in csdci's [`Mirror`] of it (a bare repository that
+//! borrows the user's objects), kept in the `.mirrors` folder beside the
+//! worktree, and reused between runs, so an out-of-tree build directory beside
+//! it stays incremental.
 
 use std::path::{Path, PathBuf};
 
+use super::mirror::Mirror;
 use super::{Error, Result, git};
 
 /// A detached worktree owned by csdci.
@@ -14,29 +17,34 @@ pub struct Worktree {
 }
 
 impl Worktree {
-    /// Opens the worktree at `path` for `repo`, adding it if it does not exist.
-    pub fn ensure(repo: &Path, path: &Path) -> Result<Self> {
-        let registered = git(repo, &["worktree", "list", "--porcelain"])?
+    /// Opens the worktree at `path` of the repository `source`, adding it (in
+    /// the mirror of `source` beside `path`) if it does not exist. `source` is
+    /// only read.
+    pub fn ensure(source: &Path, path: &Path) -> Result<Self> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let mirror = Mirror::beside(path, source)?;
+        let repo = mirror.path().to_path_buf();
+        let registered = git(&repo, &["worktree", "list", "--porcelain"])?
             .lines()
             .filter_map(|l| l.strip_prefix("worktree "))
             .any(|p| Path::new(p) == path);
         if !registered || !path.join(".git").exists() {
-            // A stale directory or registration (e.g. after kill -9) is replaced.
-            let _ = git(repo, &["worktree", "prune"]);
+            // A stale directory or registration (e.g. after kill -9) is replaced;
+            // only csdci's own mirror is pruned, never the user's repository.
+            let _ = git(&repo, &["worktree", "prune"]);
             if path.exists() {
                 std::fs::remove_dir_all(path).map_err(Error::Spawn)?;
             }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(Error::Spawn)?;
-            }
+            std::fs::create_dir_all(parent).map_err(Error::Spawn)?;
+            let head = super::resolve(source, "HEAD")?;
             let p = path.to_string_lossy();
             git(
-                repo,
-                &["worktree", "add", "--force", "--detach", &p, "HEAD"],
+                &repo,
+                &["worktree", "add", "--force", "--detach", &p, &head],
             )?;
         }
         Ok(Worktree {
-            repo: repo.to_path_buf(),
+            repo,
             path: path.to_path_buf(),
         })
     }
@@ -62,7 +70,7 @@ impl Worktree {
         &self.path
     }
 
-    /// The repository it belongs to.
+    /// The repository it is registered in (csdci's mirror of the source).
     pub fn repo(&self) -> &Path {
         &self.repo
     }

@@ -2,6 +2,8 @@
 //! the data directory, so the cold kernel build happens once per machine.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod repo;
+
 use std::path::{Path, PathBuf};
 
 /// Where the tests import Debian's linux-source-6.12 (the demo's import; the
