@@ -298,3 +298,67 @@ fn sigterm_and_sigint_exit_130_kill_the_script_and_resume() {
         );
     }
 }
+
+#[test]
+fn cli_timeout_skips_or_aborts_and_kills_the_hung_script() {
+    // Abort (the default): every run hangs; the first one ends the bisection.
+    let r = Repo::linear(6, 4);
+    let (hang, pids) = (r.file("hang"), r.file("pids"));
+    std::fs::write(&hang, "").unwrap();
+    let start = Instant::now();
+    let out = Command::new(CSDCI)
+        .arg("--data-dir")
+        .arg(&r.data)
+        .args(["bisect", "base", "main", "--tree"])
+        .arg(&r.path)
+        .args(["--run", &hanging_script(&hang, &pids), "--timeout", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("timed out after 1 s"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let p: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert_eq!(p.len(), 2);
+    assert_gone(&p, "--timeout abort");
+
+    // Skip: the last good commit hangs; it is journalled as untestable (never
+    // bad), and nothing of the hung run survives.
+    let r = Repo::linear(6, 4);
+    let pids = r.file("pids");
+    let last_good = git(&r.path, &["rev-parse", "main~3"]);
+    let script = format!(
+        "if [ \"$CSDCI_COMMIT\" = {last_good} ]; then sleep 1000 & echo $! >> {pids}; wait; fi; \
+         grep -q good state",
+        pids = pids.display()
+    );
+    let out = Command::new(CSDCI)
+        .arg("--data-dir")
+        .arg(&r.data)
+        .args(["bisect", "base", "main", "--tree"])
+        .arg(&r.path)
+        .args(["--run", &script, "--timeout", "1", "--on-timeout", "skip"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "{err}");
+    let log = Command::new(CSDCI)
+        .arg("--data-dir")
+        .arg(&r.data)
+        .args(["bisect", "log", "1"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("timed out after 1 s"), "{log}");
+    let p: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(!p.is_empty());
+    assert_gone(&p, "--timeout skip");
+}
