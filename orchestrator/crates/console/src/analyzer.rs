@@ -58,7 +58,7 @@ const COARSE: &[&str] = &[
     "fatal error:",
     "SYZFA",
     "Oops: int3:",
-    "hard LOCKUP",
+    "LOCKUP",
     "Oops: ",
     "kthread starved for",
     CSD,
@@ -110,8 +110,11 @@ fn group_of(line: &[u8]) -> Option<usize> {
 
 /// A crash report being collected until it can be titled.
 struct Capture {
-    /// Index into `findings`.
-    finding: usize,
+    /// Index into `findings`; `None` while a report that may be no crash (see
+    /// [`report::may_be_noise`]) waits for its title to decide.
+    finding: Option<usize>,
+    /// Console line of the report's first line.
+    line: u64,
     /// Table group of the report's first line.
     group: usize,
     /// Context of the first line; other contexts are dropped when titling.
@@ -164,7 +167,14 @@ pub struct Analyzer {
     scf_bang_reported: bool,
     panicked: bool,
     vm_disconnected: bool,
+    /// The last line seen (at most [`LAST_LINE`] bytes), for wrapped lines.
+    last_line: Vec<u8>,
+    /// Lock id of each CSD finding, in the order of those findings.
+    csd_finding_ids: Vec<u64>,
 }
+
+/// Bytes kept of the last line; longer lines are never wrapped ones.
+const LAST_LINE: usize = 256;
 
 impl Default for Analyzer {
     fn default() -> Self {
@@ -187,6 +197,8 @@ impl Analyzer {
             scf_bang_reported: false,
             panicked: false,
             vm_disconnected: false,
+            last_line: Vec::new(),
+            csd_finding_ids: Vec::new(),
         }
     }
 
@@ -281,10 +293,29 @@ impl Analyzer {
                 .map(|p| at + p + 1)
                 .unwrap_or(block.len());
             self.plain(&block[seg..ls]);
-            self.interesting(&block[ls..le]);
+            if ls > 0 {
+                let ps = memchr::memrchr(b'\n', &block[..ls - 1])
+                    .map(|p| p + 1)
+                    .unwrap_or(0);
+                let prev = &block[ps..ls - 1];
+                self.interesting(&block[ls..le], &prev[..prev.len().min(LAST_LINE)]);
+            } else {
+                let prev = std::mem::take(&mut self.last_line);
+                self.interesting(&block[ls..le], &prev);
+                self.last_line = prev;
+            }
             seg = le;
         }
         self.plain(&block[seg..]);
+        // Remember the last line for the next block.
+        let body = block.strip_suffix(b"\n").unwrap_or(block);
+        if !block.is_empty() {
+            let ls = memchr::memrchr(b'\n', body).map(|p| p + 1).unwrap_or(0);
+            let last = &body[ls..];
+            self.last_line.clear();
+            self.last_line
+                .extend_from_slice(&last[..last.len().min(LAST_LINE)]);
+        }
     }
 
     /// Lines without any trigger: counted, and kept by open captures.
@@ -311,15 +342,26 @@ impl Analyzer {
         }
     }
 
-    /// A line with a trigger literal.
-    fn interesting(&mut self, raw: &[u8]) {
+    /// A line with a trigger literal; `prev` is the line before it.
+    fn interesting(&mut self, raw: &[u8], prev: &[u8]) {
         self.lines += 1;
         let line_no = self.lines;
         let body = raw.strip_suffix(b"\n").unwrap_or(raw);
         let line = clean_line(body);
         let line: &[u8] = &line;
+        // A mailer's wrap: the line is the tail of the previous one.
+        let prev = clean_line(prev);
+        let joined: Option<Vec<u8>> = prefix::is_wrapped_tail(&prev, line).then(|| {
+            let mut j = prev.to_vec();
+            j.push(b' ');
+            j.extend_from_slice(line);
+            j
+        });
 
-        let group = group_of(line);
+        let group = match group_of(line) {
+            Some(g) if joined.as_deref().is_some_and(|j| TABLE[g].suppressed_in(j)) => None,
+            g => g,
+        };
         let second_report = match group {
             Some(_) => !oops::is_report_start_ignore(line),
             None => oops::INFO_WITH_STACK
@@ -346,7 +388,15 @@ impl Analyzer {
             // The closing "---[ end Kernel panic - not syncing: ... ]---" repeats the panic.
             && crate::find::find(line, b"---[ end ").is_none()
         {
-            self.report_start(g, line, raw, line_no);
+            match &joined {
+                // The report starts on the previous line, of which this is the tail.
+                Some(j) => {
+                    let mut r = j.clone();
+                    r.push(b'\n');
+                    self.report_start(g, j, &r, line_no - 1);
+                }
+                None => self.report_start(g, line, raw, line_no),
+            }
         }
         if crate::find::find(line, PANIC_LINE).is_some() {
             self.panicked = true;
@@ -416,22 +466,29 @@ impl Analyzer {
 
     fn report_start(&mut self, group: usize, line: &[u8], raw: &[u8], line_no: u64) {
         let g = &TABLE[group];
-        let provisional = || {
-            let text = String::from_utf8_lossy(line);
-            text.find(g.header)
-                .map(|p| title::normalize(&text[p..]))
-                .unwrap_or_else(|| title::normalize(&text))
+        let finding = if report::may_be_noise(group, line) {
+            // Added when titled, if it is a crash after all.
+            None
+        } else {
+            let provisional = || {
+                let text = String::from_utf8_lossy(line);
+                text.find(g.header)
+                    .map(|p| title::normalize(&text[p..]))
+                    .unwrap_or_else(|| title::normalize(&text))
+            };
+            let Some(idx) = self.add(g.kind, provisional, line_no, None, None) else {
+                return;
+            };
+            self.findings[idx].crash_report = true;
+            Some(idx)
         };
-        let Some(idx) = self.add(g.kind, provisional, line_no, None, None) else {
-            return;
-        };
-        self.findings[idx].crash_report = true;
         if self.open.len() >= MAX_OPEN {
             let c = self.open.remove(0);
             self.title(c);
         }
         let mut c = Capture {
-            finding: idx,
+            finding,
+            line: line_no,
             group,
             ctx: prefix::context(line),
             raw: Vec::with_capacity(4096),
@@ -441,12 +498,52 @@ impl Analyzer {
         self.open.push(c);
     }
 
+    /// Adds the finding of a capture that waited for its title, in console order.
+    fn insert_finding(&mut self, c: &Capture, t: &report::Titled) -> Option<usize> {
+        *self.counts.entry(t.kind).or_default() += 1;
+        if self.findings.len() >= MAX_FINDINGS {
+            self.dropped += 1;
+            return None;
+        }
+        let at = self.findings.partition_point(|f| f.line <= c.line);
+        for o in &mut self.open {
+            if let Some(i) = o.finding.as_mut()
+                && *i >= at
+            {
+                *i += 1;
+            }
+        }
+        self.findings.insert(
+            at,
+            Finding {
+                kind: t.kind,
+                title: String::new(),
+                line: c.line,
+                cpu: None,
+                task: None,
+                corrupted: false,
+                crash_report: true,
+            },
+        );
+        Some(at)
+    }
+
     /// Titles a closed capture and updates its finding.
     fn title(&mut self, c: Capture) {
-        let text = report::report_text(&c.raw, &c.ctx);
+        let (text, first_wrapped) = report::report_text_wrapped(&c.raw, &c.ctx);
         let t = report::describe(c.group, &text);
+        // A wrapped line's fragment that shows no evidence of a crash is none.
+        let crash = t.evidence || !first_wrapped;
+        let idx = match c.finding {
+            Some(i) => i,
+            None if !crash => return,
+            None => match self.insert_finding(&c, &t) {
+                Some(i) => i,
+                None => return,
+            },
+        };
         let (cpu, task) = crate::who::cpu_and_task(&text);
-        let f = &mut self.findings[c.finding];
+        let f = &mut self.findings[idx];
         if f.kind != t.kind {
             if let Some(n) = self.counts.get_mut(&f.kind) {
                 *n = n.saturating_sub(1);
@@ -477,13 +574,46 @@ impl Analyzer {
                 Some(f) => format!("csd: non-responsive CSD lock in {f}"),
                 None => "csd: non-responsive CSD lock".to_string(),
             };
-            self.add(
-                FindingKind::CsdLock,
-                || title::normalize(&title),
-                line_no,
-                cpu,
-                None,
-            );
+            if self
+                .add(
+                    FindingKind::CsdLock,
+                    || title::normalize(&title),
+                    line_no,
+                    cpu,
+                    None,
+                )
+                .is_some()
+            {
+                self.csd_finding_ids.push(id);
+            }
+        }
+    }
+
+    /// Final CSD titles, now that every message is in: each lock's function as any
+    /// message printed it whole, and for the first CSD finding (the CSD report's
+    /// title) the function most locks wait on.
+    fn retitle_csd(&mut self, groups: &[crate::CsdGroup]) {
+        let main = csd::title_func(groups);
+        let mut ids = self.csd_finding_ids.iter();
+        let mut first = true;
+        for f in self
+            .findings
+            .iter_mut()
+            .filter(|f| f.kind == FindingKind::CsdLock)
+        {
+            let Some(id) = ids.next() else { break };
+            let func = if first {
+                main.clone()
+            } else {
+                groups
+                    .iter()
+                    .find(|g| g.id == *id)
+                    .and_then(|g| g.func.clone())
+            };
+            first = false;
+            if let Some(func) = func {
+                f.title = title::normalize(&format!("csd: non-responsive CSD lock in {func}"));
+            }
         }
     }
 
@@ -564,6 +694,8 @@ impl Analyzer {
         for c in std::mem::take(&mut self.open) {
             self.title(c);
         }
+        let csd = self.csd.finish();
+        self.retitle_csd(&csd);
         let failed = self.scf.result.as_deref() == Some("FAILURE");
         let verdict = if !self.findings.is_empty() || self.dropped > 0 || failed {
             Verdict::Crash
@@ -583,7 +715,7 @@ impl Analyzer {
             corrupted: primary.is_some_and(|f| f.corrupted)
                 || (primary.is_some() && self.vm_disconnected),
             panicked: self.panicked,
-            csd: self.csd.finish(),
+            csd,
             scftorture: self.scf,
             lines: self.lines,
             finding_counts: self.counts,

@@ -34,6 +34,8 @@ pub enum CsdEvent {
         wait_ns: Option<i64>,
         /// Function name (symbol only).
         func: Option<String>,
+        /// The function was printed whole (`name+0xoff/0xsize`), not cut short.
+        func_whole: bool,
         /// The `info` argument, usually the CSD's data pointer.
         info: Option<String>,
     },
@@ -75,11 +77,22 @@ fn cpu(s: &str) -> Option<u32> {
     s.parse::<i64>().ok().and_then(|v| u32::try_from(v).ok())
 }
 
-/// Bare symbol of `name+0x0/0x21 [module]`.
-fn symbol(s: &str) -> Option<String> {
+/// Bare symbol of `name+0x0/0x21 [module]`, and whether it is whole: `%pS` prints
+/// a symbol with its offset, so a name without one was cut short (a console that
+/// lost the rest of the line).
+fn symbol(s: &str) -> Option<(String, bool)> {
     let s = s.trim();
-    let end = s.find(['+', ' ', '(']).unwrap_or(s.len());
-    (end > 0).then(|| s[..end].to_string())
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(s.len());
+    let whole = s[end..].starts_with("+0x") && s[end..].contains('/');
+    (end > 0).then(|| (s[..end].to_string(), whole))
+}
+
+/// The function of a "handling prior F(I) request" state, printed whole.
+fn prior_func(what: &str) -> Option<String> {
+    let f = what.strip_prefix("handling prior ")?;
+    symbol(f).filter(|(_, whole)| *whole).map(|(n, _)| n)
 }
 
 /// Parses a line (from "csd: " on) into an event.
@@ -102,6 +115,7 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
             None => (None, None),
         };
         let (mut func, mut info) = (None, None);
+        let mut func_whole = false;
         if let Some(after) = after {
             // "FUNC(INFO)." possibly followed by whatever got glued to the line.
             match after
@@ -109,10 +123,10 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
                 .and_then(|o| after[o..].find(')').map(|c| (o, o + c)))
             {
                 Some((open, close)) => {
-                    func = symbol(&after[..open]);
+                    (func, func_whole) = split(symbol(&after[..open]));
                     info = Some(after[open + 1..close].to_string());
                 }
-                None => func = symbol(after.trim_end().trim_end_matches('.')),
+                None => (func, func_whole) = split(symbol(after.trim_end().trim_end_matches('.'))),
             }
         }
         return Some(CsdEvent::Waiting {
@@ -122,6 +136,7 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
             target,
             wait_ns,
             func,
+            func_whole,
             info,
         });
     }
@@ -142,10 +157,24 @@ pub fn parse(text: &str) -> Option<CsdEvent> {
     None
 }
 
+fn split(s: Option<(String, bool)>) -> (Option<String>, bool) {
+    match s {
+        Some((n, w)) => (Some(n), w),
+        None => (None, false),
+    }
+}
+
+/// Most distinct whole function names kept to complete cut-short ones.
+const MAX_NAMES: usize = 64;
+
 /// CSD groups by lock id.
 #[derive(Default)]
 pub struct CsdTracker {
     groups: BTreeMap<u64, CsdGroup>,
+    /// Lock ids whose function was only seen cut short.
+    cut_short: std::collections::BTreeSet<u64>,
+    /// Whole function names any message printed, in order of appearance.
+    whole_names: Vec<String>,
     /// Lines about lock ids beyond the first 1024 (only counted).
     pub dropped: u64,
 }
@@ -174,14 +203,26 @@ impl CsdTracker {
                 target,
                 wait_ns,
                 func,
+                func_whole,
                 info,
                 ..
             } => {
                 g.reports += 1;
                 g.waiter_cpu = waiter.or(g.waiter_cpu);
                 g.target_cpu = target.or(g.target_cpu);
-                if func.is_some() {
-                    g.func = func;
+                if let Some(f) = func {
+                    let was_cut = g.func.is_none() || self.cut_short.contains(&id);
+                    if func_whole {
+                        if self.whole_names.len() < MAX_NAMES && !self.whole_names.contains(&f) {
+                            self.whole_names.push(f.clone());
+                        }
+                        self.cut_short.remove(&id);
+                        g.func = Some(f);
+                    } else if was_cut && g.func.as_ref().is_none_or(|o| o.len() < f.len()) {
+                        // A cut-short name never replaces a whole one.
+                        self.cut_short.insert(id);
+                        g.func = Some(f);
+                    }
                 }
                 if info.is_some() {
                     g.csd = info;
@@ -191,6 +232,12 @@ impl CsdTracker {
                 }
             }
             CsdEvent::State { what, .. } => {
+                if let Some(f) = prior_func(&what)
+                    && self.whole_names.len() < MAX_NAMES
+                    && !self.whole_names.contains(&f)
+                {
+                    self.whole_names.push(f);
+                }
                 g.target_state = Some(what);
             }
             CsdEvent::Resent { .. } => g.resent = true,
@@ -204,9 +251,33 @@ impl CsdTracker {
         self.groups.get(&id)
     }
 
-    /// All groups, by id, with `shared_with` filled in.
+    /// All groups, by id, with `shared_with` filled in and cut-short function names
+    /// completed from the whole names other messages printed (the one most locks
+    /// wait on, among those that complete it).
     pub fn finish(&self) -> Vec<CsdGroup> {
         let mut out: Vec<CsdGroup> = self.groups.values().cloned().collect();
+        let waiting_on = |name: &str| {
+            self.groups
+                .iter()
+                .filter(|(id, g)| !self.cut_short.contains(id) && g.func.as_deref() == Some(name))
+                .count()
+        };
+        for g in &mut out {
+            if !self.cut_short.contains(&g.id) {
+                continue;
+            }
+            let Some(cut) = g.func.clone() else { continue };
+            let mut best: Option<(&String, usize)> = None;
+            for n in self.whole_names.iter().filter(|n| n.starts_with(&cut)) {
+                let c = waiting_on(n);
+                if best.is_none_or(|(_, b)| c > b) {
+                    best = Some((n, c));
+                }
+            }
+            if let Some((n, _)) = best {
+                g.func = Some(n.clone());
+            }
+        }
         let addr_of = |g: &CsdGroup| g.csd.clone().filter(|c| is_address(c));
         for i in 0..out.len() {
             let Some(a) = addr_of(&out[i]) else { continue };
@@ -219,6 +290,23 @@ impl CsdTracker {
         }
         out
     }
+}
+
+/// The function most of the groups' locks wait on (the earliest lock's among
+/// equals): what a CSD report is titled by.
+pub fn title_func(groups: &[CsdGroup]) -> Option<String> {
+    let mut best: Option<(&str, usize)> = None;
+    for g in groups {
+        let Some(f) = g.func.as_deref() else { continue };
+        let n = groups
+            .iter()
+            .filter(|o| o.func.as_deref() == Some(f))
+            .count();
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((f, n));
+        }
+    }
+    best.map(|(f, _)| f.to_string())
 }
 
 /// A real pointer, not NULL.
@@ -243,6 +331,7 @@ mod tests {
                 target: Some(0),
                 wait_ns: Some(5000155348),
                 func: Some("scf_handler_1".into()),
+                func_whole: true,
                 info: Some("0xffff888003c1b4a0".into()),
             }
         );

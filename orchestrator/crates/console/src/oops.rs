@@ -27,8 +27,8 @@ pub enum Part {
 pub struct StackFmt {
     /// Steps tried first.
     pub parts: Vec<Part>,
-    /// Steps tried when `parts` find no frame.
-    pub parts2: Vec<Part>,
+    /// Steps tried in turn when `parts` (and the alternatives before) find no frame.
+    pub parts2: Vec<Vec<Part>>,
     /// Format-specific frames to skip (in addition to the generic ones).
     pub skip: Option<Regex>,
     /// Choice among the remaining frames.
@@ -53,6 +53,9 @@ pub struct Format {
     pub corrupted: bool,
     /// Finding kind, when it differs from the group's.
     pub kind: Option<FindingKind>,
+    /// Where in the report the guilty stack is looked for, when not at the title
+    /// (given the title's captures and the report text).
+    pub anchor: Option<fn(&regex::Captures, &str) -> Option<usize>>,
 }
 
 /// All formats that start with one header.
@@ -65,6 +68,10 @@ pub struct Group {
     pub suppressions: Vec<Regex>,
     /// Default finding kind.
     pub kind: FindingKind,
+    /// When present, a report that no specific format titles is a crash only if
+    /// its first line matches this or it has a stack trace (a mere message that
+    /// carries the header, or a fragment of a wrapped line, is not).
+    pub evidence: Option<Regex>,
 }
 
 impl Group {
@@ -137,7 +144,7 @@ fn warning_stack(skip: &[&str]) -> StackFmt {
 
 impl StackFmt {
     fn parts2(mut self, p: Vec<Part>) -> Self {
-        self.parts2 = p;
+        self.parts2.push(p);
         self
     }
     fn skip(mut self, s: &[&str]) -> Self {
@@ -162,6 +169,7 @@ fn f(title: &str, fmt: &'static str) -> Format {
         no_stack_trace: false,
         corrupted: false,
         kind: None,
+        anchor: None,
     }
 }
 
@@ -186,6 +194,10 @@ impl Format {
         self.kind = Some(k);
         self
     }
+    fn anchor(mut self, a: fn(&regex::Captures, &str) -> Option<usize>) -> Self {
+        self.anchor = Some(a);
+        self
+    }
 }
 
 fn group(header: &'static str, kind: FindingKind, formats: Vec<Format>, supp: &[&str]) -> Group {
@@ -194,6 +206,7 @@ fn group(header: &'static str, kind: FindingKind, formats: Vec<Format>, supp: &[
         formats,
         suppressions: supp.iter().map(|s| re(s)).collect(),
         kind,
+        evidence: None,
     }
 }
 
@@ -387,13 +400,15 @@ fn bug_group() -> Group {
             "xlog_status:",
             "DEBUG:",
             "BUG: no syscalls can create resource",
+            // 2.6.3x x86 die_nmi(): a hard lockup (see hard_lockup_formats).
+            "BUG: NMI Watchdog detected LOCKUP",
         ],
     )
 }
 
 fn warning_group() -> Group {
     use FindingKind as K;
-    group(
+    let mut g = group(
         "WARNING:",
         K::Warning,
         vec![
@@ -498,8 +513,18 @@ fn warning_group() -> Group {
             r"EXT4-[Ff][Ss](?: \(.*\))?:",
             "(?i)warning: .* uses (deprecated v2 capabilities|wireless extensions)",
             r"XFS \(\w+\): WARNING",
+            // 3.x reported hard lockups with WARN() from the perf callback; the
+            // "Watchdog detected hard LOCKUP" line that follows starts the report.
+            r"kernel/watchdog(?:_hld)?\.c:[0-9]+ watchdog_overflow_callback",
         ],
-    )
+    );
+    // WARN()'s own lines: "WARNING: CPU: 1 PID: 2 at f.c:3 fn", 2.6-3.x "WARNING: at
+    // f.c:3 fn()", 6.16+ "WARNING: f.c:3 at fn, CPU#1: comm/2". Other "WARNING:"
+    // messages (boot-time mitigation notes, say) are no crash without a stack.
+    g.evidence = Some(re(
+        r"CPU: ?[0-9]+ PID: [0-9]+ at |WARNING: at |WARNING: {{SRC}} at ",
+    ));
+    g
 }
 
 fn info_group() -> Group {
@@ -642,6 +667,54 @@ fn rip_group(header: &'static str, title: &str, fmt: &'static str, kind: Finding
     group(header, kind, vec![f(title, fmt).stack(rip_trace())], &[])
 }
 
+/// Hard lockups: the perf/buddy watchdog's "Watchdog detected hard LOCKUP on cpu N"
+/// (kernel/watchdog.c, 3.x-4.x watchdog_hld.c with "NMI watchdog: "), and 2.6's
+/// die_nmi() "NMI Watchdog detected LOCKUP on CPU N" (x86_64) / "... on CPUN, eip"
+/// (i386) / "BUG: NMI Watchdog detected LOCKUP on CPUN, ip" (2.6.3x x86).
+///
+/// The guilty frame is the code the NMI interrupted, as for soft lockups but without
+/// the stall-style anchor search (interrupts are off while it spins, so the top
+/// non-generic frame is the spinning code). It is found, in order: in the locked
+/// CPU's "NMI backtrace for cpu N" when another CPU detected it (buddy detector,
+/// all-CPU backtraces); at the interrupted RIP and the call trace after it
+/// (show_regs()); at a RIP inside the NMI's own trace (dump_stack() on 4.14+, the
+/// frames after it); in the call trace past the NMI frames (WARN() and
+/// dump_stack() on older kernels, 2.6's RIPs that name no function).
+fn hard_lockup_formats() -> Vec<Format> {
+    let nmi_frames = [
+        "^watchdog_",
+        "hardlockup",
+        "perf_event",
+        "pmu_handle_irq",
+        "handle_pmi",
+        "nmi_|_nmi",
+        "backtrace",
+    ];
+    let st = rip_trace()
+        .parts2(vec![rip(), Part::Trace])
+        .parts2(vec![call_trace(), Part::Trace])
+        .skip(&nmi_frames);
+    vec![
+        f(
+            "Watchdog detected hard LOCKUP on cpu ([0-9]+)|NMI Watchdog detected LOCKUP on CPU ?([0-9]+)",
+            "BUG: hard lockup in {3}",
+        )
+        .stack(st)
+        .anchor(nmi_backtrace_of_locked_cpu)
+        .kind(FindingKind::HardLockup),
+        f("hard LOCKUP", "BUG: hard lockup").corrupted(),
+    ]
+}
+
+/// The start of the locked CPU's "NMI backtrace for cpu N" (its number is the
+/// title's first non-empty capture), when the report has one.
+fn nmi_backtrace_of_locked_cpu(caps: &regex::Captures, text: &str) -> Option<usize> {
+    let cpu = caps.iter().skip(1).flatten().next()?.as_str();
+    let line = format!("NMI backtrace for cpu {cpu}\n");
+    let p = text.find(&line)?;
+    (p == 0 || text.as_bytes()[p - 1] == b'\n').then_some(p)
+}
+
 fn build() -> Vec<Group> {
     use FindingKind as K;
     vec![
@@ -664,7 +737,14 @@ fn build() -> Vec<Group> {
                 )
                 .stack(rip_trace()),
             ],
-            &[r"general protection fault .* error:\d+ in "],
+            &[
+                r"general protection fault .* error:\d+ in ",
+                // User space's trap (show_signal(): "traps: COMM[PID] general
+                // protection fault ip:X sp:Y error:Z in LIB[...]"), also when a
+                // mailer wrapped it apart.
+                r"general protection fault ip:[0-9a-f]+ sp:[0-9a-f]+ error:",
+                r"traps: .*general protection fault",
+            ],
         ),
         rip_group(
             "stack segment: ",
@@ -878,17 +958,14 @@ fn build() -> Vec<Group> {
         group(
             "hard LOCKUP",
             K::HardLockup,
-            vec![
-                // Interrupts are off while it spins: the top non-generic frame is
-                // the spinning code (no stall-style anchor search).
-                f(
-                    "Watchdog detected hard LOCKUP on cpu ([0-9]+)",
-                    "BUG: hard lockup in {2}",
-                )
-                .stack(rip_trace()),
-                f("hard LOCKUP", "BUG: hard lockup").corrupted(),
-            ],
+            hard_lockup_formats(),
             &["Kernel panic", "Hard LOCKUP"],
+        ),
+        group(
+            "Watchdog detected LOCKUP",
+            K::HardLockup,
+            hard_lockup_formats(),
+            &["Kernel panic"],
         ),
         // A bare x86 "Oops: 0000 [#1] SMP" whose "BUG:" line was lost.
         group(
@@ -965,5 +1042,15 @@ mod tests {
                 .map(|i| TABLE[i].header),
             Some("hard LOCKUP")
         );
+        for l in [
+            &b"NMI Watchdog detected LOCKUP on CPU 1"[..],
+            b"NMI Watchdog detected LOCKUP on CPU0, eip c011f0a5, registers:",
+            b"BUG: NMI Watchdog detected LOCKUP on CPU3, ip ffffffff8103e3a4, registers:",
+        ] {
+            assert_eq!(
+                group_of(l).map(|i| TABLE[i].header),
+                Some("Watchdog detected LOCKUP")
+            );
+        }
     }
 }

@@ -26,6 +26,9 @@ pub struct Titled {
     pub corrupted_reason: Option<&'static str>,
     /// Kind of the finding, from the format that titled it.
     pub kind: FindingKind,
+    /// False when the report shows none of its group's evidence of a crash (see
+    /// [`crate::oops::Group::evidence`]).
+    pub evidence: bool,
 }
 
 /// Removes what a serial console adds around kernel text: trailing CR, NUL bytes
@@ -66,8 +69,15 @@ pub fn clean_line(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// Builds the report text from captured raw lines (the first is the report's own
-/// line): prefixes stripped, other contexts and unreliable frames dropped.
+/// line): prefixes stripped, other contexts and unreliable frames dropped, lines a
+/// mailer wrapped joined again.
 pub fn report_text(raw: &[u8], ctx: &Context) -> String {
+    report_text_wrapped(raw, ctx).0
+}
+
+/// [`report_text`], and whether the report's first line was wrapped (a fragment).
+pub fn report_text_wrapped(raw: &[u8], ctx: &Context) -> (String, bool) {
+    let mut first_wrapped = false;
     let mut text = String::with_capacity(raw.len().min(1 << 16));
     let mut lines = raw.split(|&b| b == b'\n');
     let mut text_lines = 0usize;
@@ -75,8 +85,23 @@ pub fn report_text(raw: &[u8], ctx: &Context) -> String {
     let mut cpu_traceback = false;
     let mut min_lines = 22;
     let mut first = true;
+    // The previous raw line, when its text was kept (a wrapped tail joins it).
+    let mut prev: Option<Vec<u8>> = None;
     for line in &mut lines {
         let line = clean_line(line);
+        if !first
+            && let Some(p) = &prev
+            && prefix::is_wrapped_tail(p, &line)
+        {
+            first_wrapped |= !text[..text.len() - 1].contains('\n');
+            text.pop();
+            text.push(' ');
+            text.push_str(&String::from_utf8_lossy(&line));
+            text.push('\n');
+            prev = None;
+            continue;
+        }
+        prev = None;
         let lctx = if first {
             ctx.clone()
         } else {
@@ -115,8 +140,9 @@ pub fn report_text(raw: &[u8], ctx: &Context) -> String {
         first = false;
         text.push_str(&String::from_utf8_lossy(stripped));
         text.push('\n');
+        prev = Some(line.into_owned());
     }
-    text
+    (text, first_wrapped)
 }
 
 /// Per-group set of single-line title patterns, to find candidates in one pass.
@@ -195,7 +221,10 @@ pub fn describe(group: usize, text: &str) -> Titled {
             .collect();
         corrupted = None;
         if let Some(st) = &f.stack {
-            let start = caps.get(0).map(|m| m.start()).unwrap_or(0);
+            let start = f
+                .anchor
+                .and_then(|a| a(&caps, text))
+                .unwrap_or_else(|| caps.get(0).map(|m| m.start()).unwrap_or(0));
             let (frames, ok) = extract_frames(st, &text[start..]);
             if !ok {
                 corrupted = Some("extracted no frames");
@@ -227,12 +256,47 @@ pub fn describe(group: usize, text: &str) -> Titled {
     if corrupted.is_none() {
         corrupted = corruption(&title, text, used);
     }
+    let specific = used.is_some_and(|f| !f.corrupted);
+    let evidence = specific
+        || g.evidence
+            .as_ref()
+            .is_none_or(|e| e.is_match(first_line) || has_stack_trace(text));
     Titled {
         kind: used.and_then(|f| f.kind).unwrap_or(g.kind),
         title,
         corrupted: corrupted.is_some(),
         corrupted_reason: corrupted,
+        evidence,
     }
+}
+
+/// Might a report of `group` starting with `line` turn out to be no crash? True when
+/// the group asks for evidence, the line shows none and no specific format titles it.
+pub fn may_be_noise(group: usize, line: &[u8]) -> bool {
+    let g = &TABLE[group];
+    let Some(e) = &g.evidence else { return false };
+    let text = String::from_utf8_lossy(line);
+    !e.is_match(&text)
+        && !TITLE_SETS[group]
+            .matches(&text)
+            .into_iter()
+            .any(|i| !g.formats[i].corrupted)
+}
+
+/// Does the text hold a stack trace (a trace header with a frame soon after)?
+fn has_stack_trace(text: &str) -> bool {
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        if stack::is_stack_start(l)
+            && lines
+                .clone()
+                .take(15)
+                .any(|n| !stack::frames_in_line(n).is_empty())
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Single-line title patterns only ever match inside the first line.
@@ -290,11 +354,14 @@ fn push_frames(st: &StackFmt, caps: &Captures, frames: &mut Vec<String>) {
 
 /// Finds the guilty frame(s) of a report starting at `text`.
 fn extract_frames(st: &StackFmt, text: &str) -> (Vec<String>, bool) {
-    let (frames, ok) = extract_with(st, &st.parts, text);
-    if ok || st.parts2.is_empty() {
-        return (frames, ok);
+    let (mut frames, mut ok) = extract_with(st, &st.parts, text);
+    for parts in &st.parts2 {
+        if ok {
+            break;
+        }
+        (frames, ok) = extract_with(st, parts, text);
     }
-    extract_with(st, &st.parts2, text)
+    (frames, ok)
 }
 
 fn pick(st: &StackFmt, raw: &[String]) -> Option<String> {

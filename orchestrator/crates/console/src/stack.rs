@@ -13,11 +13,25 @@ use regex::Regex;
 /// Parses a frame line `^ *([<pc>] ){0,2}NAME(+|.)` and returns NAME.
 ///
 /// NAME must be followed by `+` (offset) or `.` (a compiler suffix such as `.cold`),
-/// so symbolized inline frames (`name file.c:12 [inline]`) do not count.
+/// so symbolized inline frames (`name file.c:12 [inline]`) do not count. Kernels
+/// before 4.9 print the first frame of a stack on the line that names it
+/// (` <IRQ>  [<pc>] name+0x1/0x2`, ` <<EOE>>  <IRQ>  [<pc>] ...`): those markers
+/// are skipped.
 pub fn frame_name(line: &[u8]) -> Option<&[u8]> {
     let mut i = 0;
     while i < line.len() && line[i] == b' ' {
         i += 1;
+    }
+    for _ in 0..3 {
+        match stack_marker_end(line, i) {
+            Some(end) => {
+                i = end;
+                while i < line.len() && line[i] == b' ' {
+                    i += 1;
+                }
+            }
+            None => break,
+        }
     }
     for _ in 0..2 {
         if let Some(end) = pc_at(line, i)
@@ -37,6 +51,35 @@ pub fn frame_name(line: &[u8]) -> Option<&[u8]> {
     } else {
         None
     }
+}
+
+/// Parses a stack marker followed by a blank (`<IRQ> `, `<NMI> `, `<EOI> `,
+/// `<<EOE>> `) at `i`; returns the index of the blank.
+fn stack_marker_end(s: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    let open = s[i.min(s.len())..]
+        .iter()
+        .take(2)
+        .take_while(|&&b| b == b'<')
+        .count();
+    if open == 0 {
+        return None;
+    }
+    j += open;
+    let st = j;
+    while j < s.len() && s[j].is_ascii_uppercase() {
+        j += 1;
+    }
+    if j == st || j - st > 5 {
+        return None;
+    }
+    for _ in 0..open {
+        if s.get(j) != Some(&b'>') {
+            return None;
+        }
+        j += 1;
+    }
+    (s.get(j) == Some(&b' ')).then_some(j)
 }
 
 /// Parses `[<?(0x)?hex>?]` at `i`; returns the index after `]`.
@@ -572,6 +615,16 @@ mod tests {
             None
         );
         assert_eq!(frame_name(b"Call Trace:"), None);
+        assert_eq!(
+            frame_name(b" <IRQ>  [<ffffffff8003d4f5>] lock_timer_base+0x1b/0x3c"),
+            Some(&b"lock_timer_base"[..])
+        );
+        assert_eq!(
+            frame_name(b" <<EOE>>  <IRQ>  [<ffffffff812d4f21>] tg3_poll_work+0x21/0x40"),
+            Some(&b"tg3_poll_work"[..])
+        );
+        assert_eq!(frame_name(b" <IRQ>"), None);
+        assert_eq!(frame_name(b" </NMI>"), None);
         assert_eq!(frame_name(b"RIP: 0010:foo+0x1/0x2"), None);
     }
 

@@ -12,7 +12,10 @@ static SOFT_LOCKUP: LazyLock<Regex> =
 static HUNG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"INFO: task (.+?):\d+ blocked").expect("static regex"));
 static HARD_LOCKUP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"hard LOCKUP on cpu (\d+)").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"LOCKUP on (?:cpu |CPU ?)(\d+)").expect("static regex"));
+/// 2.6-3.x show_regs(): "Pid: 4521, comm: java Not tainted ...".
+static OLD_PID_COMM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^Pid: \d+, comm: (\S+)").expect("static regex"));
 
 /// The CPU and task (comm) a report's text names, from its first line or its
 /// `CPU: N PID: P Comm: C` line.
@@ -37,6 +40,15 @@ pub fn cpu_and_task(text: &str) -> (Option<u32>, Option<String>) {
     {
         cpu = cpu.or_else(|| c[1].parse().ok());
         task = task.or_else(|| Some(c[2].to_string()));
+    }
+    if task.is_none()
+        && let Some(c) = text
+            .lines()
+            .take(200)
+            .find(|l| l.starts_with("Pid: "))
+            .and_then(|l| OLD_PID_COMM.captures(l))
+    {
+        task = Some(c[1].to_string());
     }
     (cpu, task)
 }
