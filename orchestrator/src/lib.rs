@@ -5,7 +5,7 @@
 //! (fragments → verified .config → make → cached artifacts) → [`image`] (guest
 //! root) → [`vm`] (virtiofsd + QEMU + QMP, console stream) → console analysis
 //! (`csdci-console`) → [`verdict`] → [`store`]. The bisection engine sees only a
-//! [`tester::Tester`].
+//! [`testers::Tester`].
 
 pub mod bisect;
 pub mod build;
@@ -14,11 +14,11 @@ pub mod demo;
 pub mod error;
 pub mod image;
 pub mod kconfig;
+pub mod interrupt;
 pub mod lockfile;
-pub mod pipeline;
 pub mod process_group;
 pub mod store;
-pub mod tester;
+pub mod testers;
 pub mod vcs;
 pub mod verdict;
 pub mod vm;

@@ -51,15 +51,6 @@ impl Verdict {
             Verdict::Untestable { reason } | Verdict::Infra { reason } => Some(reason),
         }
     }
-
-    /// The `csdci` exit code for this verdict.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Verdict::Clean => crate::cli::EXIT_CLEAN,
-            Verdict::Failed { .. } => crate::cli::EXIT_FAILED,
-            Verdict::Untestable { .. } | Verdict::Infra { .. } => crate::cli::EXIT_UNTESTABLE,
-        }
-    }
 }
 
 /// Judges a run. `pre_nmi_findings` is how many of the analysis' findings came
@@ -168,7 +159,6 @@ mod tests {
         let text = "[ 1.0] smp: csd: Detected non-responsive CSD lock (#1) on CPU#0, waiting 5000000000 ns for CPU#01 do_nothing+0x0/0x10(0x0).\n";
         let v = judge(&analyse(text), &vm(VmExit::Stopped), None);
         assert_eq!(v.name(), "failed");
-        assert_eq!(v.exit_code(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use csdci::bisect::{self, Settings, Start, driver};
 use csdci::store::Store;
-use csdci::tester::{Prepared, RunOutcome, RunReport, Tester};
+use csdci::testers::{Prepared, RunOutcome, RunReport, Tester};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use csdci::bisect::RunTester;
-use csdci::bisect::run_tester::OnTimeout;
-use csdci::tester::{RunOutcome, Tester};
+use csdci::testers::command::CommandTester as RunTester;
+use csdci::testers::command::OnTimeout;
+use csdci::testers::{RunOutcome, Tester};
 
 const CSDCI: &str = env!("CARGO_BIN_EXE_csdci");
 

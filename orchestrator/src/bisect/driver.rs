@@ -11,7 +11,7 @@ use super::report::{self, Report};
 use super::{Error, Predicate};
 use crate::store::Store;
 use crate::store::bisect::{BisectLock, Finish, NewBisection, PosteriorRow, Step};
-use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
+use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
 use crate::vcs::graph::Graph;
 use crate::vcs::revert::{Revert, revert_on_tip};
 
@@ -521,14 +521,11 @@ impl Driver<'_> {
     fn merge_base_turn(&self, stage: &Stage) -> Turn {
         let cfg = stage.engine.config();
         let (runs, fails) = stage.engine.counts(stage.candidates.len() - 1);
-        if stage.number > 0 || cfg.verify_bad_runs == 0 {
+        let verified = stage.number > 0 || cfg.verify_bad_runs == 0 || fails >= cfg.verify_bad_fails;
+        if verified || (runs >= cfg.verify_bad_runs && fails > 0) {
             Turn::Now
-        } else if fails >= cfg.verify_bad_fails {
-            Turn::Now
-        } else if runs >= cfg.verify_bad_runs && fails == 0 {
-            Turn::Never
         } else if runs >= cfg.verify_bad_runs {
-            Turn::Now
+            Turn::Never
         } else {
             Turn::Later
         }

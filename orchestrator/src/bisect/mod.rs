@@ -1,5 +1,5 @@
 //! `csdci bisect`: drives the Bayesian engine (`csdci-bisect`) with a
-//! [`crate::tester::Tester`], journals every step in the store before acting on
+//! [`crate::testers::Tester`], journals every step in the store before acting on
 //! the next, and writes the report.
 //!
 //! Use: [`driver::create`] a bisection (resolves revisions, checks settings), then
@@ -9,14 +9,12 @@ pub mod command;
 pub mod driver;
 pub mod predicate;
 pub mod report;
-pub mod run_tester;
 
 use std::path::PathBuf;
 
 pub use driver::{Settings, Start, create, run};
 pub use predicate::Predicate;
 pub use report::Report;
-pub use run_tester::RunTester;
 
 /// Runs of the bad tip, at most, that verify it fails before bisecting with the
 /// QEMU pipeline (`--verify-bad`): syzbot's and the seed reporter's first step.

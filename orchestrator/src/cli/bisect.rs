@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use super::Cli;
-use crate::bisect::run_tester::OnTimeout;
-use crate::bisect::{self, RunTester, Settings, Start, driver, report};
+use crate::testers::command::OnTimeout;
+use crate::bisect::{self, Settings, Start, driver, report};
+use crate::testers::command::CommandTester;
 use crate::store::Store;
-use crate::tester::Tester;
+use crate::testers::Tester;
 
 /// Arguments of `csdci bisect`.
 #[derive(Debug, clap::Args)]
@@ -181,7 +182,7 @@ pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
                 .join("worktrees")
                 .join(format!("bisect-{}", ctx.id));
             let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
-            let mut tester = RunTester::new(ctx.repo, &wt, &logs, cmd)?;
+            let mut tester = CommandTester::new(ctx.repo, &wt, &logs, cmd)?;
             if let Some(secs) = ctx.desc.get("timeout").and_then(|t| t.as_u64()) {
                 let on_timeout = match ctx.desc.get("on_timeout").and_then(|t| t.as_str()) {
                     Some("skip") => OnTimeout::Skip,
@@ -205,8 +206,8 @@ pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
                 })?;
             let opts = run.options(ctx.repo, ctx.data_dir.to_path_buf())?;
             opts.validate()?;
-            crate::pipeline::install_interrupt_handler();
-            Ok(Box::new(crate::pipeline::LocalTester::new(opts)?))
+            crate::interrupt::install_interrupt_handler();
+            Ok(Box::new(crate::testers::local::LocalTester::new(opts)?))
         }
         other => Err(usage(format!(
             "bisection {}: tester {:?} is not available in this csdci",

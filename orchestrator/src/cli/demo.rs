@@ -10,9 +10,9 @@ use super::Cli;
 use super::run::RunArgs;
 use crate::bisect::{self, Settings, Start, driver, report};
 use crate::demo::{self, History};
-use crate::pipeline::LocalTester;
+use crate::testers::local::LocalTester;
 use crate::store::Store;
-use crate::tester::{Prepared, RunOutcome, Tester};
+use crate::testers::{Prepared, RunOutcome, Tester};
 
 /// Default `--stop-after-crash` of the demo, in seconds.
 pub const DEFAULT_STOP_AFTER_CRASH_S: u64 = 20;
@@ -161,7 +161,7 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     };
     // Ctrl-C stops the guest and journals the run as interrupted; running
     // `csdci demo` again resumes (a second Ctrl-C kills csdci outright).
-    crate::pipeline::install_interrupt_handler();
+    crate::interrupt::install_interrupt_handler();
     let mut tester = LocalTester::new(opts.clone())?;
     let json = args.json;
     // With --json, stdout carries only the JSON; progress goes to stderr.

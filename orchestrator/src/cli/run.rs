@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
 use crate::kconfig::Fragment;
-use crate::pipeline::{self, Reporter, RunOptions, RunResult};
+use crate::testers::local::{self as pipeline, Reporter, RunOptions, RunResult};
 use crate::verdict::Verdict;
 use crate::vm::Accel;
 use crate::{Error, Result};
@@ -128,7 +128,7 @@ impl Reporter for Spinner {
 /// Runs `csdci run`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
     let opts = args.run.options(&args.tree, cli.data_dir())?;
-    pipeline::install_interrupt_handler();
+    crate::interrupt::install_interrupt_handler();
     let mut spinner = (!args.json && std::io::stderr().is_terminal()).then(Spinner::new);
     let mut log = pipeline::LogReporter;
     let reporter: &mut dyn Reporter = match spinner.as_mut() {
@@ -149,7 +149,7 @@ pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
     if r.interrupted {
         return Ok(super::EXIT_INTERRUPTED);
     }
-    Ok(r.verdict.exit_code())
+    Ok(verdict_exit(&r.verdict))
 }
 
 fn print_human(r: &RunResult) {
@@ -198,5 +198,33 @@ fn print_human(r: &RunResult) {
             }
         }
         Verdict::Infra { reason } => println!("verdict   infra: {reason}"),
+    }
+}
+
+/// The `csdci run` exit code for a verdict: 0 clean, 1 the kernel failed, 2 it
+/// could not be tested (untestable or infrastructure).
+pub fn verdict_exit(v: &Verdict) -> u8 {
+    match v {
+        Verdict::Clean => super::EXIT_CLEAN,
+        Verdict::Failed { .. } => super::EXIT_FAILED,
+        Verdict::Untestable { .. } | Verdict::Infra { .. } => super::EXIT_UNTESTABLE,
+    }
+}
+
+#[cfg(test)]
+mod verdict_exit_tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_map_to_run_exit_codes() {
+        let reason = || "r".to_string();
+        assert_eq!(verdict_exit(&Verdict::Clean), 0);
+        let failed = Verdict::Failed {
+            title: "t".into(),
+            findings: vec![],
+        };
+        assert_eq!(verdict_exit(&failed), 1);
+        assert_eq!(verdict_exit(&Verdict::Untestable { reason: reason() }), 2);
+        assert_eq!(verdict_exit(&Verdict::Infra { reason: reason() }), 2);
     }
 }

@@ -1,12 +1,12 @@
-//! The run pipeline: worktree → kconfig → build/cache → guest root → VM →
-//! console analysis → verdict → store. [`run_commit`] does it all for one
-//! commit; [`LocalTester`] is the same pipeline behind the [`Tester`] trait for
-//! the bisection engine. `csdci run`, `csdci bisect` and the demo share
-//! [`RunOptions`].
+//! The local tester: the QEMU pipeline on this host. worktree → kconfig →
+//! build/cache → guest root → VM → console analysis → verdict → store.
+//! [`run_commit`] does it all for one commit; [`LocalTester`] is the same
+//! pipeline behind the [`Tester`] trait for the bisection engine. `csdci run`,
+//! `csdci bisect` and the demo share [`RunOptions`].
 //!
 //! ```no_run
-//! use csdci::pipeline::{LocalTester, RunOptions};
-//! use csdci::tester::Tester;
+//! use csdci::testers::local::{LocalTester, RunOptions};
+//! use csdci::testers::Tester;
 //! let mut opts = RunOptions::new("/src/linux", "/var/lib/csdci");
 //! opts.vcpus = 8;
 //! opts.duration_s = 30;
@@ -37,7 +37,8 @@ use crate::image::{self, GuestParams};
 use crate::kconfig::{self, Fragment};
 use crate::store::Store;
 use crate::store::runs::{Finish, NewRun};
-use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
+use crate::interrupt::interrupted;
+use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
 use crate::verdict::{self, Verdict};
 use crate::vm::{self, Accel, VmOutcome};
 use crate::{Error, Result};
@@ -228,35 +229,6 @@ impl Reporter for LogReporter {
     fn stage(&mut self, stage: &str) {
         tracing::info!("{stage}");
     }
-}
-
-/// Set by the SIGINT/SIGTERM handler of [`install_interrupt_handler`].
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Makes the first SIGINT/SIGTERM ask the pipeline to stop cleanly (kill make,
-/// stop the guest, mark the run interrupted); a second one kills csdci (its
-/// QEMU and virtiofsd still die with it).
-pub fn install_interrupt_handler() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        let _ = sigaction(Signal::SIGINT, &action);
-        let _ = sigaction(Signal::SIGTERM, &action);
-    }
-}
-
-/// True once csdci was asked to stop.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// The build step as reported.

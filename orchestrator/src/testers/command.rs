@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::process_group::{self, Group};
-use crate::tester::{Prepared, RunOutcome, RunReport, Tester};
+use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
 use crate::vcs::worktree::Worktree;
 
 /// What a run that exceeds its timeout means (never "bad").
@@ -30,7 +30,7 @@ pub enum OnTimeout {
 }
 
 /// Runs a shell command per test.
-pub struct RunTester {
+pub struct CommandTester {
     cmd: String,
     repo: PathBuf,
     worktree: Worktree,
@@ -38,15 +38,15 @@ pub struct RunTester {
     timeout: Option<(Duration, OnTimeout)>,
 }
 
-impl RunTester {
+impl CommandTester {
     /// A tester running `cmd` in a worktree at `worktree` of `repo`, writing each
     /// run's output to `log_dir`. Installs csdci's SIGINT/SIGTERM handler, so
     /// that a signal ends the run (its process group killed) as interrupted.
     pub fn new(repo: &Path, worktree: &Path, log_dir: &Path, cmd: &str) -> crate::Result<Self> {
-        crate::pipeline::install_interrupt_handler();
+        crate::interrupt::install_interrupt_handler();
         let worktree = Worktree::ensure(repo, worktree)?;
         std::fs::create_dir_all(log_dir).map_err(|e| crate::Error::io(log_dir, e))?;
-        Ok(RunTester {
+        Ok(CommandTester {
             cmd: cmd.to_string(),
             repo: repo.to_path_buf(),
             worktree,
@@ -72,9 +72,9 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-impl Tester for RunTester {
+impl Tester for CommandTester {
     fn prepare(&mut self, commit: &str) -> crate::Result<Prepared> {
-        if crate::pipeline::interrupted() {
+        if crate::interrupt::interrupted() {
             return Err(crate::Error::Interrupted);
         }
         self.worktree.checkout(commit)?;
@@ -82,7 +82,7 @@ impl Tester for RunTester {
     }
 
     fn run_once(&mut self, commit: &str, attempt: u32) -> crate::Result<RunReport> {
-        if crate::pipeline::interrupted() {
+        if crate::interrupt::interrupted() {
             return Err(crate::Error::Interrupted);
         }
         let short = &commit[..commit.len().min(12)];
@@ -103,13 +103,13 @@ impl Tester for RunTester {
         let mut group = Group::spawn(&mut cmd).map_err(|e| crate::Error::io("sh", e))?;
         let deadline = self.timeout.map(|(t, _)| start + t);
         let waited = group.wait_while(|| {
-            !crate::pipeline::interrupted() && deadline.is_none_or(|d| Instant::now() < d)
+            !crate::interrupt::interrupted() && deadline.is_none_or(|d| Instant::now() < d)
         });
         let status = match waited {
             Ok(Some(status)) => status,
             Ok(None) => {
                 let _ = group.kill();
-                if crate::pipeline::interrupted() {
+                if crate::interrupt::interrupted() {
                     return Err(crate::Error::Interrupted);
                 }
                 let (timeout, on_timeout) = self.timeout.expect("a deadline passed");
@@ -122,7 +122,7 @@ impl Tester for RunTester {
                         run_id: None,
                         seconds: start.elapsed().as_secs_f64(),
                     }),
-                    OnTimeout::Abort => Err(super::Error::Aborted {
+                    OnTimeout::Abort => Err(crate::bisect::Error::Aborted {
                         commit: commit.to_string(),
                         status: what,
                         log,
@@ -148,7 +148,7 @@ impl Tester for RunTester {
                     Some(c) => format!("exit {c}"),
                     None => "killed by a signal".to_string(),
                 };
-                return Err(super::Error::Aborted {
+                return Err(crate::bisect::Error::Aborted {
                     commit: commit.to_string(),
                     status,
                     log,

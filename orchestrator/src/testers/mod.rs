@@ -1,6 +1,10 @@
-//! The one interface the bisection engine sees: "prepare commit C, run it, tell me
-//! what happened". The local QEMU pipeline, `--run CMD` and (later) a LAVA lab are
-//! implementations.
+//! Testers: the one interface the bisection engine sees, "prepare commit C,
+//! run it, tell me what happened", and its implementations: [`local`] (the
+//! QEMU pipeline on this host) and [`command`] (`--run CMD`, like `git bisect
+//! run`). A LAVA lab will be one more module here.
+
+pub mod command;
+pub mod local;
 
 use std::path::PathBuf;
 
