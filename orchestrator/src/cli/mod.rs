@@ -8,9 +8,20 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod bisect;
+pub mod completions;
 pub mod demo;
+pub mod man;
 pub mod parse;
 pub mod run;
+
+/// What `csdci --version` prints after the name: the version and the git commit
+/// it was built from (`unknown` outside a checkout; see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CSDCI_GIT_COMMIT"),
+    ")"
+);
 
 /// Exit code: the kernel tested clean.
 pub const EXIT_CLEAN: u8 = 0;
@@ -20,23 +31,23 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_UNTESTABLE: u8 = 2;
 /// Exit code: usage error.
 pub const EXIT_USAGE: u8 = 3;
-/// Exit code: stopped by SIGINT/SIGTERM (what a shell reports for SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// Find Linux kernel concurrency regressions and name the commit that caused them.
-#[derive(Debug, Parser)]
-#[command(name = "csdci", version, about, propagate_version = true)]
-pub struct Cli {
-    /// Where csdci keeps its database, logs, build cache and worktrees.
-    #[arg(long, global = true, env = "CSDCI_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
 /// Exit code of `csdci bisect`: a merge base of the good and bad revisions
 /// fails, so the regression is older than GOOD.
 pub const EXIT_MERGE_BASE_BAD: u8 = 4;
 /// Exit code: refused because another csdci process is driving the same
 /// bisection (sysexits' EX_TEMPFAIL: try again later).
 pub const EXIT_BUSY: u8 = 75;
+/// Exit code: stopped by SIGINT/SIGTERM (what a shell reports for SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Find Linux kernel concurrency regressions and name the commit that caused them.
+#[derive(Debug, Parser)]
+#[command(name = "csdci", version = VERSION, about, propagate_version = true)]
+pub struct Cli {
+    /// Where csdci keeps its database, logs, build cache and worktrees.
+    #[arg(long, global = true, env = "CSDCI_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -66,6 +77,10 @@ pub enum Command {
     Demo(demo::Args),
     /// Benchmarks that print ratios.
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::Args),
+    /// Print the manual page csdci.1 (or write all pages with --dir).
+    Man(man::Args),
 }
 
 fn init_tracing(verbose: u8) {
@@ -103,6 +118,8 @@ pub fn main() -> ExitCode {
         Command::Bisect(args) => bisect::exec(&cli, args),
         Command::Demo(args) => demo::exec(&cli, args),
         Command::Bench(args) => bench::exec(&cli, args),
+        Command::Completions(args) => completions::exec(&cli, args),
+        Command::Man(args) => man::exec(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -121,6 +138,8 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(if e.is_usage() {
                 EXIT_USAGE
+            } else if e.is_busy() {
+                EXIT_BUSY
             } else if e.is_interrupt() {
                 EXIT_INTERRUPTED
             } else {
@@ -129,5 +148,3 @@ pub fn main() -> ExitCode {
         }
     }
 }
-            } else if e.is_busy() {
-                EXIT_BUSY

@@ -1,8 +1,9 @@
 //! Runs the analyzer over syzkaller's Linux report corpus and fails if the figures
 //! fall below the ratchet (`corpus_ratchet.json`, the figures reached so far).
 //!
-//! The corpus lives outside the repository (`<workspace>/../shared/corpus/...`); the
-//! test prints a notice and passes when it is absent. `CSDCI_CORPUS_MISMATCHES=1`
+//! The corpus is vendored in `testdata/syzkaller/report` (see its README for
+//! provenance and how to refresh it); the test fails when it is missing or empty.
+//! `CSDCI_CORPUS_DIR=DIR` scores another copy instead; `CSDCI_CORPUS_MISMATCHES=1`
 //! prints every disagreement.
 
 use std::path::PathBuf;
@@ -13,21 +14,37 @@ fn corpus_dir() -> PathBuf {
     if let Ok(d) = std::env::var("CSDCI_CORPUS_DIR") {
         return PathBuf::from(d);
     }
-    // crates/console -> orchestrator -> workspace root.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../..")
-        .join(corpus::DEFAULT_DIR)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/syzkaller/report")
 }
+
+/// Upstream's `pkg/report/testdata/linux/report/` has 747 cases at the vendored
+/// commit; fewer means a partial copy (a refresh may add more).
+const MIN_CASES: usize = 747;
 
 #[test]
 fn corpus_figures_do_not_regress() {
     let dir = corpus_dir();
-    if !dir.is_dir() {
-        eprintln!("notice: corpus not found at {}; skipping", dir.display());
-        return;
-    }
-    let cases = corpus::read_dir(&dir).expect("corpus readable");
-    assert!(!cases.is_empty(), "no cases in {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "corpus not found at {} (it is vendored in the repository: a checkout without \
+         orchestrator/crates/console/testdata/syzkaller/report is incomplete)",
+        dir.display()
+    );
+    let cases = corpus::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus at {} unreadable: {e}", dir.display()));
+    // Another corpus given by CSDCI_CORPUS_DIR may be smaller, but not empty.
+    let min = if std::env::var_os("CSDCI_CORPUS_DIR").is_some() {
+        1
+    } else {
+        MIN_CASES
+    };
+    assert!(
+        cases.len() >= min,
+        "only {} cases in {} (expected at least {min})",
+        cases.len(),
+        dir.display()
+    );
+    eprintln!("corpus: {} ({} cases)", dir.display(), cases.len());
     let score = corpus::score(&cases);
     eprintln!("{}", score.table());
     if std::env::var_os("CSDCI_CORPUS_MISMATCHES").is_some() {

@@ -36,27 +36,53 @@ pub struct Args {
 
 const LINUX_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 
-/// The corpus folder: the one given, else the default next to the workspace.
+/// Where the vendored syzkaller corpus lies in the repository, from its root.
+pub const VENDORED_CORPUS: &str = "orchestrator/crates/console/testdata/syzkaller/report";
+
+/// The corpus folder: the one given, else the repository's vendored copy, found
+/// from the current directory (any folder of a checkout) or, failing that, in
+/// the source tree this binary was built from.
 pub fn corpus_dir(given: Option<&Path>) -> crate::Result<PathBuf> {
     if let Some(d) = given {
         return Ok(d.to_path_buf());
     }
-    let candidates = [
-        PathBuf::from(corpus::DEFAULT_DIR),
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(corpus::DEFAULT_DIR),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_dir())
-        .cloned()
-        .ok_or_else(|| {
-            crate::Error::Usage(format!(
-                "corpus not found at {} (run from the repository root, or pass --corpus DIR / --dir DIR)",
-                corpus::DEFAULT_DIR
-            ))
-        })
+    let cwd = std::env::current_dir().ok();
+    // CARGO_MANIFEST_DIR is `<repository>/orchestrator`.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = manifest.parent().unwrap_or(manifest);
+    find_corpus(cwd.as_deref(), built).map_err(crate::Error::Usage)
+}
+
+/// The vendored corpus under `start` or one of its ancestors, else under
+/// `built`; an error naming everywhere it looked otherwise.
+fn find_corpus(start: Option<&Path>, built: &Path) -> Result<PathBuf, String> {
+    let mut looked = Vec::new();
+    if let Some(start) = start {
+        if let Some(p) = start
+            .ancestors()
+            .map(|d| d.join(VENDORED_CORPUS))
+            .find(|p| p.is_dir())
+        {
+            return Ok(p);
+        }
+        looked.push(format!(
+            "{VENDORED_CORPUS} in {} and every folder above it",
+            start.display()
+        ));
+    }
+    let p = built.join(VENDORED_CORPUS);
+    if p.is_dir() {
+        return Ok(p);
+    }
+    looked.push(format!(
+        "{} (the source tree csdci was built from)",
+        p.display()
+    ));
+    Err(format!(
+        "corpus not found: looked for {}; run csdci inside a checkout of the csdci \
+         repository, or pass --dir DIR (bench corpus) / --corpus DIR (bench parse)",
+        looked.join(", and for ")
+    ))
 }
 
 /// Writes corpus logs, repeated, until `size` bytes. NUL bytes are left out: GNU
@@ -260,4 +286,32 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
         csdci_console::MAX_FINDINGS
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vendored_corpus_is_found_from_any_folder_of_a_checkout() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("clone");
+        let corpus = repo.join(VENDORED_CORPUS);
+        std::fs::create_dir_all(&corpus).unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        for start in [
+            repo.clone(),
+            repo.join("orchestrator/crates"),
+            corpus.clone(),
+        ] {
+            assert_eq!(find_corpus(Some(&start), &elsewhere).unwrap(), corpus);
+        }
+        // Outside a checkout: the source tree it was built from.
+        assert_eq!(find_corpus(Some(&elsewhere), &repo).unwrap(), corpus);
+        let e = find_corpus(Some(&elsewhere), &elsewhere).unwrap_err();
+        assert!(e.contains(&elsewhere.display().to_string()), "{e}");
+        assert!(e.contains("the source tree csdci was built from"), "{e}");
+        assert!(e.contains("--dir DIR"), "{e}");
+    }
 }
