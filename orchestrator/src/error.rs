@@ -3,18 +3,16 @@
 
 use std::path::PathBuf;
 
+use crate::io_error::PathIo;
+
 /// Every error csdci reports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The user asked for something that cannot be done as asked (exit 3).
     #[error("{0}")]
     Usage(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
     #[error("store: {0}")]
     Store(#[from] crate::store::Error),
     #[error("git: {0}")]
@@ -38,10 +36,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io(PathIo::new(path, source))
     }
 
     /// True when csdci stopped because it was asked to (SIGINT/SIGTERM: exit

@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::io_error::PathIo;
+
 /// The fragments every csdci guest kernel is built with, embedded so the binary
 /// works from any directory: (file name, text).
 pub const DEFAULT_FRAGMENTS: &[(&str, &str)] = &[
@@ -51,12 +53,8 @@ pub enum Error {
         code: Option<i32>,
         tail: String,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
 }
 
 fn dropped_message(d: &[Dropped]) -> String {
@@ -417,10 +415,7 @@ fn make(srctree: &Path, objtree: &Path, kconfig: &Path, target: &str) -> Result<
         .arg(target)
         .env("KCONFIG_CONFIG", kconfig)
         .output()
-        .map_err(|source| Error::Io {
-            path: PathBuf::from("make"),
-            source,
-        })?;
+        .map_err(|source| Error::Io(PathIo::new("make", source)))?;
     if out.status.success() {
         return Ok(());
     }
@@ -441,7 +436,7 @@ fn make(srctree: &Path, objtree: &Path, kconfig: &Path, target: &str) -> Result<
 pub fn resolve(srctree: &Path, objtree: &Path, fragments: &[Fragment]) -> Result<String, Error> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |source| Error::Io(PathIo::new(path, source))
     };
     let scratch = objtree.join("csdci-kconfig");
     if scratch.exists() {

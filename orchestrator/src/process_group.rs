@@ -159,13 +159,7 @@ mod tests {
 
     fn alive(pid: i32) -> bool {
         // A zombie (reparented to a pid 1 that does not reap) is dead too.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().next())
-                    .is_some_and(|state| state != "Z")
-            })
-            .unwrap_or(false)
+        crate::procfs::stat(pid as u32).is_some_and(|s| s.state != 'Z')
     }
 
     fn pids(file: &std::path::Path) -> Vec<i32> {

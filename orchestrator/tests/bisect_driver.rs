@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use csdci::bisect::{self, Settings, Start, driver};
+use csdci::events::Event;
 use csdci::store::Store;
 use csdci::testers::{Prepared, RunOutcome, RunReport, Tester};
 
@@ -173,7 +174,7 @@ fn noop_commits_reuse_evidence_and_csd_predicate_ignores_other_crashes() {
     });
     t.other_below = 10;
     let id = driver::create(&store, &start(&dir, "csd")).unwrap();
-    let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
+    let r = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap();
     assert_eq!(r.culprit.as_ref().unwrap().sha, shas[24]);
     // Commits below 10 crashed, but not with a CSD lock: counted as passes, and said.
     let different: Vec<_> = r
@@ -218,7 +219,7 @@ fn infrastructure_failures_are_retried_and_never_evidence() {
     let mut t = script(&shas, 12, tmp.path());
     t.infra_left = 3;
     let id = driver::create(&store, &start(&dir, "any")).unwrap();
-    let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
+    let r = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap();
     assert_eq!(r.culprit.as_ref().unwrap().sha, shas[11]);
     assert_eq!(r.infra_failures, 3);
     let runs: u32 = r.tested.iter().map(|x| x.runs).sum();
@@ -228,7 +229,7 @@ fn infrastructure_failures_are_retried_and_never_evidence() {
     let mut t = script(&shas, 12, tmp.path());
     t.infra_left = u32::MAX;
     let id = driver::create(&store, &start(&dir, "any")).unwrap();
-    let err = driver::run(&store, id, &mut t, &mut |_| {}).unwrap_err();
+    let err = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(err, csdci::Error::Bisect(bisect::Error::Infra { .. })),
@@ -242,7 +243,7 @@ fn infrastructure_failures_are_retried_and_never_evidence() {
     assert_eq!(b.status, "failed");
     // Resume with a working tester finishes the job.
     let mut t = script(&shas, 12, tmp.path());
-    let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
+    let r = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap();
     assert_eq!(r.culprit.as_ref().unwrap().sha, shas[11]);
 }
 
@@ -252,7 +253,7 @@ fn an_interrupt_stops_the_bisection_at_once_and_resume_finishes_it() {
     let mut t = script(&shas, 9, tmp.path());
     t.interrupt_after = Some(3);
     let id = driver::create(&store, &start(&dir, "any")).unwrap();
-    let err = driver::run(&store, id, &mut t, &mut |_| {}).unwrap_err();
+    let err = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap_err();
     assert!(err.is_interrupt(), "{err}");
     assert!(
         err.to_string()
@@ -274,7 +275,7 @@ fn an_interrupt_stops_the_bisection_at_once_and_resume_finishes_it() {
         None
     );
     let mut t = script(&shas, 9, tmp.path());
-    let r = driver::run(&store, id, &mut t, &mut |_| {}).unwrap();
+    let r = driver::run(&store, id, &mut t, &|_: &Event| {}).unwrap();
     assert_eq!(r.culprit.as_ref().unwrap().sha, shas[8]);
     assert_eq!(r.infra_failures, 0);
     assert_eq!(

@@ -67,7 +67,12 @@ fn a_relative_script_is_found_from_where_csdci_was_started_and_a_missing_one_is_
         &r.path,
         &["bisect", "base", "main", "--run", "./t.sh", "--json"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json(&out);
     assert_eq!(v["status"], "culprit", "{v}");
     assert_eq!(v["culprit"]["sha"], shas[9], "{v}");
@@ -81,7 +86,10 @@ fn a_relative_script_is_found_from_where_csdci_was_started_and_a_missing_one_is_
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("./nope.sh") && err.contains("no such file"), "{err}");
+    assert!(
+        err.contains("./nope.sh") && err.contains("no such file"),
+        "{err}"
+    );
     let plain = r.path.join("plain.sh");
     std::fs::write(&plain, "exit 0\n").unwrap();
     let out = csdci_in(
@@ -95,7 +103,13 @@ fn a_relative_script_is_found_from_where_csdci_was_started_and_a_missing_one_is_
     let out = csdci_in(
         &r,
         &r.path,
-        &["bisect", "base", "main", "--run", "no-such-tool-xyz --check"],
+        &[
+            "bisect",
+            "base",
+            "main",
+            "--run",
+            "no-such-tool-xyz --check",
+        ],
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(bisections(&r).is_empty(), "nothing was recorded");
@@ -104,7 +118,14 @@ fn a_relative_script_is_found_from_where_csdci_was_started_and_a_missing_one_is_
     let out = csdci_in(
         &r,
         &r.path,
-        &["bisect", "base", "main", "--run", "sh -c 'exit 127'", "--json"],
+        &[
+            "bisect",
+            "base",
+            "main",
+            "--run",
+            "sh -c 'exit 127'",
+            "--json",
+        ],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -162,7 +183,10 @@ fn a_test_that_never_fails_is_not_reproduced_and_no_revert_fixes_it() {
     let (code, text) = r.bisect_text("base", "main", "exit 0", &["--deterministic"]);
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains(&format!("the bad revision {} did not fail", &shas[11][..12])),
+        text.contains(&format!(
+            "the bad revision {} did not fail",
+            &shas[11][..12]
+        )),
         "{text}"
     );
     assert!(!text.contains("fixes"), "{text}");
@@ -186,10 +210,16 @@ fn a_revert_that_does_not_fix_the_failure_makes_the_culprit_doubtful() {
     let (code, v) = r.bisect_json("base", "main", test, &[]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["status"], "doubtful", "{v}");
-    assert_eq!(v["culprit"]["sha"], shas[4], "the suspect is still named: {v}");
+    assert_eq!(
+        v["culprit"]["sha"], shas[4],
+        "the suspect is still named: {v}"
+    );
     assert_eq!(v["revert_check"]["status"], "does_not_fix", "{v}");
     assert!(v["doubt"].as_str().unwrap().contains("does not fix"), "{v}");
-    assert!(v["fixes"].is_null(), "no Fixes: line for a doubtful culprit: {v}");
+    assert!(
+        v["fixes"].is_null(),
+        "no Fixes: line for a doubtful culprit: {v}"
+    );
     let (code, text) = r.bisect_text("base", "main", test, &[]);
     assert_eq!(code, 1);
     assert!(text.contains("DOUBTFUL"), "{text}");
@@ -211,8 +241,16 @@ fn killed_bisection(r: &Repo, runs: usize) -> std::path::PathBuf {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while std::fs::read_to_string(&runlog).unwrap_or_default().lines().count() < runs {
-        assert!(start.elapsed() < Duration::from_secs(60), "runs did not start");
+    while std::fs::read_to_string(&runlog)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < runs
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "runs did not start"
+        );
         assert!(child.try_wait().unwrap().is_none(), "finished too soon");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -247,7 +285,10 @@ fn two_resumes_at_once_one_drives_the_other_is_refused_cleanly() {
         codes.sort();
         for o in &outs {
             let err = String::from_utf8_lossy(&o.stderr);
-            assert!(!err.contains("fatal:"), "round {round}: raw git error: {err}");
+            assert!(
+                !err.contains("fatal:"),
+                "round {round}: raw git error: {err}"
+            );
             match o.status.code() {
                 Some(0) => assert_eq!(json(o)["culprit"]["sha"], shas[22]),
                 Some(75) => assert!(err.contains("being run by another csdci process"), "{err}"),
@@ -263,7 +304,17 @@ fn the_users_repository_gets_no_worktree_no_ref_and_no_prune() {
     let (r, shas) = Repo::linear(20, 9, |_| false);
     // A worktree of the user's, moved away for now: its registration must stay.
     let theirs = r.path.parent().unwrap().join("their-wt");
-    git(&r.path, &["worktree", "add", "-q", "--detach", &theirs.to_string_lossy(), "base"]);
+    git(
+        &r.path,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &theirs.to_string_lossy(),
+            "base",
+        ],
+    );
     let moved = r.path.parent().unwrap().join("their-wt-moved");
     std::fs::rename(&theirs, &moved).unwrap();
     let refs = git(&r.path, &["for-each-ref"]);
@@ -292,8 +343,22 @@ fn resume_applies_a_new_budget_and_confidence_and_refuses_other_options() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["stop_reason"], "budget_spent", "{v}");
     assert_eq!(v["runs"], 1);
-    let out = r.csdci(&["bisect", "--resume", "1", "--max-runs", "60", "--confidence", "0.999", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = r.csdci(&[
+        "bisect",
+        "--resume",
+        "1",
+        "--max-runs",
+        "60",
+        "--confidence",
+        "0.999",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = json(&out);
     assert_eq!(v["culprit"]["sha"], shas[16], "{v}");
     assert!(v["confidence"].as_f64().unwrap() >= 0.999, "{v}");
@@ -334,12 +399,18 @@ fn deterministic_mode_runs_each_commit_once_as_git_does() {
         }
         assert!(runs <= git, "n={n}: {runs} runs > git's {git}: {v}");
         if broken == (0, 0) {
-            assert!(runs + 1 >= git, "git's count is a real count: {runs} vs {git}");
+            assert!(
+                runs + 1 >= git,
+                "git's count is a real count: {runs} vs {git}"
+            );
         }
     }
     // The default mode says what git would have needed.
     let (r, _) = Repo::linear(64, 37, |_| false);
     let (code, text) = r.bisect_text("base", "main", DETERMINISTIC, &["--no-revert-check"]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("git bisect run would have needed 6 runs"), "{text}");
+    assert!(
+        text.contains("git bisect run would have needed 6 runs"),
+        "{text}"
+    );
 }

@@ -43,9 +43,11 @@ fn a_store_of_the_previous_schema_opens_migrates_and_keeps_its_rows() {
     assert_eq!(post[0].0, 2);
     let runs: i64 = store
         .conn()
-        .query_row("SELECT count(*) FROM runs WHERE verdict = 'failed'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM runs WHERE verdict = 'failed'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(runs, 1);
     // New kinds are accepted now, and ids go on after the old ones.

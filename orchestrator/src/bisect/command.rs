@@ -27,9 +27,9 @@ pub fn resolve(cmd: &str, cwd: &Path, tree: &Path) -> Result<String, String> {
     let word = loop {
         let end = rest.find(WORD_END).unwrap_or(rest.len());
         let w = &rest[..end];
-        let is_assignment = w
-            .split_once('=')
-            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let is_assignment = w.split_once('=').is_some_and(|(n, _)| {
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         if !is_assignment || end == rest.len() {
             break w;
         }
@@ -71,8 +71,7 @@ pub fn resolve(cmd: &str, cwd: &Path, tree: &Path) -> Result<String, String> {
             tree.display()
         ));
     };
-    let meta = std::fs::metadata(&script)
-        .map_err(|e| format!("'{}': {e}", script.display()))?;
+    let meta = std::fs::metadata(&script).map_err(|e| format!("'{}': {e}", script.display()))?;
     if !meta.is_file() {
         return Err(format!("'{}' is not a file", script.display()));
     }
@@ -118,15 +117,31 @@ mod tests {
             resolve("  FOO=1 ./t.sh --x; echo", &cwd, &tree).unwrap(),
             format!("  FOO=1 {abs} --x; echo")
         );
-        assert_eq!(resolve("./tools/in-tree.sh", &cwd, &tree).unwrap(), "./tools/in-tree.sh");
+        assert_eq!(
+            resolve("./tools/in-tree.sh", &cwd, &tree).unwrap(),
+            "./tools/in-tree.sh"
+        );
         let e = resolve("./missing.sh", &cwd, &tree).unwrap_err();
-        assert!(e.contains("no such file") && e.contains("missing.sh"), "{e}");
+        assert!(
+            e.contains("no such file") && e.contains("missing.sh"),
+            "{e}"
+        );
         let e = resolve("./plain.sh", &cwd, &tree).unwrap_err();
-        assert!(e.contains("not executable") && e.contains("chmod +x"), "{e}");
+        assert!(
+            e.contains("not executable") && e.contains("chmod +x"),
+            "{e}"
+        );
         let e = resolve("no-such-command-xyz arg", &cwd, &tree).unwrap_err();
         assert!(e.contains("command not found"), "{e}");
         // Builtins, shell syntax and commands on PATH pass as they are.
-        for ok in ["test ! -f BUG", "exit 0", "! grep -q bad state", "(exit 1)", "$T", "grep -q x y"] {
+        for ok in [
+            "test ! -f BUG",
+            "exit 0",
+            "! grep -q bad state",
+            "(exit 1)",
+            "$T",
+            "grep -q x y",
+        ] {
             assert_eq!(resolve(ok, &cwd, &tree).unwrap(), ok);
         }
     }

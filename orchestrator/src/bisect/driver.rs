@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::report::{self, Report};
 use super::{Error, Predicate};
+use crate::events::{Event, Events, short};
 use crate::store::Store;
 use crate::store::bisect::{BisectLock, Finish, NewBisection, PosteriorRow, Step};
 use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
@@ -250,7 +251,10 @@ struct Driver<'a> {
     settings: Settings,
     predicate: Predicate,
     graph: Graph,
-    progress: &'a mut dyn FnMut(&str),
+    events: &'a dyn Events,
+    /// The leading candidate and its posterior before the next run, and how
+    /// many candidates there are (for progress events).
+    leader: (Option<String>, f64, usize),
     /// The commit the tester has prepared now, and its artifact id.
     prepared: Option<(String, Option<String>)>,
     infra_streak: u32,
@@ -259,12 +263,8 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    fn short(sha: &str) -> &str {
-        &sha[..sha.len().min(12)]
-    }
-
-    fn say(&mut self, msg: String) {
-        (self.progress)(&msg);
+    fn say(&mut self, text: String) {
+        self.events.emit(&Event::Note { text });
     }
 
     /// The stage the journal is in now: the first-parent chain, then (unless
@@ -313,7 +313,7 @@ impl Driver<'_> {
         self.prepared = None;
         self.say(format!(
             "infrastructure failure at {} ({}/{}): {reason}",
-            Self::short(commit),
+            short(commit),
             self.infra_streak,
             self.settings.infra_retries + 1
         ));
@@ -355,10 +355,24 @@ impl Driver<'_> {
             .info(commit)
             .map(|i| i.subject)
             .unwrap_or_default();
-        self.say(format!("preparing {} {subject}", Self::short(commit)));
+        self.say(format!("preparing {} {subject}", short(commit)));
+        self.events.emit(&Event::BuildStarted {
+            commit: commit.to_string(),
+        });
         let started = std::time::Instant::now();
         let prepared = tester.prepare(commit);
-        let seconds = Some(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        let seconds = Some(took);
+        self.events.emit(&Event::BuildFinished {
+            commit: commit.to_string(),
+            outcome: match &prepared {
+                Ok(Prepared::Ready { .. }) => "ready",
+                Ok(Prepared::Untestable { .. }) => "untestable",
+                Err(_) => "infra",
+            }
+            .into(),
+            seconds: took,
+        });
         match prepared {
             Ok(Prepared::Untestable { reason }) => {
                 self.store.bisect_step_finish(
@@ -370,10 +384,7 @@ impl Driver<'_> {
                         ..Finish::default()
                     },
                 )?;
-                self.say(format!(
-                    "{} cannot be tested: {reason}",
-                    Self::short(commit)
-                ));
+                self.say(format!("{} cannot be tested: {reason}", short(commit)));
                 self.prepared = None;
                 self.infra_streak = 0;
                 Ok(None)
@@ -398,8 +409,8 @@ impl Driver<'_> {
                 if let Some(s) = &same_as {
                     self.say(format!(
                         "{} builds the same kernel as {}: reusing its evidence",
-                        Self::short(commit),
-                        Self::short(s)
+                        short(commit),
+                        short(s)
                     ));
                 }
                 self.prepared = Some((commit.to_string(), artifact_id.clone()));
@@ -442,6 +453,27 @@ impl Driver<'_> {
             .as_ref()
             .map(|p| p.0.clone())
             .unwrap_or_else(|| commit.to_string());
+        let done = self
+            .store
+            .bisect_steps(self.id, true)?
+            .iter()
+            .filter(|s| s.kind.ends_with("run"))
+            .count() as u32;
+        let (leader, leader_p, candidates) = self.leader.clone();
+        self.events.emit(&Event::Step {
+            step: done + 1,
+            kind: kind.to_string(),
+            commit: commit.to_string(),
+            subject: self
+                .graph
+                .info(commit)
+                .map(|i| i.subject)
+                .unwrap_or_default(),
+            attempt,
+            leader,
+            leader_p,
+            candidates,
+        });
         let step = self
             .store
             .bisect_step_start(self.id, kind, commit, Some(attempt))?;
@@ -454,6 +486,13 @@ impl Driver<'_> {
             }
         };
         let c = classify(&self.predicate, &report);
+        self.events.emit(&Event::RunFinished {
+            kind: kind.to_string(),
+            commit: commit.to_string(),
+            attempt,
+            outcome: c.outcome.to_string(),
+            seconds: report.seconds,
+        });
         let log = report
             .console_log
             .as_ref()
@@ -485,7 +524,7 @@ impl Driver<'_> {
         self.say(format!(
             "run {} of {}: {shown} ({:.1} s)",
             attempt + 1,
-            Self::short(commit),
+            short(commit),
             report.seconds
         ));
         Ok(Some((step, c.outcome)))
@@ -521,7 +560,8 @@ impl Driver<'_> {
     fn merge_base_turn(&self, stage: &Stage) -> Turn {
         let cfg = stage.engine.config();
         let (runs, fails) = stage.engine.counts(stage.candidates.len() - 1);
-        let verified = stage.number > 0 || cfg.verify_bad_runs == 0 || fails >= cfg.verify_bad_fails;
+        let verified =
+            stage.number > 0 || cfg.verify_bad_runs == 0 || fails >= cfg.verify_bad_fails;
         if verified || (runs >= cfg.verify_bad_runs && fails > 0) {
             Turn::Now
         } else if runs >= cfg.verify_bad_runs {
@@ -546,7 +586,7 @@ impl Driver<'_> {
             let (best, confidence) = stage.engine.best();
             self.inconsistent = Some(format!(
                 "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
-                Self::short(&commit)
+                short(&commit)
             ));
             return Ok(Some((
                 stage,
@@ -590,6 +630,15 @@ impl Driver<'_> {
             .iter()
             .filter(|s| s.commit == commit && counted_run(s))
             .count() as u32;
+        let (best, p) = stage.engine.best();
+        self.leader = (
+            match best.as_slice() {
+                [i] => Some(stage.candidates[*i].clone()),
+                _ => None,
+            },
+            p,
+            stage.candidates.len(),
+        );
         if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt)? {
             let steps = self.store.bisect_steps(self.id, true)?;
             let stage = self.stage(&steps)?;
@@ -600,7 +649,7 @@ impl Driver<'_> {
             {
                 self.say(format!(
                     "most likely culprit {} ({:.1}%)",
-                    Self::short(&stage.candidates[*i]),
+                    short(&stage.candidates[*i]),
                     conf * 100.0
                 ));
             }
@@ -687,7 +736,7 @@ impl Driver<'_> {
         for mb in self.merge_bases()? {
             self.say(format!(
                 "testing the merge base {} of the good and bad revisions first",
-                Self::short(&mb)
+                short(&mb)
             ));
             let planned = self.planned_runs(fail_rate);
             let check = match self.control(tester, MERGE_BASE, &mb, planned)? {
@@ -737,8 +786,8 @@ impl Driver<'_> {
                     .join(format!("bisect-{}-revert", self.id));
                 self.say(format!(
                     "reverting {} on the bad tip {}",
-                    Self::short(culprit),
-                    Self::short(&self.bad)
+                    short(culprit),
+                    short(&self.bad)
                 ));
                 match revert_on_tip(&self.repo, &scratch, &self.bad, culprit, is_merge)? {
                     Revert::DoesNotApply { message } => {
@@ -764,7 +813,9 @@ impl Driver<'_> {
         };
         let planned = self.planned_runs(fail_rate);
         Ok(match self.control(tester, REVERT, &revert_sha, planned)? {
-            Control::Tested { runs, fails } => report::RevertCheck::tested(&revert_sha, runs, fails),
+            Control::Tested { runs, fails } => {
+                report::RevertCheck::tested(&revert_sha, runs, fails)
+            }
             Control::Untestable(why) => report::RevertCheck::untestable(
                 &revert_sha,
                 format!("the reverted tip cannot be tested: {why}"),
@@ -819,15 +870,15 @@ pub fn lock(store: &Store, id: i64) -> crate::Result<BisectLock> {
 }
 
 /// Runs (or resumes) bisection `id` with `tester` until it concludes; journals
-/// every step and stores the report. `progress` receives one human line per event.
+/// every step and stores the report. `events` receives what happens as it does.
 pub fn run(
     store: &Store,
     id: i64,
     tester: &mut dyn Tester,
-    progress: &mut dyn FnMut(&str),
+    events: &dyn Events,
 ) -> crate::Result<Report> {
     let lock = lock(store, id)?;
-    run_locked(store, &lock, id, tester, progress)
+    run_locked(store, &lock, id, tester, events)
 }
 
 /// [`run`] with the bisection's lock already held (see [`lock`]).
@@ -836,7 +887,7 @@ pub fn run_locked(
     _lock: &BisectLock,
     id: i64,
     tester: &mut dyn Tester,
-    progress: &mut dyn FnMut(&str),
+    events: &dyn Events,
 ) -> crate::Result<Report> {
     let b = store.bisect_get(id)?.ok_or(Error::NotFound(id))?;
     let settings: Settings = serde_json::from_str(&b.settings).map_err(|e| Error::Settings {
@@ -858,7 +909,8 @@ pub fn run_locked(
         settings,
         predicate,
         graph,
-        progress,
+        events,
+        leader: (None, 0.0, 0),
         prepared: None,
         infra_streak: 0,
         inconsistent: None,
@@ -914,7 +966,7 @@ pub fn run_locked(
         {
             d.say(format!(
                 "the culprit is the bad tip {}, which has not been seen failing: running it",
-                Driver::short(&d.bad)
+                short(&d.bad)
             ));
             let planned = d.planned_runs(rate);
             let bad = d.bad.clone();

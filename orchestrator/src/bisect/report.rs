@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use csdci_bisect::{Conclusion, StopReason};
 use serde::{Deserialize, Serialize};
 
+use crate::events::short;
 use crate::store::bisect::Step;
 use crate::vcs::graph::{CommitInfo, Graph};
 
@@ -368,7 +369,11 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         let untestable: Vec<bool> = i
             .candidates
             .iter()
-            .map(|x| tested.iter().any(|t| t.commit == *x && t.untestable.is_some()))
+            .map(|x| {
+                tested
+                    .iter()
+                    .any(|t| t.commit == *x && t.untestable.is_some())
+            })
             .collect();
         Some(git_bisect_runs(at, &untestable)? + i.merge_bases.len() as u32)
     });
@@ -457,10 +462,6 @@ pub fn git_bisect_runs(culprit: usize, untestable: &[bool]) -> Option<u32> {
         }
     }
     (hi as usize == culprit).then_some(runs)
-}
-
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
 }
 
 /// Human text, 0-day / syzbot style.

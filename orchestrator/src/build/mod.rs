@@ -19,6 +19,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sha2::Digest;
 
+use crate::io_error::PathIo;
 use crate::kconfig::{self, Fragment};
 use crate::lockfile;
 use crate::vcs::{self, worktree::Worktree};
@@ -30,12 +31,8 @@ pub use cache::{Cache, CacheKey, Entry};
 pub enum Error {
     #[error(transparent)]
     Kconfig(kconfig::Error),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
     #[error(
         "cannot run {tool}: {source} (install it: apt-get install build-essential flex bison bc libelf-dev libssl-dev)"
     )]
@@ -53,7 +50,7 @@ pub enum Error {
 impl Error {
     fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { path, source }
+        move |source| Error::Io(PathIo::new(path, source))
     }
 }
 
@@ -194,11 +191,13 @@ pub fn build(
     let cache = Cache::new(req.data_dir);
     // Asked of csdci's mirror, which also holds the commits csdci made (reverts).
     let tree_id = vcs::mirror::Mirror::beside(&worktree_dir(req.data_dir, req.repo), req.repo)
-        .and_then(|m| vcs::git(m.path(), &["rev-parse", &format!("{}^{{tree}}", req.commit)]))
-        .map_err(|e| Error::Io {
-            path: req.repo.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        .and_then(|m| {
+            vcs::git(
+                m.path(),
+                &["rev-parse", &format!("{}^{{tree}}", req.commit)],
+            )
+        })
+        .map_err(|e| Error::io(req.repo)(std::io::Error::other(e.to_string())))?;
     let compiler = compiler_version()?;
     let ckey = cache::config_key(&tree_id, &compiler, req.fragments);
     let lookup = |config: &str| {
@@ -235,10 +234,8 @@ pub fn build(
 
     progress(Progress::Stage("checking out"));
     let wt_path = worktree_dir(req.data_dir, req.repo);
-    let vcs_err = |e: vcs::Error| Error::Io {
-        path: wt_path.clone(),
-        source: std::io::Error::other(e.to_string()),
-    };
+    let vcs_err =
+        |e: vcs::Error| Error::Io(PathIo::new(&wt_path, std::io::Error::other(e.to_string())));
     let wt = Worktree::ensure(req.repo, &wt_path).map_err(vcs_err)?;
     wt.checkout(req.commit).map_err(vcs_err)?;
     let obj = objtree(wt.path());
@@ -413,15 +410,11 @@ fn reap_stale_make(data_dir: &Path) {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let Some(stat) = crate::procfs::stat(pid as u32) else {
             continue;
         };
-        let pgrp = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
-            .and_then(|p| p.parse::<i32>().ok());
         let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
-        if pgrp == Some(pgid) && cwd.starts_with(dir) {
+        if stat.pgrp == pgid && cwd.starts_with(dir) {
             tracing::warn!("killing pid {pid} left by an interrupted kernel build");
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }

@@ -2,14 +2,17 @@
 //! `csdci bisect list`. Exit codes: 0 culprit found, 1 not isolated or
 //! inconclusive, 2 infrastructure error, 3 usage error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::Cli;
-use crate::testers::command::OnTimeout;
-use crate::bisect::{self, Settings, Start, driver, report};
-use crate::testers::command::CommandTester;
+use super::progress::{Draw, Out};
+use crate::bisect::{self, report};
+use crate::events::short;
+use crate::service::bisect::{self as service, Request};
+use crate::spec::RunSpec;
 use crate::store::Store;
-use crate::testers::Tester;
+use crate::testers::TesterSpec;
+use crate::testers::command::OnTimeout;
 
 /// Arguments of `csdci bisect`.
 #[derive(Debug, clap::Args)]
@@ -46,7 +49,12 @@ pub struct Args {
 
     /// With --timeout: `skip` (the commit cannot be tested, like exit 125) or
     /// `abort` (stop the bisection; --resume continues). Never counted as bad.
-    #[arg(long, value_name = "WHAT", default_value = "abort", requires = "timeout")]
+    #[arg(
+        long,
+        value_name = "WHAT",
+        default_value = "abort",
+        requires = "timeout"
+    )]
     pub on_timeout: OnTimeoutArg,
 
     /// The test is deterministic: run each commit once, as `git bisect run`
@@ -149,76 +157,8 @@ fn usage(msg: impl Into<String>) -> crate::Error {
     crate::Error::Usage(msg.into())
 }
 
-/// What a tester factory gets to rebuild a bisection's tester.
-pub struct TesterContext<'a> {
-    /// csdci's data directory.
-    pub data_dir: &'a Path,
-    /// Bisection id.
-    pub id: i64,
-    /// The repository.
-    pub repo: &'a Path,
-    /// The tester description stored with the bisection.
-    pub desc: &'a serde_json::Value,
-}
-
-/// Makes the tester a bisection's stored description asks for. `{"kind": "run",
-/// "cmd": ...}` is the `--run` tester; the QEMU pipeline tester is added here as
-/// one more kind (its description holds the run options, so `--resume` rebuilds it).
-pub fn tester_for(ctx: &TesterContext<'_>) -> crate::Result<Box<dyn Tester>> {
-    match ctx.desc.get("kind").and_then(|k| k.as_str()) {
-        Some("run") => {
-            let cmd = ctx
-                .desc
-                .get("cmd")
-                .and_then(|c| c.as_str())
-                .ok_or_else(|| {
-                    usage(format!(
-                        "bisection {}: stored --run command missing",
-                        ctx.id
-                    ))
-                })?;
-            let wt = ctx
-                .data_dir
-                .join("worktrees")
-                .join(format!("bisect-{}", ctx.id));
-            let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
-            let mut tester = CommandTester::new(ctx.repo, &wt, &logs, cmd)?;
-            if let Some(secs) = ctx.desc.get("timeout").and_then(|t| t.as_u64()) {
-                let on_timeout = match ctx.desc.get("on_timeout").and_then(|t| t.as_str()) {
-                    Some("skip") => OnTimeout::Skip,
-                    _ => OnTimeout::Abort,
-                };
-                tester = tester.with_timeout(std::time::Duration::from_secs(secs), on_timeout);
-            }
-            Ok(Box::new(tester))
-        }
-        Some("qemu") => {
-            let run: super::run::RunArgs = ctx
-                .desc
-                .get("options")
-                .cloned()
-                .and_then(|o| serde_json::from_value(o).ok())
-                .ok_or_else(|| {
-                    usage(format!(
-                        "bisection {}: stored QEMU run options are unreadable",
-                        ctx.id
-                    ))
-                })?;
-            let opts = run.options(ctx.repo, ctx.data_dir.to_path_buf())?;
-            opts.validate()?;
-            crate::interrupt::install_interrupt_handler();
-            Ok(Box::new(crate::testers::local::LocalTester::new(opts)?))
-        }
-        other => Err(usage(format!(
-            "bisection {}: tester {:?} is not available in this csdci",
-            ctx.id,
-            other.unwrap_or("?")
-        ))),
-    }
-}
-
-/// The tester description for new bisections, from the arguments.
-fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
+/// How commits are tested, from the arguments of a new bisection.
+fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
     match &args.run {
         Some(cmd) if cmd.trim().is_empty() => Err(usage("csdci bisect: --run needs a command")),
         Some(cmd) => {
@@ -228,16 +168,14 @@ fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
             if args.timeout == Some(0) {
                 return Err(usage("csdci bisect: --timeout must be at least 1 second"));
             }
-            let mut desc = serde_json::json!({"kind": "run", "cmd": cmd});
-            if let Some(t) = args.timeout {
-                desc["timeout"] = t.into();
-                desc["on_timeout"] = match args.on_timeout {
-                    OnTimeoutArg::Skip => "skip",
-                    OnTimeoutArg::Abort => "abort",
-                }
-                .into();
-            }
-            Ok(desc)
+            Ok(TesterSpec::Command {
+                cmd,
+                timeout_s: args.timeout,
+                on_timeout: match args.on_timeout {
+                    OnTimeoutArg::Skip => OnTimeout::Skip,
+                    OnTimeoutArg::Abort => OnTimeout::Abort,
+                },
+            })
         }
         None => {
             let tree = crate::vcs::open_tree(&args.tree)?;
@@ -247,36 +185,19 @@ fn tester_desc(args: &Args) -> crate::Result<serde_json::Value> {
                     tree.display()
                 )));
             }
-            let opts = args.pipeline.options(&tree, std::path::PathBuf::new())?;
-            opts.validate()?;
-            qemu_tester_desc(&args.pipeline)
+            let spec = RunSpec {
+                predicate: args.predicate.clone(),
+                ..args.pipeline.spec()?
+            }
+            .absolute()?;
+            spec.validate()?;
+            Ok(TesterSpec::Local { spec })
         }
     }
 }
 
-/// The stored description of the QEMU pipeline tester: its run options, with
-/// fragment paths made absolute so `--resume` works from any directory.
-pub fn qemu_tester_desc(run: &super::run::RunArgs) -> crate::Result<serde_json::Value> {
-    let mut run = run.clone();
-    for f in &mut run.config_fragment {
-        *f = std::path::absolute(&*f).map_err(|e| crate::Error::io(f.clone(), e))?;
-    }
-    Ok(serde_json::json!({"kind": "qemu", "options": run}))
-}
-
 /// Runs `csdci bisect`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
-    exec_with(cli, args, &tester_desc, &tester_for)
-}
-
-/// `csdci bisect` with a chosen way to describe and make testers (how the QEMU
-/// pipeline tester plugs in).
-pub fn exec_with(
-    cli: &Cli,
-    args: &Args,
-    describe: &dyn Fn(&Args) -> crate::Result<serde_json::Value>,
-    make: &dyn Fn(&TesterContext<'_>) -> crate::Result<Box<dyn Tester>>,
-) -> crate::Result<u8> {
     let data_dir = cli.data_dir();
     match &args.action {
         Some(Action::Log { id, json }) => {
@@ -285,6 +206,8 @@ pub fn exec_with(
         Some(Action::List { json }) => return list(&Store::open_read_only(&data_dir)?, *json),
         None => {}
     }
+    check_budget(args.confidence, args.max_runs)?;
+    let store = Store::open(&data_dir)?;
     let id = match args.resume {
         Some(id) => id,
         None => {
@@ -301,7 +224,6 @@ pub fn exec_with(
                     ));
                 }
             };
-            check_budget(args)?;
             if args.deterministic && args.verify_bad.is_some_and(|n| n > 0) {
                 return Err(usage(
                     "csdci bisect: --deterministic runs each commit once; it cannot verify the bad revision with --verify-bad runs",
@@ -309,58 +231,47 @@ pub fn exec_with(
             }
             bisect::Predicate::parse(&args.predicate)
                 .map_err(|e| usage(format!("csdci bisect: {e}")))?;
-            let desc = describe(args)?;
-            let mut settings = Settings::default();
-            settings.engine.confidence = args.confidence.unwrap_or(settings.engine.confidence);
-            settings.engine.max_runs = args.max_runs;
-            if args.run.is_none() {
-                settings.engine = bisect::for_pipeline(settings.engine);
-            }
-            if let Some(runs) = args.verify_bad {
-                settings.engine.verify_bad_runs = runs;
-            }
-            if args.deterministic {
-                settings.engine = bisect::for_deterministic(settings.engine);
-                settings.deterministic = true;
-            }
-            settings.predicate = args.predicate.clone();
-            settings.revert_check = !args.no_revert_check;
-            let store = Store::open(&data_dir)?;
-            let id = driver::create(
-                &store,
-                &Start {
-                    tree: args.tree.clone(),
-                    good,
-                    bad,
-                    first_parent: args.first_parent,
-                    settings,
-                    tester: desc,
-                },
-            )?;
+            let req = Request {
+                tree: args.tree.clone(),
+                good,
+                bad,
+                first_parent: args.first_parent,
+                tester: tester_spec(args)?,
+                confidence: args.confidence,
+                max_runs: args.max_runs,
+                verify_bad: args.verify_bad,
+                deterministic: args.deterministic,
+                revert_check: !args.no_revert_check,
+                predicate: args.predicate.clone(),
+            };
+            let id = service::start(&store, &req)?;
             eprintln!(
                 "csdci bisect: bisection #{id} (continue after an interruption with 'csdci bisect --resume {id}')"
             );
             id
         }
     };
-    let store = Store::open(&data_dir)?;
-    // The lock first: a second csdci is refused before the tester touches the
-    // worktrees this one uses (the driver holds it for the whole bisection).
-    let lock = driver::lock(&store, id)?;
-    if args.resume.is_some() {
-        resume_settings(&store, id, args)?;
-    }
-    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
-    let desc: serde_json::Value = serde_json::from_str(&b.tester).unwrap_or_default();
-    let repo = PathBuf::from(&b.repo);
-    let mut tester = make(&TesterContext {
-        data_dir: &data_dir,
-        id,
-        repo: &repo,
-        desc: &desc,
-    })?;
-    let mut progress = |line: &str| eprintln!("csdci bisect #{id}: {line}");
-    let r = driver::run_locked(&store, &lock, id, tester.as_mut(), &mut progress)?;
+    // Under the bisection's lock: a new budget for a resumed bisection.
+    let mut before = |store: &Store| -> crate::Result<()> {
+        if args.resume.is_none() || (args.confidence.is_none() && args.max_runs.is_none()) {
+            return Ok(());
+        }
+        let s = service::change_budget(store, id, args.confidence, args.max_runs)?;
+        eprintln!(
+            "csdci bisect: bisection #{id} goes on with confidence {} and {}",
+            s.engine.confidence,
+            s.engine
+                .max_runs
+                .map_or("no run budget".to_string(), |m| format!(
+                    "a budget of {m} runs in all"
+                ))
+        );
+        Ok(())
+    };
+    let draw = Draw::new(format!("csdci bisect #{id}: "), Out::Stderr);
+    let r = service::drive(&store, id, &mut before, &draw.sink());
+    draw.finish();
+    let r = r?;
     if args.json {
         emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
     } else {
@@ -380,50 +291,18 @@ pub fn exit_code(r: &bisect::Report) -> u8 {
     }
 }
 
-/// `--confidence` and `--max-runs`, checked.
-fn check_budget(args: &Args) -> crate::Result<()> {
-    if let Some(c) = args.confidence
+/// `--confidence` and `--max-runs`, checked (`csdci bisect` and `csdci demo`).
+pub fn check_budget(confidence: Option<f64>, max_runs: Option<u32>) -> crate::Result<()> {
+    if let Some(c) = confidence
         && !(c > 0.5 && c < 1.0)
     {
         return Err(usage(format!(
             "csdci bisect: --confidence must be between 0.5 and 1 (exclusive), got {c}"
         )));
     }
-    if args.max_runs == Some(0) {
+    if max_runs == Some(0) {
         return Err(usage("csdci bisect: --max-runs must be at least 1"));
     }
-    Ok(())
-}
-
-/// `--resume ID` with `--confidence` / `--max-runs`: applies them to the rest
-/// of the bisection (every other option is refused by clap: a bisection goes
-/// on testing as it started).
-fn resume_settings(store: &Store, id: i64, args: &Args) -> crate::Result<()> {
-    if args.confidence.is_none() && args.max_runs.is_none() {
-        return Ok(());
-    }
-    check_budget(args)?;
-    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
-    let mut settings: Settings =
-        serde_json::from_str(&b.settings).map_err(|e| bisect::Error::Settings {
-            id,
-            msg: e.to_string(),
-        })?;
-    if let Some(c) = args.confidence {
-        settings.engine.confidence = c;
-    }
-    if let Some(m) = args.max_runs {
-        settings.engine.max_runs = Some(m);
-    }
-    eprintln!(
-        "csdci bisect: bisection #{id} goes on with confidence {} and {}",
-        settings.engine.confidence,
-        settings
-            .engine
-            .max_runs
-            .map_or("no run budget".to_string(), |m| format!("a budget of {m} runs in all"))
-    );
-    store.bisect_update_settings(id, &serde_json::to_string(&settings).unwrap_or_default())?;
     Ok(())
 }
 
@@ -447,7 +326,6 @@ fn log(store: &Store, id: i64, json: bool) -> crate::Result<u8> {
         emit(&out);
         return Ok(0);
     }
-    let short = |s: &str| s[..s.len().min(12)].to_string();
     outln!(
         out,
         "bisection #{} [{}] in {}: good {} bad {} predicate {}{}",

@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Cli;
+use super::progress::{Draw, Out};
 use super::run::RunArgs;
-use crate::bisect::{self, Settings, Start, driver, report};
+use crate::bisect::report;
 use crate::demo::{self, History};
-use crate::testers::local::LocalTester;
+use crate::events::short;
+use crate::service::bisect::{self as bisect_service, Request};
+use crate::service::fix::{self, FixValidation};
 use crate::store::Store;
-use crate::testers::{Prepared, RunOutcome, Tester};
+use crate::testers::TesterSpec;
+use crate::testers::local::{LocalTester, RunOptions};
 
 /// Default `--stop-after-crash` of the demo, in seconds.
 pub const DEFAULT_STOP_AFTER_CRASH_S: u64 = 20;
@@ -53,21 +57,6 @@ pub struct Args {
     pub run: RunArgs,
 }
 
-/// The fix branch's validation: K runs, failures, and what 0 failures proves.
-#[derive(Debug, Serialize)]
-pub struct FixValidation {
-    pub commit: String,
-    pub runs: u32,
-    pub fails: u32,
-    /// One-sided 95% upper bound on the per-run failure rate (exact binomial).
-    pub failure_rate_upper_95: f64,
-    /// Per-run failure rate the bisection measured on bad commits.
-    pub regression_failure_rate: f64,
-    /// Probability that an unfixed kernel passes all runs, at that rate.
-    pub p_pass_if_unfixed: f64,
-    pub passed: bool,
-}
-
 /// What `csdci demo --json` prints.
 #[derive(Debug, Serialize)]
 pub struct DemoResult {
@@ -77,16 +66,6 @@ pub struct DemoResult {
     pub fix_validation: Option<FixValidation>,
 }
 
-/// One-sided 95% upper bound on a failure rate after `fails` = 0 in `runs`
-/// runs (Clopper–Pearson: 1 - 0.05^(1/n)); with failures, the observed rate.
-pub fn upper_95(runs: u32, fails: u32) -> f64 {
-    match (runs, fails) {
-        (0, _) => 1.0,
-        (n, 0) => 1.0 - 0.05f64.powf(1.0 / f64::from(n)),
-        (n, f) => f64::from(f) / f64::from(n),
-    }
-}
-
 /// Runs `csdci demo`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let data_dir = cli.data_dir();
@@ -94,20 +73,15 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         .dir
         .clone()
         .unwrap_or_else(|| data_dir.join("demo").join("linux"));
-    if !(0.5..1.0).contains(&args.confidence) {
-        return Err(crate::Error::Usage(format!(
-            "--confidence {} is out of range: give a probability in [0.5, 1)",
-            args.confidence
-        )));
-    }
-    let mut run = args.run.clone();
+    super::bisect::check_budget(Some(args.confidence), None)?;
+    let mut spec = args.run.spec()?;
     // Bisection speed: a failing run has shown what it has to show once the
     // first crash is in the console for a while (the CSD report comes ~5 s
     // into the test, the soft lockup ~45 s later).
-    run.stop_after_crash
+    spec.stop_after_crash_s
         .get_or_insert(DEFAULT_STOP_AFTER_CRASH_S);
-    let opts = run.options(&dir, data_dir.clone())?;
-    opts.validate()?;
+    let spec = spec.absolute()?;
+    let opts = RunOptions::new(&dir, data_dir.clone(), spec.clone())?;
     let history = demo::prepare(&dir, &args.tarball, args.commits, args.seed)?;
     if !args.json {
         println!(
@@ -131,48 +105,33 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     }
 
     let store = Store::open(&data_dir)?;
-    let desc = super::bisect::qemu_tester_desc(&run)?;
-    let start = Start {
+    let req = Request {
         tree: dir.clone(),
         good: vec![demo::history::GOOD_TAG.into()],
         bad: demo::history::BAD_TAG.into(),
         first_parent: false,
-        settings: Settings {
-            engine: bisect::for_pipeline(csdci_bisect::Config {
-                confidence: args.confidence,
-                ..Settings::default().engine
-            }),
-            ..Settings::default()
-        },
-        tester: desc,
+        tester: TesterSpec::Local { spec },
+        confidence: Some(args.confidence),
+        max_runs: None,
+        verify_bad: None,
+        deterministic: false,
+        revert_check: true,
+        predicate: "any".into(),
     };
     // An interrupted demo (Ctrl-C, kill, a failed guest) goes on where it stopped.
-    let id = match driver::unfinished(&store, &start)? {
-        Some(id) => {
-            let line = format!("resuming the unfinished demo bisection #{id}");
-            if args.json {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-            id
-        }
-        None => driver::create(&store, &start)?,
-    };
+    let (id, resumed) = bisect_service::start_or_resume(&store, &req)?;
+    let json = args.json;
+    // With --json, stdout carries only the JSON; progress goes to stderr.
+    let draw = Draw::new("  ", if json { Out::Stderr } else { Out::Stdout });
+    if resumed {
+        draw.line(&format!("resuming the unfinished demo bisection #{id}"));
+    }
     // Ctrl-C stops the guest and journals the run as interrupted; running
     // `csdci demo` again resumes (a second Ctrl-C kills csdci outright).
     crate::interrupt::install_interrupt_handler();
-    let mut tester = LocalTester::new(opts.clone())?;
-    let json = args.json;
-    // With --json, stdout carries only the JSON; progress goes to stderr.
-    let mut progress = |line: &str| {
-        if json {
-            eprintln!("  {line}");
-        } else {
-            println!("  {line}");
-        }
-    };
-    let report = bisect::run(&store, id, &mut tester, &mut progress)?;
+    let report = bisect_service::drive(&store, id, &mut |_| Ok(()), &draw.sink());
+    draw.finish();
+    let report = report?;
     if !json {
         println!();
         println!("{}", report::render(&report));
@@ -192,7 +151,14 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         }
     }
 
-    let fix = validate_fix(&mut tester, &history, args.fix_runs, report.fail_rate, json)?;
+    let mut tester = LocalTester::new(opts)?;
+    let fix = fix::validate(
+        &mut tester,
+        &history.fix,
+        args.fix_runs,
+        report.fail_rate,
+        &mut |line: &str| draw.line(line),
+    )?;
     if !json {
         println!(
             "Fix validation ({}): {} failures in {} runs => per-run failure rate < {:.2} at 95%; \
@@ -226,52 +192,6 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     })
 }
 
-fn validate_fix(
-    tester: &mut LocalTester,
-    history: &History,
-    runs: u32,
-    regression_rate: f64,
-    json: bool,
-) -> crate::Result<FixValidation> {
-    let mut fails = 0;
-    let mut done = 0;
-    if let Prepared::Untestable { reason } = tester.prepare(&history.fix)? {
-        return Err(crate::Error::Usage(format!(
-            "the fix branch does not build: {reason}"
-        )));
-    }
-    while done < runs {
-        let r = tester.run_once(&history.fix, done)?;
-        match r.outcome {
-            RunOutcome::Pass => done += 1,
-            RunOutcome::Fail => {
-                done += 1;
-                fails += 1;
-            }
-            RunOutcome::Skip { reason } | RunOutcome::Infra { reason } => {
-                tracing::warn!("fix validation run not counted: {reason}");
-                continue;
-            }
-        }
-        let line = format!("  fix run {done}/{runs}: {fails} failures so far");
-        if json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    }
-    let p = regression_rate.clamp(0.0, 1.0);
-    Ok(FixValidation {
-        commit: history.fix.clone(),
-        runs,
-        fails,
-        failure_rate_upper_95: upper_95(runs, fails),
-        regression_failure_rate: p,
-        p_pass_if_unfixed: (1.0 - p).powi(runs as i32),
-        passed: fails == 0 && runs > 0,
-    })
-}
-
 /// Removes csdci's worktree (and its build directory) of the demo repository;
 /// the artifact cache and ccache keep a rerun fast.
 fn remove_worktree(data_dir: &std::path::Path, repo: &std::path::Path) {
@@ -292,21 +212,5 @@ fn print_json_if(json: bool, value: &impl Serialize) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("csdci: cannot print JSON: {e}"),
         }
-    }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::upper_95;
-
-    #[test]
-    fn zero_failures_bound_the_rate() {
-        assert!((upper_95(5, 0) - 0.4507).abs() < 1e-3);
-        assert!((upper_95(60, 0) - 0.0487).abs() < 1e-3);
-        assert_eq!(upper_95(0, 0), 1.0);
     }
 }

@@ -12,6 +12,7 @@ pub mod completions;
 pub mod demo;
 pub mod man;
 pub mod parse;
+pub mod progress;
 pub mod run;
 
 /// What `csdci --version` prints after the name: the version and the git commit

@@ -1,13 +1,13 @@
 //! `csdci run`: build, boot and torture one kernel commit.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
-use crate::kconfig::Fragment;
+use crate::spec::RunSpec;
 use crate::testers::local::{self as pipeline, Reporter, RunOptions, RunResult};
 use crate::verdict::Verdict;
 use crate::vm::Accel;
@@ -29,10 +29,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// How a commit is tested: shared by `csdci run`, `csdci bisect` and `csdci demo`
-/// (stored with a bisection, so `--resume` tests the same way).
-#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How a commit is tested, as flags: shared by `csdci run`, `csdci bisect` and
+/// `csdci demo`; they fill a [`RunSpec`].
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Guest vCPUs.
     #[arg(long, default_value_t = 8)]
@@ -59,23 +58,23 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The pipeline options these arguments ask for, to test commits of `tree`.
-    pub fn options(&self, tree: &Path, data_dir: PathBuf) -> Result<RunOptions> {
-        let mut o = RunOptions::new(tree, data_dir);
-        o.vcpus = self.vcpus;
-        o.memory_mb = pipeline::parse_memory(&self.memory)
-            .map_err(|e| Error::Usage(format!("--memory: {e}")))?;
-        o.duration_s = self.duration;
-        o.scftorture = self.scftorture.clone();
-        o.accel = self
-            .accel
-            .parse::<Accel>()
-            .map_err(|e| Error::Usage(format!("--accel: {e}")))?;
-        o.stop_after_crash_s = self.stop_after_crash;
-        for f in &self.config_fragment {
-            o.fragments.push(Fragment::load(f)?);
-        }
-        Ok(o)
+    /// The spec these flags ask for (checked later, in one place:
+    /// [`RunSpec::validate`]).
+    pub fn spec(&self) -> Result<RunSpec> {
+        Ok(RunSpec {
+            vcpus: self.vcpus,
+            memory_mb: crate::spec::parse_memory(&self.memory)
+                .map_err(|e| Error::Usage(format!("--memory: {e}")))?,
+            duration_s: self.duration,
+            scftorture: self.scftorture.clone(),
+            config_fragments: self.config_fragment.clone(),
+            accel: self
+                .accel
+                .parse::<Accel>()
+                .map_err(|e| Error::Usage(format!("--accel: {e}")))?,
+            stop_after_crash_s: self.stop_after_crash,
+            ..RunSpec::default()
+        })
     }
 }
 
@@ -127,7 +126,7 @@ impl Reporter for Spinner {
 
 /// Runs `csdci run`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
-    let opts = args.run.options(&args.tree, cli.data_dir())?;
+    let opts = RunOptions::new(&args.tree, cli.data_dir(), args.run.spec()?)?;
     crate::interrupt::install_interrupt_handler();
     let mut spinner = (!args.json && std::io::stderr().is_terminal()).then(Spinner::new);
     let mut log = pipeline::LogReporter;

@@ -8,6 +8,8 @@ mod run_root;
 
 use std::path::{Path, PathBuf};
 
+use crate::io_error::PathIo;
+
 pub use base::{INIT_SCRIPT, ensure_base};
 pub use params::GuestParams;
 
@@ -24,12 +26,8 @@ pub enum Error {
     DynamicBusybox(PathBuf),
     #[error("{cmd} failed: {why}")]
     Command { cmd: String, why: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
     #[error(
         "no modules in {0} (expected lib/modules/<release>/ from 'make modules_install INSTALL_MOD_PATH=...')"
     )]
@@ -46,10 +44,7 @@ pub enum Error {
 
 impl Error {
     fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io(PathIo::new(path, source))
     }
 }
 

@@ -2,101 +2,13 @@
 //! row per build or run (inserted as `started` before the tester is called,
 //! finished after), one `bisect_posteriors` row after each finished run. The
 //! engine's state is rebuilt by replaying the finished steps, so `kill -9` at any
-//! point loses nothing that finished and repeats nothing that finished.
+//! point loses nothing that finished and repeats nothing that finished. The
+//! tables are made by [`super::migrations`].
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Error, Store};
-
-/// Journal step kinds: candidates' builds and runs, then commits tested
-/// outside the candidate list (merge bases, the bad tip as a control, the
-/// reverted tip).
-const KINDS: &str = "'build', 'run', 'revert_build', 'revert_run', 'merge_base_build', 'merge_base_run', 'tip_build', 'tip_run'";
-
-/// The `kind` check of schema version 0 (before merge-base and tip steps).
-const KINDS_V0: &str = "'build', 'run', 'revert_build', 'revert_run'";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bisections (
-    id            INTEGER PRIMARY KEY,
-    repo          TEXT NOT NULL,
-    good          TEXT NOT NULL,
-    bad           TEXT NOT NULL,
-    first_parent  INTEGER NOT NULL,
-    predicate     TEXT NOT NULL,
-    tester        TEXT NOT NULL,
-    settings      TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
-    result        TEXT,
-    error         TEXT,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bisect_steps (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    bisection_id  INTEGER NOT NULL REFERENCES bisections(id),
-    kind          TEXT NOT NULL CHECK (kind IN (KINDS)),
-    commit_sha    TEXT NOT NULL,
-    attempt       INTEGER,
-    status        TEXT NOT NULL CHECK (status IN ('started', 'done', 'interrupted')),
-    outcome       TEXT,
-    artifact_id   TEXT,
-    same_as       TEXT,
-    reason        TEXT,
-    titles        TEXT,
-    console_log   TEXT,
-    run_id        INTEGER,
-    seconds       REAL,
-    started_at    TEXT NOT NULL,
-    finished_at   TEXT
-);
-CREATE INDEX IF NOT EXISTS bisect_steps_bisection ON bisect_steps (bisection_id, id);
-CREATE TABLE IF NOT EXISTS bisect_posteriors (
-    step_id       INTEGER PRIMARY KEY REFERENCES bisect_steps(id),
-    bisection_id  INTEGER NOT NULL REFERENCES bisections(id),
-    stage         INTEGER NOT NULL,
-    confidence    REAL NOT NULL,
-    top           TEXT NOT NULL,
-    fail_rate     REAL NOT NULL,
-    false_fail    REAL NOT NULL
-);
-";
-
-/// Columns of `bisect_steps`, in order.
-const STEP_TABLE_COLS: &str = "id, bisection_id, kind, commit_sha, attempt, status, outcome, artifact_id, same_as, reason, titles, console_log, run_id, seconds, started_at, finished_at";
-
-/// Creates the bisection tables, or brings older ones up to date (run inside
-/// the store's migration transaction).
-pub fn migrate(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(&SCHEMA.replace("KINDS", KINDS))?;
-    // Version 0 checked `kind` against fewer kinds: a CHECK constraint can
-    // only change by rebuilding the table. Foreign keys are checked at commit
-    // (the steps get their ids back before it).
-    let sql: String = conn.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bisect_steps'",
-        [],
-        |r| r.get(0),
-    )?;
-    if sql.contains(&format!("kind IN ({KINDS_V0}))")) {
-        let table = SCHEMA
-            .split("CREATE TABLE IF NOT EXISTS bisect_steps")
-            .nth(1)
-            .and_then(|t| t.split(';').next())
-            .unwrap_or_default()
-            .replace("KINDS", KINDS);
-        conn.execute_batch(&format!(
-            "PRAGMA defer_foreign_keys = ON;
-             CREATE TEMP TABLE bisect_steps_v0 AS SELECT {STEP_TABLE_COLS} FROM bisect_steps;
-             DROP TABLE bisect_steps;
-             CREATE TABLE bisect_steps {table};
-             INSERT INTO bisect_steps ({STEP_TABLE_COLS}) SELECT {STEP_TABLE_COLS} FROM bisect_steps_v0;
-             DROP TABLE bisect_steps_v0;
-             CREATE INDEX IF NOT EXISTS bisect_steps_bisection ON bisect_steps (bisection_id, id);"
-        ))?;
-    }
-    Ok(())
-}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -158,7 +70,8 @@ pub struct NewBisection<'a> {
 pub struct Step {
     /// Row id (global order).
     pub id: i64,
-    /// `build`, `run`, `revert_build` or `revert_run`.
+    /// `build`, `run`, `revert_build`, `revert_run`, `merge_base_build`,
+    /// `merge_base_run`, `tip_build` or `tip_run`.
     pub kind: String,
     /// Commit tested.
     pub commit: String,

@@ -1,9 +1,19 @@
 //! Embedded SQLite store: one database file under the data directory, plus the
-//! artifact folders beside it. Each table group owns a submodule with its schema;
-//! `Store::open` creates them all. State that must survive a crash is written
-//! here before it is acted on.
+//! artifact folders beside it. Each table group owns a submodule with its
+//! queries; the schema is the ordered list of versioned migrations in
+//! [`migrations`] (`PRAGMA user_version`), which `Store::open` brings up to
+//! date. State that must survive a crash is written here before it is acted on.
+//!
+//! Schema versions: `Store::open` migrates an older database (including one of
+//! the csdci before versions, `user_version` 0) and refuses a newer one.
+//! `Store::open_read_only` never migrates: it reads an older database as it is
+//! when its version is at least [`migrations::OLDEST_READABLE`] (tables a later
+//! version added read as empty), refuses an older one (a writing command must
+//! migrate it first) and refuses a newer one.
 
 pub mod bisect;
+pub mod findings;
+pub mod migrations;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +41,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "database {path} was written by a newer csdci (schema version {found}; this csdci knows versions up to {supported}): use that csdci or a newer one"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "database {path} has schema version {found}, older than this csdci reads without migrating it ({oldest}): run a writing csdci command (e.g. `csdci bisect` or `csdci run`) on this data directory once"
+    )]
+    TooOld {
+        path: PathBuf,
+        found: u32,
+        oldest: u32,
+    },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -50,6 +76,9 @@ const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Store {
     conn: Connection,
     data_dir: PathBuf,
+    /// The database's schema version ([`migrations::LATEST`] unless opened
+    /// read-only on an older database).
+    version: u32,
 }
 
 /// True for SQLite's "database is locked" / "database table is locked".
@@ -101,8 +130,9 @@ impl Store {
         let store = Store {
             conn,
             data_dir: data_dir.to_path_buf(),
+            version: migrations::LATEST,
         };
-        store.migrate().map_err(|e| match e {
+        store.migrate(&path).map_err(|e| match e {
             Error::Sql(source) => at(source),
             e => e,
         })?;
@@ -111,7 +141,9 @@ impl Store {
 
     /// Opens the store in `data_dir` for reading only (`bisect list`, `bisect
     /// log`): creates nothing, so it works in a read-only data directory. A
-    /// data directory without a database reads as an empty store.
+    /// data directory without a database reads as an empty store. Never
+    /// migrates: an older database is read as it is when still readable (see
+    /// the module docs), else refused like a newer one.
     pub fn open_read_only(data_dir: &Path) -> Result<Self, Error> {
         use rusqlite::OpenFlags;
         let path = data_dir.join(DB_FILE);
@@ -125,30 +157,53 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let try_open = |query: &str| -> rusqlite::Result<(Connection, bool)> {
+        let try_open = |query: &str| -> rusqlite::Result<(Connection, bool, u32)> {
             let conn = Connection::open_with_flags(uri(&path, query), flags)?;
             conn.busy_timeout(OPEN_WAIT)?;
-            let tables: i64 = conn.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bisections'",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok((conn, tables > 0))
+            // One read transaction: the version and the tables seen together.
+            conn.execute_batch("BEGIN")?;
+            let seen = (|| -> rusqlite::Result<(bool, u32)> {
+                let tables: i64 = conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bisections'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((tables > 0, migrations::version(&conn)?))
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            let (tables, version) = seen?;
+            Ok((conn, tables, version))
         };
-        let (conn, schema) = match try_open("mode=ro") {
+        let (conn, schema, version) = match try_open("mode=ro") {
             Ok(c) => c,
             // A WAL database whose directory cannot take the `-shm` file: no
             // process can be writing it, so read the file as it is.
             Err(e) if !is_busy(&e) => try_open("mode=ro&immutable=1").map_err(|_| at(e))?,
             Err(e) => return Err(at(e)),
         };
-        if !schema {
+        match migrations::compat(version, migrations::OLDEST_READABLE, migrations::LATEST) {
+            migrations::Compat::TooNew => {
+                return Err(Error::TooNew {
+                    path,
+                    found: version,
+                    supported: migrations::LATEST,
+                });
+            }
             // Another process is creating it right now: nothing stored yet.
-            return Self::empty(data_dir);
+            _ if !schema => return Self::empty(data_dir),
+            migrations::Compat::TooOld => {
+                return Err(Error::TooOld {
+                    path,
+                    found: version,
+                    oldest: migrations::OLDEST_READABLE,
+                });
+            }
+            migrations::Compat::Current | migrations::Compat::Readable => {}
         }
         Ok(Store {
             conn,
             data_dir: data_dir.to_path_buf(),
+            version,
         })
     }
 
@@ -157,8 +212,9 @@ impl Store {
         let store = Store {
             conn: Connection::open_in_memory()?,
             data_dir: data_dir.to_path_buf(),
+            version: migrations::LATEST,
         };
-        store.migrate()?;
+        store.migrate(Path::new(":memory:"))?;
         Ok(store)
     }
 
@@ -203,14 +259,32 @@ impl Store {
         }
     }
 
-    /// Creates or updates every table group's schema in one write transaction
-    /// (`BEGIN IMMEDIATE` waits for other writers under the busy timeout).
-    fn migrate(&self) -> Result<(), Error> {
+    /// Brings the schema to [`migrations::LATEST`] and tidies what killed
+    /// processes left, in one write transaction (`BEGIN IMMEDIATE` waits for
+    /// other writers under the busy timeout, and holds them off between
+    /// reading the schema version and writing the new one). A database of a
+    /// newer csdci is refused untouched.
+    fn migrate(&self, path: &Path) -> Result<(), Error> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let done = (|| {
-            // Each table group adds its schema function here.
-            runs::migrate(&self.conn)?;
-            bisect::migrate(&self.conn)?;
+            match migrations::migrate(&self.conn)? {
+                migrations::Migrated::TooNew(found) => {
+                    return Err(Error::TooNew {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: migrations::LATEST,
+                    });
+                }
+                migrations::Migrated::From(v) if v > 0 && v < migrations::LATEST => {
+                    tracing::info!(
+                        "store {}: schema migrated from version {v} to {}",
+                        path.display(),
+                        migrations::LATEST
+                    );
+                }
+                migrations::Migrated::From(_) => {}
+            }
+            runs::mark_stale(&self.conn)?;
             Ok(())
         })();
         match done {
@@ -220,6 +294,11 @@ impl Store {
             }
         }
         done
+    }
+
+    /// The database's schema version.
+    pub fn schema_version(&self) -> u32 {
+        self.version
     }
 
     /// The SQLite connection.

@@ -1,53 +1,14 @@
 //! The `runs` table: one row per `csdci run` / tested commit. A row is inserted
 //! as `running` before the guest starts and updated when the run ends; rows left
 //! `running` by a csdci that was killed become `interrupted` at the next open.
+//! The table is made by [`super::migrations`]; a run's console findings go to
+//! [`super::findings`] with its finish.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::findings::StoredFinding;
 use super::{Error, Store};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    id              INTEGER PRIMARY KEY,
-    repo            TEXT NOT NULL,
-    commit_sha      TEXT NOT NULL,
-    tree_id         TEXT,
-    config_hash     TEXT,
-    artifact_id     TEXT,
-    vcpus           INTEGER NOT NULL,
-    memory_mb       INTEGER NOT NULL,
-    accel_requested TEXT NOT NULL,
-    accel           TEXT,
-    scftorture      TEXT NOT NULL,
-    duration_s      INTEGER NOT NULL,
-    build_seconds   REAL,
-    build_cached    INTEGER,
-    boot_seconds    REAL,
-    test_seconds    REAL,
-    verdict         TEXT,
-    title           TEXT,
-    findings        TEXT,
-    vm_exit         TEXT,
-    reason          TEXT,
-    console_log     TEXT,
-    artifacts       TEXT,
-    run_dir         TEXT,
-    status          TEXT NOT NULL CHECK (status IN ('running', 'done', 'interrupted')),
-    pid             INTEGER,
-    pid_start       INTEGER,
-    started_at      TEXT NOT NULL,
-    finished_at     TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_commit ON runs (commit_sha);
-";
-
-/// Creates the table and marks rows of dead csdci processes `interrupted`.
-pub fn migrate(conn: &Connection) -> Result<(), Error> {
-    conn.execute_batch(SCHEMA)?;
-    mark_stale(conn)?;
-    Ok(())
-}
 
 /// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
 fn process_start(pid: u32) -> Option<i64> {
@@ -57,7 +18,8 @@ fn process_start(pid: u32) -> Option<i64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn mark_stale(conn: &Connection) -> Result<(), Error> {
+/// Marks rows of dead csdci processes `interrupted` (at every writing open).
+pub(super) fn mark_stale(conn: &Connection) -> Result<(), Error> {
     let mut stmt = conn.prepare("SELECT id, pid, pid_start FROM runs WHERE status = 'running'")?;
     let rows: Vec<(i64, Option<i64>, Option<i64>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -129,12 +91,15 @@ pub struct Finish {
     pub verdict: String,
     /// Title of the first finding (or the reason).
     pub title: Option<String>,
-    /// Findings as JSON.
+    /// Findings as JSON (console findings, or an untestable build's errors).
     pub findings: Option<String>,
     /// How the VM ended.
     pub vm_exit: Option<String>,
     /// Why the run could not test (untestable/infra).
     pub reason: Option<String>,
+    /// The console analyzer's findings, with their positions: stored in the
+    /// `findings` table with the finish (see [`StoredFinding::from_console`]).
+    pub console_findings: Vec<StoredFinding>,
 }
 
 /// One row of `runs`.
@@ -249,9 +214,14 @@ impl Store {
         Ok(())
     }
 
-    /// Records the end of a run (`done`).
+    /// Records the end of a run (`done`) and its console findings, in one
+    /// transaction: a run is never `done` without its findings.
     pub fn finish_run(&self, id: i64, f: &Finish) -> Result<(), Error> {
-        self.conn().execute(
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn(),
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        tx.execute(
             "UPDATE runs SET accel = ?2, boot_seconds = ?3, test_seconds = ?4, verdict = ?5,
                 title = ?6, findings = ?7, vm_exit = ?8, reason = ?9, status = 'done',
                 finished_at = ?10
@@ -269,6 +239,8 @@ impl Store {
                 chrono::Utc::now().to_rfc3339(),
             ],
         )?;
+        super::findings::write(&tx, id, &f.console_findings)?;
+        tx.commit()?;
         Ok(())
     }
 

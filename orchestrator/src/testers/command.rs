@@ -85,7 +85,7 @@ impl Tester for CommandTester {
         if crate::interrupt::interrupted() {
             return Err(crate::Error::Interrupted);
         }
-        let short = &commit[..commit.len().min(12)];
+        let short = crate::events::short(commit);
         let log = self.log_dir.join(format!("{short}-{attempt}.log"));
         let out = File::create(&log).map_err(|e| crate::Error::io(&log, e))?;
         let err = out.try_clone().map_err(|e| crate::Error::io(&log, e))?;

@@ -7,10 +7,10 @@
 //! ```no_run
 //! use csdci::testers::local::{LocalTester, RunOptions};
 //! use csdci::testers::Tester;
-//! let mut opts = RunOptions::new("/src/linux", "/var/lib/csdci");
-//! opts.vcpus = 8;
-//! opts.duration_s = 30;
-//! let mut t = LocalTester::new(opts)?; // exit-3 errors: bad tree/options
+//! use csdci::spec::RunSpec;
+//! let spec = RunSpec { vcpus: 8, duration_s: 30, ..RunSpec::default() };
+//! let opts = RunOptions::new("/src/linux", "/var/lib/csdci", spec)?; // exit 3: bad spec
+//! let mut t = LocalTester::new(opts)?; // exit 3: not a git tree
 //! let _ = t.prepare("4b80da2ab22713cdd7922b6d1bc9416354d7af5a")?; // build or cache hit
 //! let report = t.run_once("4b80da2ab22713cdd7922b6d1bc9416354d7af5a", 0)?;
 //! # Ok::<(), csdci::Error>(())
@@ -33,68 +33,48 @@ use csdci_console::{Analysis, Analyzer};
 use serde::Serialize;
 
 use crate::build::{self, Built};
+use crate::events::{Event, Sink};
 use crate::image::{self, GuestParams};
-use crate::kconfig::{self, Fragment};
+use crate::interrupt::interrupted;
+use crate::kconfig::Fragment;
+use crate::spec::RunSpec;
 use crate::store::Store;
 use crate::store::runs::{Finish, NewRun};
-use crate::interrupt::interrupted;
 use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
 use crate::verdict::{self, Verdict};
-use crate::vm::{self, Accel, VmOutcome};
+use crate::vm::{self, VmOutcome};
 use crate::{Error, Result};
 
-/// QEMU's vCPU limit for the q35 machine csdci uses.
-pub const QEMU_MAX_VCPUS: u32 = 288;
-
-/// Everything that decides how a commit is tested (shared by `csdci run`,
-/// `csdci bisect` and the demo).
+/// A [`RunSpec`] checked and ready to test commits of a tree: the local
+/// pipeline's input.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The user's kernel git tree (csdci never modifies its checkout).
+    /// The user's kernel git tree (csdci never modifies it).
     pub tree: PathBuf,
     /// csdci's data directory (database, cache, worktrees, run logs).
     pub data_dir: PathBuf,
-    /// Guest vCPUs.
-    pub vcpus: u32,
-    /// Guest RAM in MiB.
-    pub memory_mb: u64,
-    /// Seconds scftorture runs.
-    pub duration_s: u64,
-    /// scftorture module parameters.
-    pub scftorture: String,
-    /// Extra config fragments, applied after csdci's own (see
-    /// [`kconfig::DEFAULT_FRAGMENTS`]).
+    /// How each commit is tested.
+    pub spec: RunSpec,
+    /// The spec's extra config fragments, read (applied after csdci's own,
+    /// see [`crate::kconfig::DEFAULT_FRAGMENTS`]).
     pub fragments: Vec<Fragment>,
-    /// Accelerator.
-    pub accel: Accel,
-    /// Extra kernel command line options.
-    pub cmdline_extra: String,
-    /// Seconds without console output before csdci declares the guest hung.
-    pub silence_timeout_s: u64,
-    /// Seconds on top of the duration before csdci stops the guest.
-    pub grace_s: u64,
-    /// Stop the guest this many seconds after the first crash finding instead
-    /// of waiting for a panic or the end of the test (bisection speed).
-    pub stop_after_crash_s: Option<u64>,
 }
 
 impl RunOptions {
-    /// Options with csdci's defaults: 8 vCPUs, 2 GiB, 60 s, `nthreads=<vcpus>`.
-    pub fn new(tree: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
-        RunOptions {
+    /// Validates `spec` (the one check, see [`RunSpec::validate`]) and reads
+    /// its fragments.
+    pub fn new(
+        tree: impl Into<PathBuf>,
+        data_dir: impl Into<PathBuf>,
+        spec: RunSpec,
+    ) -> Result<Self> {
+        let fragments = spec.validate()?;
+        Ok(RunOptions {
             tree: tree.into(),
             data_dir: data_dir.into(),
-            vcpus: 8,
-            memory_mb: 2048,
-            duration_s: 60,
-            scftorture: String::new(),
-            fragments: Vec::new(),
-            accel: Accel::Auto,
-            cmdline_extra: String::new(),
-            silence_timeout_s: 90,
-            grace_s: 240,
-            stop_after_crash_s: None,
-        }
+            spec,
+            fragments,
+        })
     }
 
     /// csdci's fragments followed by the user's.
@@ -104,112 +84,10 @@ impl RunOptions {
         f
     }
 
-    /// The guest parameters (scftorture defaults to `nthreads=<vcpus>`).
-    /// `weight_resched=0` is added unless given: csdci loads scftorture as a
-    /// module, where the resched primitive is ignored anyway, and the default
-    /// weight makes scftorture print a "!!! built as module, weight_resched
-    /// ignored" error string; with 0 the test mix is the same without it.
+    /// The guest parameters.
     pub fn guest_params(&self) -> GuestParams {
-        let mut scftorture = if self.scftorture.trim().is_empty() {
-            format!("nthreads={}", self.vcpus)
-        } else {
-            self.scftorture
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        if !scftorture
-            .split_whitespace()
-            .any(|w| w.starts_with("weight_resched="))
-        {
-            scftorture.push_str(" weight_resched=0");
-        }
-        GuestParams {
-            scftorture,
-            duration_s: self.duration_s,
-        }
+        self.spec.guest_params()
     }
-
-    /// Checks the options a user gave; every error is one line (exit 3).
-    pub fn validate(&self) -> Result<()> {
-        let usage = |m: String| Err(Error::Usage(m));
-        if self.vcpus == 0 {
-            return usage("--vcpus must be at least 1".into());
-        }
-        if self.vcpus > QEMU_MAX_VCPUS {
-            return usage(format!(
-                "--vcpus {}: QEMU's q35 machine supports at most {QEMU_MAX_VCPUS} vCPUs",
-                self.vcpus
-            ));
-        }
-        let mut nr_cpus = None;
-        for f in self.all_fragments() {
-            for s in f.settings()? {
-                if s.name == "NR_CPUS"
-                    && let kconfig::Value::Num(n) = &s.value
-                {
-                    nr_cpus = n.parse::<u32>().ok().map(|n| (n, s.source.clone()));
-                }
-            }
-        }
-        if let Some((n, src)) = nr_cpus
-            && self.vcpus > n
-        {
-            return usage(format!(
-                "--vcpus {}: the guest kernel is configured for at most {n} CPUs (CONFIG_NR_CPUS={n} at {src}); add a fragment with a larger CONFIG_NR_CPUS",
-                self.vcpus
-            ));
-        }
-        if self.memory_mb < 128 {
-            return usage(format!(
-                "--memory {}M: the guest needs at least 128M",
-                self.memory_mb
-            ));
-        }
-        if let Some(host) = host_memory_mb()
-            && self.memory_mb > host
-        {
-            return usage(format!(
-                "--memory {}M: more than this host's {host}M of RAM",
-                self.memory_mb
-            ));
-        }
-        if let Err(e) = self.guest_params().render() {
-            return usage(format!("--scftorture/--duration: {e}"));
-        }
-        Ok(())
-    }
-}
-
-fn host_memory_mb() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024)
-}
-
-/// Parses a memory size: `2G`, `512M`, `2048` (MiB), `1.5G`.
-pub fn parse_memory(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult = match c.to_ascii_uppercase() {
-                'M' => 1.0,
-                'G' => 1024.0,
-                'T' => 1024.0 * 1024.0,
-                _ => return Err(format!("bad memory size '{s}' (use e.g. 2G or 512M)")),
-            };
-            (&t[..i], mult)
-        }
-        _ => (t, 1.0),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad memory size '{s}' (use e.g. 2G or 512M)"))?;
-    if !n.is_finite() || n <= 0.0 {
-        return Err(format!("bad memory size '{s}' (use e.g. 2G or 512M)"));
-    }
-    Ok((n * mult).round() as u64)
 }
 
 /// Receives progress; every method has a no-op default.
@@ -220,6 +98,8 @@ pub trait Reporter {
     fn build_line(&mut self, _line: &str) {}
     /// Console bytes from the guest.
     fn console(&mut self, _bytes: &[u8]) {}
+    /// A crash finding appeared on the console.
+    fn finding(&mut self, _title: &str) {}
 }
 
 /// A reporter that logs stages with `tracing`.
@@ -228,6 +108,63 @@ pub struct LogReporter;
 impl Reporter for LogReporter {
     fn stage(&mut self, stage: &str) {
         tracing::info!("{stage}");
+    }
+}
+
+/// A reporter that turns the pipeline's progress into [`Event`]s.
+pub struct EventReporter {
+    events: Sink,
+    workload_s: u64,
+    partial: Vec<u8>,
+}
+
+impl EventReporter {
+    /// Reports to `events`; the workload runs `workload_s` seconds.
+    pub fn new(events: Sink, workload_s: u64) -> Self {
+        EventReporter {
+            events,
+            workload_s,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl Reporter for EventReporter {
+    fn stage(&mut self, stage: &str) {
+        self.events.emit(&Event::Stage {
+            name: stage.to_string(),
+        });
+        if stage == "testing" {
+            self.events.emit(&Event::Workload {
+                seconds: self.workload_s,
+            });
+        }
+    }
+    fn build_line(&mut self, line: &str) {
+        self.events.emit(&Event::Output {
+            line: line.to_string(),
+        });
+    }
+    fn console(&mut self, bytes: &[u8]) {
+        // Whole lines only; a long line without a newline is cut at 4 KiB.
+        self.partial.extend_from_slice(bytes);
+        while let Some(n) = self.partial.iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&self.partial[..n])
+                .trim_end()
+                .to_string();
+            self.partial.drain(..=n);
+            if !line.is_empty() {
+                self.events.emit(&Event::Output { line });
+            }
+        }
+        if self.partial.len() > 4096 {
+            self.partial.clear();
+        }
+    }
+    fn finding(&mut self, title: &str) {
+        self.events.emit(&Event::Finding {
+            title: title.to_string(),
+        });
     }
 }
 
@@ -334,7 +271,6 @@ impl LocalTester {
     /// become `interrupted`) and kills QEMU/virtiofsd left by a killed csdci.
     pub fn new(opts: RunOptions) -> Result<Self> {
         let repo = crate::vcs::open_tree(&opts.tree)?;
-        opts.validate()?;
         let store = Store::open(&opts.data_dir)?;
         match vm::reap_stale(&opts.data_dir) {
             Ok(killed) if !killed.is_empty() => {
@@ -427,11 +363,11 @@ impl LocalTester {
         NewRun {
             repo: self.repo.display().to_string(),
             commit: commit.to_string(),
-            vcpus: self.opts.vcpus,
-            memory_mb: self.opts.memory_mb,
-            accel_requested: self.opts.accel.to_string(),
+            vcpus: self.opts.spec.vcpus,
+            memory_mb: self.opts.spec.memory_mb,
+            accel_requested: self.opts.spec.accel.to_string(),
             scftorture: self.opts.guest_params().scftorture,
-            duration_s: self.opts.duration_s,
+            duration_s: self.opts.spec.duration_s,
             ..Default::default()
         }
     }
@@ -627,23 +563,24 @@ impl LocalTester {
         let cfg = vm::VmConfig {
             kernel: b.entry.vmlinux(),
             root_dir: root.clone(),
-            vcpus: self.opts.vcpus,
-            memory_mb: self.opts.memory_mb,
-            accel: self.opts.accel,
-            cmdline_extra: self.opts.cmdline_extra.clone(),
+            vcpus: self.opts.spec.vcpus,
+            memory_mb: self.opts.spec.memory_mb,
+            accel: self.opts.spec.accel,
+            cmdline_extra: self.opts.spec.cmdline_extra.clone(),
             console_log: console_log.clone(),
             run_dir: run_dir.clone(),
-            deadline: Duration::from_secs(self.opts.duration_s + self.opts.grace_s),
-            silence_timeout: Duration::from_secs(self.opts.silence_timeout_s),
+            deadline: Duration::from_secs(self.opts.spec.duration_s + self.opts.spec.grace_s),
+            silence_timeout: Duration::from_secs(self.opts.spec.silence_timeout_s),
             data_dir: self.opts.data_dir.clone(),
         };
         let mut analyzer = Analyzer::new();
         let mut panicked_at: Option<Instant> = None;
         let mut crashed_at: Option<Instant> = None;
-        let stop_after_crash = self.opts.stop_after_crash_s.map(Duration::from_secs);
+        let stop_after_crash = self.opts.spec.stop_after_crash_s.map(Duration::from_secs);
         let mut pre_nmi: Option<usize> = None;
         let mut user_stop = false;
         let mut said_init = false;
+        let mut seen = 0;
         let marker = vm::NMI_MARKER.as_bytes();
         let cancel = self.cancel.clone();
         let outcome = vm::run(&cfg, &mut |bytes: &[u8]| {
@@ -653,6 +590,10 @@ impl LocalTester {
                 }
                 analyzer.feed(bytes);
                 reporter.console(bytes);
+                for f in &analyzer.findings()[seen..] {
+                    reporter.finding(&f.title);
+                }
+                seen = analyzer.findings().len();
                 if !said_init {
                     said_init = true;
                     reporter.stage("testing");
@@ -722,6 +663,9 @@ impl LocalTester {
                 verdict: verdict.name().into(),
                 title: verdict.title().map(str::to_string),
                 findings: analysis.and_then(|a| serde_json::to_string(&a.findings).ok()),
+                console_findings: analysis
+                    .map(|a| crate::store::findings::StoredFinding::from_console(&a.findings))
+                    .unwrap_or_default(),
                 vm_exit: vm.map(|v| format!("{:?}", v.exit)),
                 reason,
             },
@@ -780,40 +724,5 @@ impl Tester for LocalTester {
             run_id: Some(r.run_id),
             seconds: r.timings.total,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(parse_memory("2G"), Ok(2048));
-        assert_eq!(parse_memory("512M"), Ok(512));
-        assert_eq!(parse_memory("1024"), Ok(1024));
-        assert_eq!(parse_memory("1.5g"), Ok(1536));
-        assert!(parse_memory("lots").is_err());
-        assert!(parse_memory("2X").is_err());
-        assert!(parse_memory("-1G").is_err());
-    }
-
-    #[test]
-    fn validation_errors_are_usage_errors() {
-        let mut o = RunOptions::new("/tmp", "/tmp/d");
-        o.vcpus = 1000;
-        let e = o.validate().unwrap_err();
-        assert!(e.is_usage() && e.to_string().contains("288"), "{e}");
-        o.vcpus = 100;
-        let e = o.validate().unwrap_err();
-        assert!(e.to_string().contains("CONFIG_NR_CPUS=64"), "{e}");
-        o.vcpus = 8;
-        o.memory_mb = 10;
-        assert!(o.validate().unwrap_err().is_usage());
-        o.memory_mb = 1024;
-        o.scftorture = "a;b".into();
-        assert!(o.validate().unwrap_err().is_usage());
-        o.scftorture = "nthreads=2".into();
-        o.validate().unwrap();
     }
 }

@@ -6,7 +6,13 @@
 pub mod command;
 pub mod local;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Sink;
+use crate::spec::RunSpec;
+use command::OnTimeout;
 
 use csdci_console::Analysis;
 
@@ -53,4 +59,118 @@ pub trait Tester {
     fn prepare(&mut self, commit: &str) -> crate::Result<Prepared>;
     /// Runs the prepared `commit` once; `attempt` counts runs of this commit from 0.
     fn run_once(&mut self, commit: &str, attempt: u32) -> crate::Result<RunReport>;
+}
+
+/// How a bisection's commits are tested: stored with it (typed JSON), so
+/// `--resume`, the scheduler and the web rebuild the same tester.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TesterSpec {
+    /// `--run CMD`: a shell command in csdci's checkout of each commit.
+    #[serde(alias = "run")]
+    Command {
+        /// The command (`sh -c`); relative scripts already made absolute.
+        cmd: String,
+        /// Seconds after which a run is stopped.
+        #[serde(default, alias = "timeout", skip_serializing_if = "Option::is_none")]
+        timeout_s: Option<u64>,
+        /// What a timeout means.
+        #[serde(default = "abort", skip_serializing_if = "is_abort")]
+        on_timeout: OnTimeout,
+    },
+    /// The QEMU pipeline on this host.
+    #[serde(alias = "qemu")]
+    Local {
+        /// How each commit is tested.
+        #[serde(alias = "options")]
+        spec: RunSpec,
+    },
+}
+
+fn abort() -> OnTimeout {
+    OnTimeout::Abort
+}
+
+fn is_abort(o: &OnTimeout) -> bool {
+    *o == OnTimeout::Abort
+}
+
+/// Where a tester of bisection `id` keeps its files.
+pub struct Context<'a> {
+    /// csdci's data directory.
+    pub data_dir: &'a Path,
+    /// The bisection the tester serves (names its worktree and logs).
+    pub id: i64,
+    /// The repository.
+    pub repo: &'a Path,
+}
+
+impl TesterSpec {
+    /// Makes the tester this spec describes; it reports builds, stages,
+    /// console lines and findings to `events`.
+    pub fn build(&self, ctx: &Context<'_>, events: Sink) -> crate::Result<Box<dyn Tester>> {
+        match self {
+            TesterSpec::Command {
+                cmd,
+                timeout_s,
+                on_timeout,
+            } => {
+                let wt = ctx
+                    .data_dir
+                    .join("worktrees")
+                    .join(format!("bisect-{}", ctx.id));
+                let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
+                let mut t = command::CommandTester::new(ctx.repo, &wt, &logs, cmd)?;
+                if let Some(s) = timeout_s {
+                    t = t.with_timeout(std::time::Duration::from_secs(*s), *on_timeout);
+                }
+                Ok(Box::new(t))
+            }
+            TesterSpec::Local { spec } => {
+                let opts = local::RunOptions::new(ctx.repo, ctx.data_dir, spec.clone())?;
+                crate::interrupt::install_interrupt_handler();
+                let reporter = local::EventReporter::new(events, spec.duration_s);
+                Ok(Box::new(
+                    local::LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
+                ))
+            }
+        }
+    }
+
+    /// The failures that count, for a bisection with this tester.
+    pub fn predicate(&self) -> Option<&str> {
+        match self {
+            TesterSpec::Command { .. } => None,
+            TesterSpec::Local { spec } => Some(&spec.predicate),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_stored_by_the_previous_csdci_still_read() {
+        let run: TesterSpec = serde_json::from_str(r#"{"kind":"run","cmd":"./t.sh"}"#).unwrap();
+        assert_eq!(
+            run,
+            TesterSpec::Command {
+                cmd: "./t.sh".into(),
+                timeout_s: None,
+                on_timeout: OnTimeout::Abort
+            }
+        );
+        let q: TesterSpec = serde_json::from_str(
+            r#"{"kind":"qemu","options":{"vcpus":8,"memory":"2G","duration":30,"scftorture":"","config_fragment":[],"accel":"auto","stop_after_crash":20}}"#,
+        )
+        .unwrap();
+        let TesterSpec::Local { spec } = &q else {
+            panic!("{q:?}")
+        };
+        assert_eq!((spec.vcpus, spec.memory_mb, spec.duration_s), (8, 2048, 30));
+        let again: TesterSpec = serde_json::from_str(&serde_json::to_string(&q).unwrap()).unwrap();
+        assert_eq!(again, q);
+        assert!(serde_json::from_str::<TesterSpec>(r#"{"kind":"lava"}"#).is_err());
+    }
 }

@@ -4,20 +4,55 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use super::Error;
-use super::process::{OwnedChild, procs_dir};
+use super::process::OwnedChild;
 use super::qemu;
 use super::qmp::Qmp;
 
 /// The machine type csdci guests use.
 pub const MACHINE: &str = "q35";
 
-/// The most vCPUs QEMU accepts for csdci's machine type (QMP `query-machines`,
-/// `cpu-max`; 288 for q35 on QEMU 7.2).
-pub fn max_vcpus(data_dir: &Path) -> Result<u32, Error> {
+/// The vCPU limit assumed when QEMU cannot be asked: q35's on QEMU 7.2
+/// (Debian bookworm).
+pub const FALLBACK_MAX_VCPUS: u32 = 288;
+
+/// The most vCPUs QEMU accepts for `machine` (a machine type name or alias,
+/// e.g. [`MACHINE`]): `cpu-max` in QMP `query-machines`. QEMU is asked once per
+/// process; when it cannot be asked (not installed, fails to start) or does not
+/// list `machine`, this is [`FALLBACK_MAX_VCPUS`].
+pub fn max_vcpus(machine: &str) -> u32 {
+    static MACHINES: OnceLock<Option<serde_json::Value>> = OnceLock::new();
+    let machines = MACHINES.get_or_init(|| {
+        query_machines()
+            .inspect_err(|e| {
+                tracing::debug!(
+                    "cannot ask QEMU its vCPU limits ({e}); assuming {FALLBACK_MAX_VCPUS}"
+                )
+            })
+            .ok()
+    });
+    machines
+        .as_ref()
+        .and_then(|m| {
+            let n = cpu_max(m, machine);
+            if n.is_none() {
+                tracing::debug!(
+                    "QEMU does not list machine '{machine}'; assuming {FALLBACK_MAX_VCPUS} vCPUs"
+                );
+            }
+            n
+        })
+        .unwrap_or(FALLBACK_MAX_VCPUS)
+}
+
+/// Asks QEMU (`-machine none`, QMP over an inherited socket) `query-machines`.
+fn query_machines() -> Result<serde_json::Value, Error> {
+    // The probe lives only for this call and dies with the calling thread
+    // (PR_SET_PDEATHSIG), so its pid file goes to a folder of its own.
+    let procs = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let (host, guest) = UnixStream::pair().map_err(|e| Error::Qmp(format!("socketpair: {e}")))?;
     let bin = qemu::binary();
     let mut cmd = Command::new(&bin);
@@ -52,18 +87,16 @@ pub fn max_vcpus(data_dir: &Path) -> Result<u32, Error> {
             Ok(())
         });
     }
-    let _child = OwnedChild::spawn(cmd, "qemu (limits)", &procs_dir(data_dir)).map_err(|e| {
-        Error::Spawn {
+    let _child =
+        OwnedChild::spawn(cmd, "qemu (limits)", procs.path()).map_err(|e| Error::Spawn {
             program: bin.display().to_string(),
             source: e,
-        }
-    })?;
+        })?;
     drop(guest);
     let mut q = Qmp::connect(host, |_| {})?;
     let machines = q.execute(qapi::qmp::query_machines { compat_props: None })?;
     let _ = q.quit();
-    cpu_max(&machines, MACHINE)
-        .ok_or_else(|| Error::Qmp(format!("query-machines does not list machine '{MACHINE}'")))
+    Ok(machines)
 }
 
 /// `cpu-max` of `machine` (by name or alias) in a `query-machines` answer.
@@ -94,17 +127,18 @@ mod tests {
     }
 
     #[test]
-    fn qemu_reports_its_limit() {
-        if Command::new(qemu::binary())
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+    fn max_vcpus_is_qemus_own_limit() {
+        let Ok(out) = Command::new(qemu::binary()).arg("--version").output() else {
             eprintln!("skipping: qemu-system-x86_64 not installed");
             return;
+        };
+        let real = cpu_max(&query_machines().unwrap(), MACHINE).unwrap();
+        assert_eq!(max_vcpus(MACHINE), real);
+        assert_eq!(max_vcpus(MACHINE), real, "cached");
+        assert!(real >= 255, "q35 allows {real} vCPUs");
+        if String::from_utf8_lossy(&out.stdout).contains("version 7.2.") {
+            assert_eq!(real, 288, "q35 of QEMU 7.2 (Debian bookworm)");
         }
-        let d = tempfile::tempdir().unwrap();
-        let n = max_vcpus(d.path()).unwrap();
-        assert!(n >= 255, "q35 allows {n} vCPUs");
+        assert_eq!(max_vcpus("no-such-machine"), FALLBACK_MAX_VCPUS);
     }
 }

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::io_error::PathIo;
+
 /// Infrastructure failures: the guest could not be run or observed. Never
 /// evidence about the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +47,15 @@ pub enum Error {
     VirtiofsdDied { status: String, log: String },
     #[error("qmp: {0}")]
     Qmp(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
     #[error("bad vm config: {0}")]
     Config(String),
 }
 
 impl Error {
     fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io(PathIo::new(path, source))
     }
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use crate::procfs;
+
 /// Folder (under the data directory) that holds one pid file per live child.
 pub fn procs_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("procs")
@@ -174,24 +176,12 @@ impl PidRecord {
 /// Start time (clock ticks since boot, field 22 of `/proc/PID/stat`) of a live
 /// process, or `None` when it does not exist.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces: fields restart after ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    procfs::stat(pid).map(|s| s.start_time)
 }
 
 /// True when `pid` is a live (not zombie) process that started at `start`.
 fn alive_as(pid: u32, start: u64) -> bool {
-    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace()
-                .next()
-                .map(|st| st == "Z" || st == "X")
-        })
-        .unwrap_or(true);
-    !zombie && start_time(pid).is_some_and(|s| s == start)
+    procfs::stat(pid).is_some_and(|s| !s.is_zombie() && s.start_time == start)
 }
 
 /// Kills the children that an earlier csdci left behind (it was SIGKILLed
@@ -238,10 +228,7 @@ mod tests {
 
     fn gone(pid: u32) -> bool {
         // A zombie still has /proc/PID; its state is 'Z'.
-        match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(s) => s[s.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
-        }
+        procfs::stat(pid).is_none_or(|s| s.state == 'Z')
     }
 
     #[test]

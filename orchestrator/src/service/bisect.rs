@@ -1,0 +1,157 @@
+//! Bisections: what to bisect and how ([`Request`]), recorded once
+//! ([`start`], or [`start_or_resume`] for a caller that reruns the same
+//! request), then driven by one process at a time ([`drive`]), which emits
+//! progress [`crate::events::Event`]s.
+
+use std::path::PathBuf;
+
+use crate::bisect::{self, Report, Settings, Start, driver};
+use crate::events::Sink;
+use crate::store::Store;
+use crate::testers::{Context, TesterSpec};
+
+/// A bisection to start.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// A path inside the git repository (only read).
+    pub tree: PathBuf,
+    /// Good revisions (at least one).
+    pub good: Vec<String>,
+    /// The bad revision.
+    pub bad: String,
+    /// Follow first parents only.
+    pub first_parent: bool,
+    /// How commits are tested.
+    pub tester: TesterSpec,
+    /// Stop at this posterior probability of the culprit (default 0.99).
+    pub confidence: Option<f64>,
+    /// Stop after this many runs in total.
+    pub max_runs: Option<u32>,
+    /// Runs of the bad tip that verify it fails first (default: 20 with the
+    /// local QEMU pipeline, 0 with a command, as `git bisect run`).
+    pub verify_bad: Option<u32>,
+    /// The test is deterministic: one run per commit.
+    pub deterministic: bool,
+    /// Test the bad tip with the culprit reverted.
+    pub revert_check: bool,
+    /// Which failures count (`any`, `csd`, `title:REGEX`).
+    pub predicate: String,
+}
+
+impl Request {
+    /// The bisection's settings: the engine set up for the tester.
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.engine.confidence = self.confidence.unwrap_or(s.engine.confidence);
+        s.engine.max_runs = self.max_runs;
+        if matches!(self.tester, TesterSpec::Local { .. }) {
+            s.engine = bisect::for_pipeline(s.engine);
+        }
+        if let Some(runs) = self.verify_bad {
+            s.engine.verify_bad_runs = runs;
+        }
+        if self.deterministic {
+            s.engine = bisect::for_deterministic(s.engine);
+            s.deterministic = true;
+        }
+        s.predicate = self.predicate.clone();
+        s.revert_check = self.revert_check;
+        s
+    }
+
+    fn start(&self) -> crate::Result<Start> {
+        Ok(Start {
+            tree: self.tree.clone(),
+            good: self.good.clone(),
+            bad: self.bad.clone(),
+            first_parent: self.first_parent,
+            settings: self.settings(),
+            tester: serde_json::to_value(&self.tester)
+                .map_err(|e| crate::Error::Usage(format!("tester: {e}")))?,
+        })
+    }
+}
+
+/// Checks `req`, resolves its revisions and records the bisection; returns
+/// its id. Nothing is tested yet.
+pub fn start(store: &Store, req: &Request) -> crate::Result<i64> {
+    driver::create(store, &req.start()?)
+}
+
+/// The unfinished bisection of exactly `req` (interrupted, killed, stopped by
+/// an infrastructure failure) when there is one, else a new one: `(id,
+/// resumed)`.
+pub fn start_or_resume(store: &Store, req: &Request) -> crate::Result<(i64, bool)> {
+    let start = req.start()?;
+    match driver::unfinished(store, &start)? {
+        Some(id) => Ok((id, true)),
+        None => Ok((driver::create(store, &start)?, false)),
+    }
+}
+
+/// Changes the confidence and run budget of bisection `id` for the rest of it
+/// (`csdci bisect --resume ID --confidence P --max-runs N`); returns the
+/// settings now in force.
+pub fn change_budget(
+    store: &Store,
+    id: i64,
+    confidence: Option<f64>,
+    max_runs: Option<u32>,
+) -> crate::Result<Settings> {
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    let mut settings: Settings =
+        serde_json::from_str(&b.settings).map_err(|e| bisect::Error::Settings {
+            id,
+            msg: e.to_string(),
+        })?;
+    if let Some(c) = confidence {
+        settings.engine.confidence = c;
+    }
+    if max_runs.is_some() {
+        settings.engine.max_runs = max_runs;
+    }
+    settings
+        .engine
+        .validate()
+        .map_err(|e| crate::Error::Usage(e.to_string()))?;
+    store.bisect_update_settings(id, &serde_json::to_string(&settings).unwrap_or_default())?;
+    Ok(settings)
+}
+
+/// The tester bisection `id` was started with.
+pub fn tester_of(store: &Store, id: i64) -> crate::Result<TesterSpec> {
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    serde_json::from_str(&b.tester).map_err(|e| {
+        bisect::Error::Settings {
+            id,
+            msg: format!("its tester is unreadable ({e}); was it started by a newer csdci?"),
+        }
+        .into()
+    })
+}
+
+/// Drives (or resumes) bisection `id` to its end: takes its lock first (a
+/// second process is refused with [`bisect::Error::Busy`] before anything
+/// touches its worktrees), makes its tester, runs the driver. Before the
+/// tester is made, `before` may change the bisection (a new budget).
+pub fn drive(
+    store: &Store,
+    id: i64,
+    before: &mut dyn FnMut(&Store) -> crate::Result<()>,
+    events: &Sink,
+) -> crate::Result<Report> {
+    let lock = driver::lock(store, id)?;
+    before(store)?;
+    let spec = tester_of(store, id)?;
+    let b = store.bisect_get(id)?.ok_or(bisect::Error::NotFound(id))?;
+    let repo = PathBuf::from(&b.repo);
+    let mut tester = spec.build(
+        &Context {
+            data_dir: store.data_dir(),
+            id,
+            repo: &repo,
+        },
+        events.clone(),
+    )?;
+    driver::run_locked(store, &lock, id, tester.as_mut(), events.as_ref())
+}

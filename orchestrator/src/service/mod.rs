@@ -1,0 +1,8 @@
+//! The use cases every front end calls (the command line today; the
+//! scheduler, the web dashboard and the patch bot next): start or resume a
+//! bisection and drive it, test one commit, validate a fix. Nothing here knows
+//! about clap, HTTP or terminals; progress is a stream of typed
+//! [`crate::events::Event`]s that each front end draws its own way.
+
+pub mod bisect;
+pub mod fix;
