@@ -360,8 +360,8 @@ impl Score {
     }
 }
 
-/// Where the corpus lies relative to the workspace root.
-pub const DEFAULT_DIR: &str = "../shared/corpus/syzkaller-linux-report/report";
+/// Where the vendored corpus lies relative to the workspace root.
+pub const DEFAULT_DIR: &str = "orchestrator/crates/console/testdata/syzkaller/report";
 
 #[cfg(test)]
 mod tests {
