@@ -12,9 +12,6 @@ use crate::image::GuestParams;
 use crate::kconfig::{self, Fragment};
 use crate::vm::Accel;
 
-/// QEMU's vCPU limit for the q35 machine csdci uses, when QEMU cannot be asked.
-pub const QEMU_MAX_VCPUS: u32 = 288;
-
 /// How a commit is tested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,14 +200,20 @@ impl RunSpec {
         if self.vcpus == 0 {
             return err("vcpus", "0: must be at least 1".into());
         }
-        if self.vcpus > QEMU_MAX_VCPUS {
-            return err(
-                "vcpus",
-                format!(
-                    "{}: QEMU's q35 machine supports at most {QEMU_MAX_VCPUS} vCPUs",
-                    self.vcpus
-                ),
-            );
+        // QEMU is asked only when the count could be over its limit: every
+        // QEMU csdci supports takes 255 vCPUs on q35.
+        if self.vcpus > 255 {
+            let max = crate::vm::limits::max_vcpus(crate::vm::limits::MACHINE);
+            if self.vcpus > max {
+                return err(
+                    "vcpus",
+                    format!(
+                        "{}: QEMU's {} machine supports at most {max} vCPUs",
+                        self.vcpus,
+                        crate::vm::limits::MACHINE
+                    ),
+                );
+            }
         }
         let fragments = self.fragments()?;
         let mut nr_cpus = None;
