@@ -2,29 +2,12 @@
 //! (which held `HEAD.lock` while the demo checked out), and a lock file left in
 //! the way is reported by its exact path. Real git repositories.
 
+mod common;
+
+use common::repo::git;
 use std::path::Path;
-use std::process::Command;
 
 use csdci::vcs::worktree::Worktree;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Ada Tester")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada Tester")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A repository with two commits (`one`, `two`).
 fn repo(dir: &Path) {

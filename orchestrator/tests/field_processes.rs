@@ -4,6 +4,9 @@
 //! a run past its timeout is skipped or aborts, never bad. Real git
 //! repositories, real processes.
 
+mod common;
+
+use common::repo::{CSDCI, git};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,27 +14,6 @@ use std::time::{Duration, Instant};
 use csdci::testers::command::CommandTester as RunTester;
 use csdci::testers::command::OnTimeout;
 use csdci::testers::{RunOutcome, Tester};
-
-const CSDCI: &str = env!("CARGO_BIN_EXE_csdci");
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Ada Tester")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada Tester")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A repository with `base` and `n` commits after it (commits from `culprit`
 /// on have `state` = bad), plus a data dir.

@@ -2,31 +2,14 @@
 //! (no "database is locked"), `bisect list`/`log` in a read-only data dir,
 //! and open errors that name the database. Real csdci processes.
 
+mod common;
+
+use common::repo::{CSDCI, git};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-
-const CSDCI: &str = env!("CARGO_BIN_EXE_csdci");
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Ada Tester")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada Tester")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository: `base`, then 4 commits, the third one bad.
 fn repo(path: &Path) {
