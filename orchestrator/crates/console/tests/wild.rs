@@ -2,46 +2,10 @@
 //! mailing lists and bug trackers, through syslog, journald and dmesg, from old
 //! kernels, wrapped by mailers. Every fixture is also fed in random chunks.
 
-use csdci_console::{Analysis, Analyzer, FindingKind, Verdict, analyze};
+mod common;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
-fn analyze_chunked(bytes: &[u8], seed: u64) -> Analysis {
-    let mut x = seed | 1;
-    let mut a = Analyzer::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let n = ((x % 61) as usize + 1).min(rest.len());
-        a.feed(&rest[..n]);
-        rest = &rest[n..];
-    }
-    a.finish()
-}
-
-fn check(name: &str) -> Analysis {
-    let bytes = fixture(name);
-    let whole = analyze(&bytes);
-    for seed in 1..5 {
-        assert_eq!(
-            analyze_chunked(&bytes, seed),
-            whole,
-            "{name}: chunking changed it"
-        );
-    }
-    whole
-}
-
-fn kinds(a: &Analysis) -> Vec<FindingKind> {
-    a.findings.iter().map(|f| f.kind).collect()
-}
+use common::*;
+use csdci_console::{FindingKind, Verdict, analyze};
 
 // Item 12: log tools' prefixes.
 
