@@ -1011,6 +1011,13 @@ pub fn run_locked(
             tip_check,
             inconsistent: d.inconsistent.clone(),
             deterministic: d.settings.deterministic,
+            first_finding_line: &|run| {
+                store
+                    .first_finding(run)
+                    .ok()
+                    .flatten()
+                    .map(|f| f.first_line)
+            },
         })
     })();
     match outcome {

@@ -237,19 +237,21 @@ pub struct Input<'a> {
     pub inconsistent: Option<String>,
     /// `--deterministic`.
     pub deterministic: bool,
+    /// The console line of a recorded run's first finding, from the store.
+    pub first_finding_line: &'a dyn Fn(i64) -> Option<u64>,
 }
 
-fn excerpt(log: &str) -> Vec<String> {
+/// The lines of `log` around its first finding (line `first`, as the store
+/// has it: the console is never analysed again), else its last 20 lines.
+fn excerpt(log: &str, first: Option<u64>) -> Vec<String> {
     let Ok(bytes) = std::fs::read(log) else {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    // Around the first finding when the console analyzer finds one, else the tail.
-    let analysis = csdci_console::analyze(&bytes);
-    let (from, to) = match analysis.findings.first() {
-        Some(f) => {
-            let l = (f.line as usize).saturating_sub(1);
+    let (from, to) = match first {
+        Some(line) => {
+            let l = (line as usize).saturating_sub(1).min(lines.len());
             (l.saturating_sub(5), (l + 30).min(lines.len()))
         }
         None => (lines.len().saturating_sub(20), lines.len()),
@@ -348,7 +350,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
                         first_failure = Some(FirstFailure {
                             commit: s.commit.clone(),
                             log: log.clone(),
-                            excerpt: excerpt(log),
+                            excerpt: excerpt(log, s.run_id.and_then(i.first_finding_line)),
                         });
                     }
                 }
@@ -659,4 +661,40 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "\n{f}");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_is_around_the_stored_first_finding_else_the_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("console.log");
+        let text: String = (1..=200).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&log, text).unwrap();
+        let log = log.to_string_lossy();
+        let around = excerpt(&log, Some(100));
+        assert_eq!(around.first().map(String::as_str), Some("line 95"));
+        assert!(around.contains(&"line 100".to_string()));
+        assert_eq!(around.len(), 35);
+        let tail = excerpt(&log, None);
+        assert_eq!(tail.first().map(String::as_str), Some("line 181"));
+        assert_eq!(tail.last().map(String::as_str), Some("line 200"));
+        // A stale line number past the end gives the end, never a panic.
+        assert!(excerpt(&log, Some(10_000)).len() <= 35);
+    }
+
+    #[test]
+    fn git_bisect_runs_follow_gits_midpoints() {
+        let none = vec![false; 64];
+        assert_eq!(git_bisect_runs(36, &none), Some(6));
+        assert_eq!(git_bisect_runs(63, &none), Some(6));
+        assert_eq!(git_bisect_runs(0, &vec![false; 1]), Some(0));
+        // The culprit inside an untestable stretch cannot be isolated.
+        let mut skip = vec![false; 64];
+        skip[30..40].iter_mut().for_each(|x| *x = true);
+        assert_eq!(git_bisect_runs(35, &skip), None);
+        assert!(git_bisect_runs(50, &skip).is_some());
+    }
 }
