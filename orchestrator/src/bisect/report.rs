@@ -690,7 +690,7 @@ mod tests {
         let none = vec![false; 64];
         assert_eq!(git_bisect_runs(36, &none), Some(6));
         assert_eq!(git_bisect_runs(63, &none), Some(6));
-        assert_eq!(git_bisect_runs(0, &vec![false; 1]), Some(0));
+        assert_eq!(git_bisect_runs(0, &[false; 1]), Some(0));
         // The culprit inside an untestable stretch cannot be isolated.
         let mut skip = vec![false; 64];
         skip[30..40].iter_mut().for_each(|x| *x = true);
