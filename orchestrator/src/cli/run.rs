@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
 use crate::spec::RunSpec;
-use crate::testers::local::{self as pipeline, Reporter, RunOptions, RunResult};
+use crate::testers::local::{self as pipeline, Reporter, RunResult};
 use crate::verdict::Verdict;
 use crate::vm::Accel;
 use crate::{Error, Result};
@@ -126,7 +126,7 @@ impl Reporter for Spinner {
 
 /// Runs `csdci run`; returns the exit code.
 pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
-    let opts = RunOptions::new(&args.tree, cli.data_dir(), args.run.spec()?)?;
+    let spec = args.run.spec()?;
     crate::interrupt::install_interrupt_handler();
     let mut spinner = (!args.json && std::io::stderr().is_terminal()).then(Spinner::new);
     let mut log = pipeline::LogReporter;
@@ -134,7 +134,8 @@ pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
         Some(s) => s,
         None => &mut log,
     };
-    let result = pipeline::run_commit(&opts, &args.commit, reporter);
+    let result =
+        crate::service::run::test_commit(&args.tree, &cli.data_dir(), &args.commit, spec, reporter);
     if let Some(s) = &spinner {
         s.bar.finish_and_clear();
     }

@@ -6,3 +6,4 @@
 
 pub mod bisect;
 pub mod fix;
+pub mod run;
