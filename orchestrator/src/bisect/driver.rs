@@ -1047,11 +1047,6 @@ enum Turn {
     Never,
 }
 
-/// Exit code for a report: 0 culprit isolated, 1 otherwise.
-pub fn exit_code(r: &Report) -> u8 {
-    if r.status == "culprit" { 0 } else { 1 }
-}
-
 /// True when the engine stopped because it was confident.
 pub fn confident(c: &Conclusion) -> bool {
     c.reason == StopReason::Confident

@@ -35,20 +35,13 @@ pub enum Error {
     Git(#[from] crate::vcs::Error),
     #[error("{what} failed: {detail}")]
     Tool { what: String, detail: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io_error::PathIo),
 }
 
 impl Error {
     fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io(crate::io_error::PathIo::new(path, source))
     }
 }
 

@@ -12,10 +12,7 @@ use super::{Error, Store};
 
 /// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
 fn process_start(pid: u32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22; fields after the ")" that closes comm.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::procfs::stat(pid).and_then(|s| i64::try_from(s.start_time).ok())
 }
 
 /// Marks rows of dead csdci processes `interrupted` (at every writing open).
