@@ -2,6 +2,7 @@
 //! (where the bisection is and what the current build or run is doing, with
 //! the workload's seconds left); otherwise plain lines, one per note.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ struct Now {
     stage: String,
     /// When the workload started, and how long it lasts.
     workload: Option<(Instant, u64)>,
+    /// Finding titles already shown for the current run.
+    shown: HashSet<String>,
 }
 
 /// Draws events (see the module documentation).
@@ -126,7 +129,12 @@ impl Events for Draw {
         };
         match event {
             Event::Note { text } => self.line(text),
-            Event::Finding { title } => self.line(&format!("finding: {title}")),
+            Event::Finding { title } => {
+                // Once per title and run: a CSD storm prints dozens.
+                if now.shown.insert(title.clone()) {
+                    self.line(&format!("finding: {title}"));
+                }
+            }
             Event::Step {
                 step,
                 kind,
@@ -158,6 +166,7 @@ impl Events for Draw {
                     _ => String::new(),
                 };
                 now.workload = None;
+                now.shown.clear();
             }
             Event::BuildStarted { commit } => {
                 now.stage = format!("preparing {}", short(commit));

@@ -119,7 +119,8 @@ pub struct EventReporter {
 }
 
 impl EventReporter {
-    /// Reports to `events`; the workload runs `workload_s` seconds.
+    /// Reports to `events`; the workload runs `workload_s` seconds (unless the
+    /// guest says otherwise).
     pub fn new(events: Sink, workload_s: u64) -> Self {
         EventReporter {
             events,
@@ -134,11 +135,6 @@ impl Reporter for EventReporter {
         self.events.emit(&Event::Stage {
             name: stage.to_string(),
         });
-        if stage == "testing" {
-            self.events.emit(&Event::Workload {
-                seconds: self.workload_s,
-            });
-        }
     }
     fn build_line(&mut self, line: &str) {
         self.events.emit(&Event::Output {
@@ -153,6 +149,15 @@ impl Reporter for EventReporter {
                 .trim_end()
                 .to_string();
             self.partial.drain(..=n);
+            // The guest's init says when the workload starts (images/init.sh).
+            if let Some(rest) = line.split("csdci: workload running for ").nth(1) {
+                let seconds = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(self.workload_s);
+                self.events.emit(&Event::Workload { seconds });
+            }
             if !line.is_empty() {
                 self.events.emit(&Event::Output { line });
             }
@@ -724,5 +729,44 @@ impl Tester for LocalTester {
             run_id: Some(r.run_id),
             seconds: r.timings.total,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn console_lines_and_the_workload_start_become_events() {
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let s = seen.clone();
+        let sink: Sink = Arc::new(move |e: &Event| s.lock().unwrap().push(e.clone()));
+        let mut r = EventReporter::new(sink, 60);
+        r.stage("booting");
+        // Split mid-line, as the console arrives.
+        r.console(b"[    1.0] Linux version 6.12\ncsdci: workload run");
+        r.console(b"ning for 45 s\npartial");
+        r.finding("BUG: soft lockup in smp_call_function");
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![
+                Event::Stage {
+                    name: "booting".into()
+                },
+                Event::Output {
+                    line: "[    1.0] Linux version 6.12".into()
+                },
+                Event::Workload { seconds: 45 },
+                Event::Output {
+                    line: "csdci: workload running for 45 s".into()
+                },
+                Event::Finding {
+                    title: "BUG: soft lockup in smp_call_function".into()
+                },
+            ]
+        );
     }
 }
