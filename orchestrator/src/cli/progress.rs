@@ -170,6 +170,9 @@ impl Events for Draw {
             }
             Event::BuildStarted { commit } => {
                 now.stage = format!("preparing {}", short(commit));
+                if !now.step.is_empty() {
+                    now.step = format!("preparing {}", short(commit));
+                }
                 now.workload = None;
             }
             Event::Stage { name } => {
