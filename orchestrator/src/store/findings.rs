@@ -142,3 +142,116 @@ impl Store {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{Finish, NewRun};
+
+    fn new_run() -> NewRun {
+        NewRun {
+            repo: "/linux".into(),
+            commit: "abc".into(),
+            vcpus: 8,
+            memory_mb: 2048,
+            accel_requested: "auto".into(),
+            scftorture: "nthreads=4".into(),
+            duration_s: 30,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_finished_run_keeps_its_findings_in_console_order() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let console = b"[    1.0] smp: Bringing up secondary CPUs ...\n\
+[   30.1] smp: csd: Detected non-responsive CSD lock (#1) on CPU#2, waiting 5000000000 ns for CPU#03 scf_handler_1+0x0/0x50(0xffff888000c6e0c0).\n\
+[   31.0] watchdog: BUG: soft lockup - CPU#2 stuck for 26s! [scftorture:91]\n";
+        let analysis = csdci_console::analyze(console);
+        assert!(analysis.findings.len() >= 2, "{:?}", analysis.findings);
+        let rows = StoredFinding::from_console(&analysis.findings);
+        let id = store.insert_run(&new_run()).unwrap();
+        store
+            .finish_run(
+                id,
+                &Finish {
+                    verdict: "failed".into(),
+                    console_findings: rows.clone(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let stored = store.run_findings(id).unwrap();
+        assert_eq!(stored, rows);
+        assert_eq!(stored[0].ordinal, 0);
+        assert_eq!(stored[0].kind, "csd_lock");
+        assert_eq!(stored[0].first_line, 2);
+        assert_eq!(stored[1].first_line, 3);
+        assert_eq!(store.first_finding(id).unwrap(), Some(rows[0].clone()));
+        // Nothing for a run that found nothing, or an unknown one.
+        let clean = store.insert_run(&new_run()).unwrap();
+        store
+            .finish_run(
+                clean,
+                &Finish {
+                    verdict: "clean".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(store.run_findings(clean).unwrap().is_empty());
+        assert_eq!(store.first_finding(999).unwrap(), None);
+    }
+
+    /// The run's finish and its findings are one transaction: when the
+    /// findings cannot be written the run is not `done` either.
+    #[test]
+    fn finish_and_findings_commit_together() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let id = store.insert_run(&new_run()).unwrap();
+        let f = StoredFinding {
+            ordinal: 0,
+            kind: "warning".into(),
+            title: "WARNING in f".into(),
+            first_line: 7,
+            last_line: None,
+            start_byte: None,
+            end_byte: None,
+            cpu: Some(1),
+            task: None,
+            corrupted: false,
+            crash_report: true,
+        };
+        // Two findings with one ordinal: the second insert fails.
+        let err = store.finish_run(
+            id,
+            &Finish {
+                verdict: "failed".into(),
+                console_findings: vec![f.clone(), f.clone()],
+                ..Default::default()
+            },
+        );
+        assert!(err.is_err());
+        let run = store.run(id).unwrap().unwrap();
+        assert_eq!(run.status, "running");
+        assert_eq!(run.verdict, None);
+        assert!(store.run_findings(id).unwrap().is_empty());
+        // Finishing again replaces, never duplicates.
+        for _ in 0..2 {
+            store
+                .finish_run(
+                    id,
+                    &Finish {
+                        verdict: "failed".into(),
+                        console_findings: vec![f.clone()],
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+        assert_eq!(store.run_findings(id).unwrap(), [f]);
+        assert_eq!(store.run(id).unwrap().unwrap().status, "done");
+    }
+}
