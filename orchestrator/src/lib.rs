@@ -16,6 +16,7 @@ pub mod events;
 pub mod image;
 pub mod interrupt;
 pub mod io_error;
+pub mod jobs;
 pub mod kconfig;
 pub mod lockfile;
 pub mod process_group;

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bisect;
 pub mod completions;
 pub mod demo;
+pub mod job;
 pub mod man;
 pub mod parse;
 pub mod progress;
@@ -76,6 +77,8 @@ pub enum Command {
     Bisect(bisect::Args),
     /// Make a real kernel history with a CSD-lock regression and bisect it.
     Demo(demo::Args),
+    /// Check and list nightly job files (jobs/*.yaml).
+    Job(job::Args),
     /// Benchmarks that print ratios.
     Bench(bench::Args),
     /// Print a shell completion script (bash, zsh, fish, ...).
@@ -118,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse::exec(&cli, args),
         Command::Bisect(args) => bisect::exec(&cli, args),
         Command::Demo(args) => demo::exec(&cli, args),
+        Command::Job(args) => job::exec(&cli, args),
         Command::Bench(args) => bench::exec(&cli, args),
         Command::Completions(args) => completions::exec(&cli, args),
         Command::Man(args) => man::exec(&cli, args),
