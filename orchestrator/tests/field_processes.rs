@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::repo::{CSDCI, git};
+use common::repo::{CSDCI, Repo, git};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,44 +15,31 @@ use csdci::testers::command::CommandTester as RunTester;
 use csdci::testers::command::OnTimeout;
 use csdci::testers::{RunOutcome, Tester};
 
-/// A repository with `base` and `n` commits after it (commits from `culprit`
-/// on have `state` = bad), plus a data dir.
-struct Repo {
-    tmp: tempfile::TempDir,
-    path: PathBuf,
-    data: PathBuf,
+/// A linear history of `n` commits after `base`; commits `culprit..` are bad.
+fn repo(n: usize, culprit: usize) -> Repo {
+    Repo::linear(n, culprit, |_| false).0
 }
 
-impl Repo {
-    fn linear(n: usize, culprit: usize) -> Repo {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let path = tmp.path().join("repo");
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&path).unwrap();
-        git(&path, &["init", "-q", "-b", "main"]);
-        std::fs::write(path.join("state"), "good\n").unwrap();
-        git(&path, &["add", "state"]);
-        git(&path, &["commit", "-qm", "base"]);
-        git(&path, &["tag", "base"]);
-        for i in 1..=n {
-            std::fs::write(path.join(format!("f{i}")), format!("{i}\n")).unwrap();
-            let state = if i >= culprit { "bad\n" } else { "good\n" };
-            std::fs::write(path.join("state"), state).unwrap();
-            git(&path, &["add", "-A"]);
-            git(&path, &["commit", "-qm", &format!("commit {i}")]);
-        }
-        Repo { tmp, path, data }
-    }
+/// What these tests need of a repository under test.
+trait Field {
+    /// A path in the test's temporary folder, beside the repository.
+    fn file(&self, name: &str) -> PathBuf;
+    /// The `--run` tester on the repository.
+    fn tester(&self, cmd: &str) -> RunTester;
+    /// `csdci bisect base main --run RUN`, started.
+    fn spawn_bisect(&self, run: &str) -> Child;
+}
 
+impl Field for Repo {
     fn file(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
+        self._tmp.path().join(name)
     }
 
     fn tester(&self, cmd: &str) -> RunTester {
         RunTester::new(
             &self.path,
-            &self.tmp.path().join("wt"),
-            &self.tmp.path().join("logs"),
+            &self._tmp.path().join("wt"),
+            &self._tmp.path().join("logs"),
             cmd,
         )
         .expect("tester")
@@ -74,13 +61,10 @@ impl Repo {
 
 /// Alive and not a zombie (pid 1 of a container may never reap orphans).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
+    u32::try_from(pid)
+        .ok()
+        .and_then(csdci::procfs::stat)
+        .is_some_and(|s| !s.is_zombie())
 }
 
 /// Waits (bounded) until every pid is gone; panics naming the survivors.
@@ -139,7 +123,7 @@ fn started(pids: &Path, child: &mut Child) -> Vec<i32> {
 
 #[test]
 fn exit_127_and_126_abort_instead_of_counting_as_bad() {
-    let r = Repo::linear(3, 2);
+    let r = repo(3, 2);
     let head = git(&r.path, &["rev-parse", "main"]);
     let not_exec = r.file("not-executable.sh");
     std::fs::write(&not_exec, "#!/bin/sh\nexit 0\n").unwrap();
@@ -166,7 +150,7 @@ fn exit_127_and_126_abort_instead_of_counting_as_bad() {
 
 #[test]
 fn cli_bisect_with_a_command_not_found_aborts() {
-    let r = Repo::linear(4, 2);
+    let r = repo(4, 2);
     let out = r.spawn_bisect("exit 127").wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -177,7 +161,7 @@ fn cli_bisect_with_a_command_not_found_aborts() {
 
 #[test]
 fn a_run_past_its_timeout_is_skipped_or_aborts_and_its_processes_die() {
-    let r = Repo::linear(2, 2);
+    let r = repo(2, 2);
     let head = git(&r.path, &["rev-parse", "main"]);
     for on_timeout in [OnTimeout::Skip, OnTimeout::Abort] {
         let pids = r.file(&format!("pids-{on_timeout:?}"));
@@ -216,7 +200,7 @@ fn a_run_past_its_timeout_is_skipped_or_aborts_and_its_processes_die() {
 
 #[test]
 fn a_fast_script_is_not_slowed_by_the_guardian() {
-    let r = Repo::linear(2, 2);
+    let r = repo(2, 2);
     let head = git(&r.path, &["rev-parse", "main"]);
     let mut t = r.tester("grep -q good state");
     t.prepare(&head).unwrap();
@@ -229,7 +213,7 @@ fn a_fast_script_is_not_slowed_by_the_guardian() {
 
 #[test]
 fn kill_9_of_csdci_kills_the_whole_test_script() {
-    let r = Repo::linear(8, 5);
+    let r = repo(8, 5);
     let (hang, pids) = (r.file("hang"), r.file("pids"));
     std::fs::write(&hang, "").unwrap();
     let mut child = r.spawn_bisect(&hanging_script(&hang, &pids));
@@ -245,7 +229,7 @@ fn sigterm_and_sigint_exit_130_kill_the_script_and_resume() {
         nix::sys::signal::Signal::SIGTERM,
         nix::sys::signal::Signal::SIGINT,
     ] {
-        let r = Repo::linear(8, 5);
+        let r = repo(8, 5);
         let (hang, pids) = (r.file("hang"), r.file("pids"));
         std::fs::write(&hang, "").unwrap();
         let mut child = r.spawn_bisect(&hanging_script(&hang, &pids));
@@ -284,7 +268,7 @@ fn sigterm_and_sigint_exit_130_kill_the_script_and_resume() {
 #[test]
 fn cli_timeout_skips_or_aborts_and_kills_the_hung_script() {
     // Abort (the default): every run hangs; the first one ends the bisection.
-    let r = Repo::linear(6, 4);
+    let r = repo(6, 4);
     let (hang, pids) = (r.file("hang"), r.file("pids"));
     std::fs::write(&hang, "").unwrap();
     let start = Instant::now();
@@ -310,7 +294,7 @@ fn cli_timeout_skips_or_aborts_and_kills_the_hung_script() {
 
     // Skip: the last good commit hangs; it is journalled as untestable (never
     // bad), and nothing of the hung run survives.
-    let r = Repo::linear(6, 4);
+    let r = repo(6, 4);
     let pids = r.file("pids");
     let last_good = git(&r.path, &["rev-parse", "main~3"]);
     let script = format!(
