@@ -669,14 +669,22 @@ impl Driver<'_> {
 
     /// Tests a commit outside the candidate list (a merge base, the bad tip as a
     /// control, the reverted tip), journalled as `kinds`: runs it until it fails
-    /// or has passed `planned` times. Resumes from the journal.
+    /// or has passed as often as [`Driver::planned_runs`] says at `fail_rate`.
+    /// Resumes from the journal.
     fn control(
         &mut self,
         tester: &mut dyn Tester,
         kinds: Kinds,
         commit: &str,
-        planned: u32,
-    ) -> crate::Result<Control> {
+        fail_rate: f64,
+    ) -> crate::Result<report::Check> {
+        let planned = self.planned_runs(fail_rate);
+        let check = |runs, fails, untestable| report::Check {
+            commit: commit.to_string(),
+            runs,
+            fails,
+            untestable,
+        };
         loop {
             let steps = self.store.bisect_steps(self.id, true)?;
             let mine = |k: &'static str| {
@@ -686,10 +694,10 @@ impl Driver<'_> {
             };
             if let Some(s) = mine(kinds.build).find(|s| s.outcome.as_deref() == Some("untestable"))
             {
-                return Ok(Control::Untestable(s.reason.clone().unwrap_or_default()));
+                return Ok(check(0, 0, Some(s.reason.clone().unwrap_or_default())));
             }
             if let Some(s) = mine(kinds.run).find(|s| s.outcome.as_deref() == Some("skip")) {
-                return Ok(Control::Untestable(s.reason.clone().unwrap_or_default()));
+                return Ok(check(0, 0, Some(s.reason.clone().unwrap_or_default())));
             }
             let runs = mine(kinds.run)
                 .filter(|s| matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other")))
@@ -698,7 +706,7 @@ impl Driver<'_> {
                 .filter(|s| s.outcome.as_deref() == Some("fail"))
                 .count() as u32;
             if fails > 0 || runs >= planned {
-                return Ok(Control::Tested { runs, fails });
+                return Ok(check(runs, fails, None));
             }
             if self.prepared.as_ref().map(|p| p.0.as_str()) != Some(commit)
                 && self
@@ -731,28 +739,14 @@ impl Driver<'_> {
         &mut self,
         tester: &mut dyn Tester,
         fail_rate: f64,
-    ) -> crate::Result<Vec<report::MergeBaseCheck>> {
+    ) -> crate::Result<Vec<report::Check>> {
         let mut checks = Vec::new();
         for mb in self.merge_bases()? {
             self.say(format!(
                 "testing the merge base {} of the good and bad revisions first",
                 short(&mb)
             ));
-            let planned = self.planned_runs(fail_rate);
-            let check = match self.control(tester, MERGE_BASE, &mb, planned)? {
-                Control::Tested { runs, fails } => report::MergeBaseCheck {
-                    commit: mb,
-                    runs,
-                    fails,
-                    untestable: None,
-                },
-                Control::Untestable(why) => report::MergeBaseCheck {
-                    commit: mb,
-                    runs: 0,
-                    fails: 0,
-                    untestable: Some(why),
-                },
-            };
+            let check = self.control(tester, MERGE_BASE, &mb, fail_rate)?;
             let bad = check.fails > 0;
             checks.push(check);
             if bad {
@@ -811,12 +805,10 @@ impl Driver<'_> {
                 }
             }
         };
-        let planned = self.planned_runs(fail_rate);
-        Ok(match self.control(tester, REVERT, &revert_sha, planned)? {
-            Control::Tested { runs, fails } => {
-                report::RevertCheck::tested(&revert_sha, runs, fails)
-            }
-            Control::Untestable(why) => report::RevertCheck::untestable(
+        let c = self.control(tester, REVERT, &revert_sha, fail_rate)?;
+        Ok(match c.untestable {
+            None => report::RevertCheck::tested(&revert_sha, c.runs, c.fails),
+            Some(why) => report::RevertCheck::untestable(
                 &revert_sha,
                 format!("the reverted tip cannot be tested: {why}"),
             ),
@@ -846,12 +838,6 @@ const REVERT: Kinds = Kinds {
     build: "revert_build",
     run: "revert_run",
 };
-
-/// What testing a commit outside the candidate list showed.
-enum Control {
-    Tested { runs: u32, fails: u32 },
-    Untestable(String),
-}
 
 /// How a bisection ended, before the report.
 enum Ending {
@@ -916,7 +902,7 @@ pub fn run_locked(
         inconsistent: None,
     };
     let outcome = (|| -> crate::Result<Report> {
-        let mut merge_bases: Option<Vec<report::MergeBaseCheck>> = None;
+        let mut merge_bases: Option<Vec<report::Check>> = None;
         let ending = loop {
             if merge_bases.is_none() {
                 let steps = store.bisect_steps(id, true)?;
@@ -968,20 +954,8 @@ pub fn run_locked(
                 "the culprit is the bad tip {}, which has not been seen failing: running it",
                 short(&d.bad)
             ));
-            let planned = d.planned_runs(rate);
             let bad = d.bad.clone();
-            tip_check = Some(match d.control(tester, TIP, &bad, planned)? {
-                Control::Tested { runs, fails } => report::TipCheck {
-                    runs,
-                    fails,
-                    untestable: None,
-                },
-                Control::Untestable(why) => report::TipCheck {
-                    runs: 0,
-                    fails: 0,
-                    untestable: Some(why),
-                },
-            });
+            tip_check = Some(d.control(tester, TIP, &bad, rate)?);
         }
         let tip_passes = tip_check
             .as_ref()

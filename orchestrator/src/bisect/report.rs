@@ -95,28 +95,17 @@ impl RevertCheck {
     }
 }
 
-/// A merge base of the good and bad revisions, tested before bisecting (as
-/// `git bisect` does when a good revision is not an ancestor of the bad one).
+/// A commit tested outside the candidate list: a merge base of the good and
+/// bad revisions (tested first, as `git bisect` does when a good revision is
+/// not an ancestor of the bad one), or the bad tip run as a control when the
+/// culprit is the tip and nothing had shown it failing (trusted with `--run`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MergeBaseCheck {
+pub struct Check {
     /// Full sha.
     pub commit: String,
     /// Runs that counted.
     pub runs: u32,
-    /// Of those, failures as the predicate asks (any: the merge base is bad).
-    pub fails: u32,
-    /// Why it could not be tested, if it could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub untestable: Option<String>,
-}
-
-/// The bad tip run as a control, when the culprit is the tip and nothing had
-/// shown the tip failing (it is trusted with `--run`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TipCheck {
-    /// Runs that counted.
-    pub runs: u32,
-    /// Of those, failures.
+    /// Of those, failures as the predicate asks.
     pub fails: u32,
     /// Why it could not be tested, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,10 +180,10 @@ pub struct Report {
     /// Merge bases tested before bisecting (empty when every good revision is
     /// an ancestor of the bad one).
     #[serde(default)]
-    pub merge_bases: Vec<MergeBaseCheck>,
-    /// The bad tip run as a control (see [`TipCheck`]).
+    pub merge_bases: Vec<Check>,
+    /// The bad tip run as a control (see [`Check`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tip_check: Option<TipCheck>,
+    pub tip_check: Option<Check>,
     /// Runs `git bisect run` would have needed for the same answer with a
     /// deterministic test (its midpoints, the merge bases, no repeats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,9 +219,9 @@ pub struct Input<'a> {
     /// What the driver found beyond the engine's conclusion.
     pub verdict: Option<Verdict>,
     /// Merge bases tested.
-    pub merge_bases: Vec<MergeBaseCheck>,
+    pub merge_bases: Vec<Check>,
     /// The bad tip run as a control.
-    pub tip_check: Option<TipCheck>,
+    pub tip_check: Option<Check>,
     /// With `--deterministic`: why the results contradict each other.
     pub inconsistent: Option<String>,
     /// `--deterministic`.
