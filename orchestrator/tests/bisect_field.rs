@@ -224,6 +224,14 @@ fn a_revert_that_does_not_fix_the_failure_makes_the_culprit_doubtful() {
     assert_eq!(code, 1);
     assert!(text.contains("DOUBTFUL"), "{text}");
     assert!(!text.contains("Fixes:"), "{text}");
+    // `bisect list` does not call it a culprit either.
+    let out = r.csdci(&["bisect", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains(&format!("doubtful {}", &shas[4][..12])),
+        "{list}"
+    );
+    assert!(!list.contains("culprit "), "{list}");
 }
 
 /// Starts a bisection whose runs each take a while, kills it (SIGKILL) after

@@ -423,21 +423,19 @@ fn list(store: &Store, json: bool) -> crate::Result<u8> {
             .as_deref()
             .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
             .map(|v| {
+                // A doubtful culprit is listed as doubtful, never as "culprit".
+                let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("?");
                 match v
                     .get("culprit")
                     .and_then(|c| c.get("sha"))
                     .and_then(|s| s.as_str())
                 {
                     Some(s) => format!(
-                        "culprit {} ({:.1}%)",
-                        &s[..12.min(s.len())],
+                        "{status} {} ({:.1}%)",
+                        short(s),
                         v.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0) * 100.0
                     ),
-                    None => v
-                        .get("status")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or("?")
-                        .to_string(),
+                    None => status.to_string(),
                 }
             })
             .or(b.error.clone())
