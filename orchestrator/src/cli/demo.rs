@@ -136,7 +136,12 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         println!();
         println!("{}", report::render(&report));
     }
-    let matches = report.culprit.as_ref().map(|c| c.sha == history.regression);
+    // Only a culprit the checks do not contradict counts (not a doubtful one).
+    let matches = report
+        .culprit
+        .as_ref()
+        .filter(|_| report.status == "culprit")
+        .map(|c| c.sha == history.regression);
     if !json {
         match matches {
             Some(true) => println!(
@@ -147,7 +152,10 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
                 "The culprit is NOT the planted regression {} (see the journal: csdci bisect log {id}).",
                 short(&history.regression)
             ),
-            None => println!("The culprit was not isolated (see: csdci bisect log {id})."),
+            None => println!(
+                "The culprit was not isolated ({}; see: csdci bisect log {id}).",
+                report.status
+            ),
         }
     }
 
