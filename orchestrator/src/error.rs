@@ -31,6 +31,9 @@ pub enum Error {
     Interrupted,
     #[error("demo: {0}")]
     Demo(#[from] crate::demo::Error),
+    /// Another csdci process is running a night of this job.
+    #[error("job {0} is already running in another csdci process; try again when it ends")]
+    JobBusy(String),
 }
 
 impl Error {
@@ -50,7 +53,10 @@ impl Error {
 
     /// True when another csdci process is driving the bisection asked for.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Bisect(crate::bisect::Error::Busy(_)))
+        matches!(
+            self,
+            Error::Bisect(crate::bisect::Error::Busy(_)) | Error::JobBusy(_)
+        )
     }
 
     /// True for errors caused by the user's input (exit code 3).

@@ -479,7 +479,46 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
                 bisect.max_runs = m.value;
             }
         }
+        bisect.verify_runs = b.verify_runs.as_ref().map(|v| v.value);
     }
+    let fixed_after = match &f.fixed_after {
+        Some(n) if n.value == 0 => {
+            cx.at(
+                &n.referenced,
+                "fixed_after",
+                "0: a regression is fixed after at least one clean night (e.g. `fixed_after: 3`)",
+            );
+            3
+        }
+        Some(n) => n.value,
+        None => 3,
+    };
+    let command = match &f.run {
+        Some(r) => {
+            if let Some(t) = &f.test {
+                cx.at(
+                    &t.referenced,
+                    "test",
+                    "`run` tests commits with a command; `test` is for the QEMU pipeline: keep one of them",
+                );
+            }
+            if let Some(m) = &f.matrix {
+                cx.at(
+                    &m.referenced,
+                    "matrix",
+                    "`run` tests commits with a command; `matrix` is for the QEMU pipeline: keep one of them",
+                );
+            }
+            match crate::bisect::command::resolve(&r.value, dir, dir) {
+                Ok(c) => Some(c),
+                Err(m) => {
+                    cx.at(&r.referenced, "run", m);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let notify = f.notify.as_ref().and_then(|n| check_notify(&mut cx, n));
     let keep = match &f.keep {
         Some(k) => match parse_keep(&k.value) {
@@ -624,6 +663,8 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
         schedule: schedule.expect("no errors"),
         cells,
         runs,
+        command,
+        fixed_after,
         bisect,
         notify,
         keep,

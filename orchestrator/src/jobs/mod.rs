@@ -110,6 +110,17 @@ pub struct JobFile {
     /// Runs per cell each night (default 1).
     #[serde(default)]
     pub runs: Option<Spanned<u32>>,
+    /// A shell command that tests each commit instead of the QEMU pipeline,
+    /// as `csdci bisect --run` does: run in csdci's checkout of the commit,
+    /// exit 0 good, 125 cannot be tested, 1-127 otherwise bad. A relative
+    /// script is found beside the job file. Replaces `test` and `matrix`.
+    #[serde(default)]
+    pub run: Option<Spanned<String>>,
+    /// Clean nights in a row (each with at least as many runs as the nights
+    /// that showed it) after which an open regression is marked fixed
+    /// (default 3).
+    #[serde(default)]
+    pub fixed_after: Option<Spanned<u32>>,
     /// Whether and how a new failure is bisected.
     #[serde(default)]
     pub bisect: Option<BisectFile>,
@@ -136,6 +147,10 @@ pub struct BisectFile {
     /// Most test runs one bisection may spend (default 100).
     #[serde(default)]
     pub max_runs: Option<Spanned<u32>>,
+    /// Runs of the failing head that verify it fails before bisecting
+    /// (default: as `csdci bisect`, 20 with the QEMU pipeline, 0 with `run`).
+    #[serde(default)]
+    pub verify_runs: Option<Spanned<u32>>,
 }
 
 fn yes() -> bool {
@@ -192,6 +207,11 @@ pub struct Job {
     pub cells: Vec<Cell>,
     /// Runs per cell.
     pub runs: u32,
+    /// The `run` command (absolute script path), testing commits instead of
+    /// the QEMU pipeline; the job then has one cell, `default`.
+    pub command: Option<String>,
+    /// Clean nights after which an open regression is fixed.
+    pub fixed_after: u32,
     /// Bisection of new failures.
     pub bisect: BisectPolicy,
     /// Mail notification, if any.
@@ -209,6 +229,8 @@ pub struct BisectPolicy {
     pub confidence: f64,
     /// Most runs per bisection.
     pub max_runs: u32,
+    /// Runs verifying the failing head first (`None`: csdci bisect's default).
+    pub verify_runs: Option<u32>,
 }
 
 impl Default for BisectPolicy {
@@ -217,6 +239,7 @@ impl Default for BisectPolicy {
             enabled: true,
             confidence: 0.99,
             max_runs: 100,
+            verify_runs: None,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The use cases every front end calls (the command line today; the
-//! scheduler, the web dashboard and the patch bot next): start or resume a
-//! bisection and drive it, test one commit, validate a fix. Nothing here knows
-//! about clap, HTTP or terminals; progress is a stream of typed
-//! [`crate::events::Event`]s that each front end draws its own way.
+//! The use cases every front end calls (the command line, the scheduler, the
+//! web dashboard and the patch bot): start or resume a bisection and drive
+//! it, test one commit, validate a fix, run a job's night, send the outbox.
+//! Nothing here knows about clap, HTTP or terminals; progress is a stream of
+//! typed [`crate::events::Event`]s that each front end draws its own way.
 
 pub mod bisect;
 pub mod fix;
+pub mod night;
 pub mod run;
+pub mod slots;

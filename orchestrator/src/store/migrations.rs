@@ -182,8 +182,101 @@ INSERT INTO findings (run_id, ordinal, kind, title, first_line, cpu, task, corru
       AND json_type(f.value, '$.line') = 'integer';
 ";
 
+/// Version 4: nightly jobs. `job_state` is the scheduler's memory (the last
+/// schedule slot each job ran for); `nights` one row per job, branch and
+/// night (`running` until it ends, so a restart resumes it); `night_cells` one
+/// row per matrix cell of a night, its counters updated after every run;
+/// `regressions` what the nights found (deduplicated by job, branch and
+/// normalised title while open), `regression_nights` which nights saw each;
+/// `mails` the outbox: a mail is written here before it is sent and marked
+/// sent after, once per regression and kind.
+const V4_NIGHTS: &str = "
+CREATE TABLE job_state (
+    job           TEXT PRIMARY KEY,
+    last_slot     TEXT,
+    last_started  TEXT,
+    last_finished TEXT
+);
+CREATE TABLE nights (
+    id            INTEGER PRIMARY KEY,
+    job           TEXT NOT NULL,
+    branch        TEXT NOT NULL,
+    tree          TEXT NOT NULL,
+    head          TEXT,
+    prev_head     TEXT,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'unchanged', 'tested', 'infra', 'interrupted')),
+    reason        TEXT,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT
+);
+CREATE INDEX nights_job ON nights (job, branch, id);
+CREATE TABLE night_cells (
+    night_id      INTEGER NOT NULL REFERENCES nights(id),
+    cell          TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'clean', 'failed', 'build_failed', 'infra')),
+    runs          INTEGER NOT NULL DEFAULT 0,
+    fails         INTEGER NOT NULL DEFAULT 0,
+    infra         INTEGER NOT NULL DEFAULT 0,
+    titles        TEXT NOT NULL DEFAULT '[]',
+    run_ids       TEXT NOT NULL DEFAULT '[]',
+    build_error   TEXT,
+    artifact_id   TEXT,
+    PRIMARY KEY (night_id, cell)
+);
+CREATE TABLE regressions (
+    id              INTEGER PRIMARY KEY,
+    job             TEXT NOT NULL,
+    branch          TEXT NOT NULL,
+    cell            TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('test', 'build')),
+    status          TEXT NOT NULL CHECK (status IN ('open', 'fixed')),
+    good            TEXT,
+    bad             TEXT NOT NULL,
+    first_night     INTEGER NOT NULL REFERENCES nights(id),
+    last_seen_night INTEGER NOT NULL REFERENCES nights(id),
+    last_bad_head   TEXT NOT NULL,
+    runs_seen       INTEGER NOT NULL DEFAULT 0,
+    clean_nights    INTEGER NOT NULL DEFAULT 0,
+    bisection_id    INTEGER REFERENCES bisections(id),
+    culprit         TEXT,
+    detail          TEXT,
+    fixed_night     INTEGER REFERENCES nights(id),
+    fixed_head      TEXT,
+    fixed_range     TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX regressions_open ON regressions (job, branch, title) WHERE status = 'open';
+CREATE TABLE regression_nights (
+    regression_id INTEGER NOT NULL REFERENCES regressions(id),
+    night_id      INTEGER NOT NULL REFERENCES nights(id),
+    runs          INTEGER NOT NULL,
+    fails         INTEGER NOT NULL,
+    PRIMARY KEY (regression_id, night_id)
+) WITHOUT ROWID;
+CREATE TABLE mails (
+    id             INTEGER PRIMARY KEY,
+    regression_id  INTEGER NOT NULL REFERENCES regressions(id),
+    kind           TEXT NOT NULL CHECK (kind IN ('report', 'fixed')),
+    message_id     TEXT NOT NULL UNIQUE,
+    in_reply_to    TEXT,
+    sender         TEXT NOT NULL,
+    recipients     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    relay          TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    sent_at        TEXT,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    UNIQUE (regression_id, kind)
+);
+";
+
 /// Every migration, in order: entry `i` makes version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_TABLES, V2_STEP_KINDS, V3_FINDINGS];
+const MIGRATIONS: &[&str] = &[V1_TABLES, V2_STEP_KINDS, V3_FINDINGS, V4_NIGHTS];
 
 /// The schema version this csdci writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -197,6 +290,9 @@ pub const OLDEST_READABLE: u32 = 0;
 
 /// Whether the findings table exists at schema `version`.
 pub(crate) const FINDINGS_SINCE: u32 = 3;
+
+/// Whether the nightly tables exist at schema `version`.
+pub(crate) const NIGHTS_SINCE: u32 = 4;
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

@@ -13,7 +13,10 @@
 
 pub mod bisect;
 pub mod findings;
+pub mod mails;
 pub mod migrations;
+pub mod nights;
+pub mod regressions;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
