@@ -36,13 +36,18 @@ impl Predicate {
 
     /// True when the analysis shows the failure being bisected.
     pub fn matches(&self, a: &Analysis) -> bool {
+        a.findings
+            .iter()
+            .any(|f| self.matches_title(&f.title, f.kind))
+            || matches!(self, Predicate::Title(re) if a.title.as_deref().is_some_and(|t| re.is_match(t)))
+    }
+
+    /// True when one finding (its title and kind) is the failure asked for.
+    pub fn matches_title(&self, title: &str, kind: FindingKind) -> bool {
         match self {
-            Predicate::Any => !a.findings.is_empty(),
-            Predicate::Csd => a.findings.iter().any(|f| f.kind == FindingKind::CsdLock),
-            Predicate::Title(re) => {
-                a.findings.iter().any(|f| re.is_match(&f.title))
-                    || a.title.as_deref().is_some_and(|t| re.is_match(t))
-            }
+            Predicate::Any => true,
+            Predicate::Csd => kind == FindingKind::CsdLock,
+            Predicate::Title(re) => re.is_match(title),
         }
     }
 }

@@ -425,6 +425,26 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
     {
         cx.at(&f.branch.referenced, "branch", "give a branch name (`master`) or a list (`[master, next]`) without empty names or spaces");
     }
+    let reference = f.reference.as_ref().and_then(|r| {
+        let t = r.value.trim();
+        let p = match t.strip_prefix("~/") {
+            Some(rest) => dirs::home_dir().map_or(PathBuf::from(t), |h| h.join(rest)),
+            None => dir.join(t),
+        };
+        if p.join(".git").exists() || p.join("objects").is_dir() {
+            Some(p)
+        } else {
+            cx.at(
+                &r.referenced,
+                "reference",
+                format!(
+                    "`{t}`: {} is not a local git repository; give the path of a clone of the tree, or leave `reference` out",
+                    p.display()
+                ),
+            );
+            None
+        }
+    });
     let tz = match &f.timezone {
         Some(t) => match parse_tz(t.value.trim()) {
             Ok(tz) => Some(tz),
@@ -660,6 +680,7 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
         ),
         tree,
         branches,
+        reference,
         schedule: schedule.expect("no errors"),
         cells,
         runs,

@@ -92,6 +92,11 @@ pub struct JobFile {
     pub tree: Spanned<String>,
     /// The branch to test, or a list of branches; each is fetched every run.
     pub branch: Spanned<Branches>,
+    /// A local clone of the same project whose objects csdci's clone borrows
+    /// (as `git clone --reference`): a night's fetch then transfers only the
+    /// new commits. Relative to the job file; `~` is the home directory.
+    #[serde(default)]
+    pub reference: Option<Spanned<String>>,
     /// When the job runs: a five-field cron expression (`0 2 * * *`) or a
     /// nickname (`@daily`), read in `timezone`.
     pub schedule: Spanned<String>,
@@ -201,6 +206,8 @@ pub struct Job {
     pub tree: String,
     /// Branches fetched and tested every run.
     pub branches: Vec<String>,
+    /// A local repository lending its objects to csdci's clone.
+    pub reference: Option<PathBuf>,
     /// When it runs.
     pub schedule: Schedule,
     /// The matrix cells, each a full RunSpec (one cell without a matrix).

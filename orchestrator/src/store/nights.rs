@@ -270,13 +270,11 @@ impl Store {
              VALUES (?1, ?2, ?3, 'running')",
             params![night, cell, spec],
         )?;
-        Ok(self
-            .conn()
-            .query_row(
-                &format!("SELECT {CELL_COLS} FROM night_cells WHERE night_id = ?1 AND cell = ?2"),
-                params![night, cell],
-                cell_row,
-            )?)
+        Ok(self.conn().query_row(
+            &format!("SELECT {CELL_COLS} FROM night_cells WHERE night_id = ?1 AND cell = ?2"),
+            params![night, cell],
+            cell_row,
+        )?)
     }
 
     /// Writes a cell's status and counters.
@@ -322,7 +320,13 @@ impl Store {
         cell: &str,
         before: i64,
     ) -> Result<Option<(Night, NightCell)>, Error> {
-        self.cell_query(job, branch, cell, before, "c.status IN ('clean', 'failed', 'build_failed')")
+        self.cell_query(
+            job,
+            branch,
+            cell,
+            before,
+            "c.status IN ('clean', 'failed', 'build_failed')",
+        )
     }
 
     /// The last night of `job`/`branch` before night `before` on which cell

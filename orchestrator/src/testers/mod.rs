@@ -3,6 +3,7 @@
 //! QEMU pipeline on this host) and [`command`] (`--run CMD`, like `git bisect
 //! run`). A LAVA lab will be one more module here.
 
+pub mod build_only;
 pub mod command;
 pub mod local;
 
@@ -85,6 +86,12 @@ pub enum TesterSpec {
         #[serde(alias = "options")]
         spec: RunSpec,
     },
+    /// Whether the commit builds with the spec's configuration (a build
+    /// break found by a nightly job); nothing is booted.
+    Build {
+        /// The configuration (its fragments) the commit is built with.
+        spec: RunSpec,
+    },
 }
 
 fn abort() -> OnTimeout {
@@ -134,13 +141,21 @@ impl TesterSpec {
                     local::LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
                 ))
             }
+            TesterSpec::Build { spec } => {
+                let opts = local::RunOptions::new(ctx.repo, ctx.data_dir, spec.clone())?;
+                crate::interrupt::install_interrupt_handler();
+                let reporter = local::EventReporter::new(events, spec.duration_s);
+                Ok(Box::new(build_only::BuildTester::new(
+                    local::LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
+                )))
+            }
         }
     }
 
     /// The failures that count, for a bisection with this tester.
     pub fn predicate(&self) -> Option<&str> {
         match self {
-            TesterSpec::Command { .. } => None,
+            TesterSpec::Command { .. } | TesterSpec::Build { .. } => None,
             TesterSpec::Local { spec } => Some(&spec.predicate),
         }
     }

@@ -1,6 +1,7 @@
 //! Version control: csdci-owned worktrees (git CLI: fast checkout of a 92k-file
 //! tree), revision parsing and commit-graph queries (git2).
 
+pub mod fetch;
 pub mod graph;
 pub mod mirror;
 pub mod revert;
