@@ -15,6 +15,7 @@ pub mod man;
 pub mod parse;
 pub mod progress;
 pub mod run;
+pub mod serve;
 
 /// What `csdci --version` prints after the name: the version and the git commit
 /// it was built from (`unknown` outside a checkout; see `build.rs`).
@@ -79,6 +80,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Check and list nightly job files (jobs/*.yaml).
     Job(job::Args),
+    /// Run the nightly scheduler: fire each job of --jobs by its schedule (SIGHUP reloads).
+    Serve(serve::Args),
     /// Benchmarks that print ratios.
     Bench(bench::Args),
     /// Print a shell completion script (bash, zsh, fish, ...).
@@ -122,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Bisect(args) => bisect::exec(&cli, args),
         Command::Demo(args) => demo::exec(&cli, args),
         Command::Job(args) => job::exec(&cli, args),
+        Command::Serve(args) => serve::exec(&cli, args),
         Command::Bench(args) => bench::exec(&cli, args),
         Command::Completions(args) => completions::exec(&cli, args),
         Command::Man(args) => man::exec(&cli, args),

@@ -8,4 +8,5 @@ pub mod bisect;
 pub mod fix;
 pub mod night;
 pub mod run;
+pub mod scheduler;
 pub mod slots;
