@@ -7,6 +7,7 @@ pub mod bisect_sim;
 pub mod corpus;
 pub mod demo;
 pub mod parse;
+pub mod serve_idle;
 
 /// Arguments of `csdci bench`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,8 @@ pub enum Which {
     Corpus(corpus::Args),
     /// A finished pipeline bisection (the demo's) vs its lower bound.
     Demo(demo::Args),
+    /// Memory and wakeups of an idle `csdci serve` with 20 job files.
+    ServeIdle(serve_idle::Args),
 }
 
 /// Runs `csdci bench`; returns the exit code.
@@ -35,5 +38,6 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         Which::Parse(a) => parse::exec(cli, a),
         Which::Corpus(a) => corpus::exec(cli, a),
         Which::Demo(a) => demo::exec(cli, a),
+        Which::ServeIdle(a) => serve_idle::exec(cli, a),
     }
 }
