@@ -13,6 +13,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod image;
 pub mod interrupt;
 pub mod io_error;

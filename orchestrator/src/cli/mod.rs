@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bisect;
 pub mod completions;
 pub mod demo;
+pub mod export;
 pub mod job;
 pub mod man;
 pub mod parse;
@@ -80,6 +81,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Check and list nightly job files (jobs/*.yaml).
     Job(job::Args),
+    /// Export the nights for other systems (KCIDB v5 JSON).
+    Export(export::Args),
     /// Run the nightly scheduler: fire each job of --jobs by its schedule (SIGHUP reloads).
     Serve(serve::Args),
     /// Benchmarks that print ratios.
@@ -125,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Bisect(args) => bisect::exec(&cli, args),
         Command::Demo(args) => demo::exec(&cli, args),
         Command::Job(args) => job::exec(&cli, args),
+        Command::Export(args) => export::exec(&cli, args),
         Command::Serve(args) => serve::exec(&cli, args),
         Command::Bench(args) => bench::exec(&cli, args),
         Command::Completions(args) => completions::exec(&cli, args),
