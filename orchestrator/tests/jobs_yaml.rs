@@ -228,3 +228,75 @@ fn list_json_gives_the_next_run() {
     assert_eq!(job["cells"][0]["last_result"], "never run");
     assert_eq!(job["open_regressions"], serde_json::json!([]));
 }
+
+#[test]
+fn run_and_test_together_are_refused() {
+    let text = format!("{BASE}run: ./check.sh\ntest:\n  vcpus: 4\n");
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("check.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        d.path().join("check.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let f = d.path().join("j.yaml");
+    std::fs::write(&f, &text).unwrap();
+    let out = csdci(d.path(), &["job", "check", f.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{}:5:", f.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("keep one of them"), "{stderr}");
+    // Alone, the script beside the job file is found.
+    std::fs::write(&f, format!("{BASE}run: ./check.sh\n")).unwrap();
+    let out = csdci(d.path(), &["job", "check", f.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_missing_run_script_and_reference_and_zero_fixed_after() {
+    assert_bad(
+        "a.yaml",
+        format!("{BASE}run: ./nope.sh\n").as_bytes(),
+        5,
+        &["run", "nope.sh"],
+    );
+    assert_bad(
+        "b.yaml",
+        format!("{BASE}reference: /nonexistent/linux\n").as_bytes(),
+        5,
+        &["reference", "not a local git repository"],
+    );
+    assert_bad(
+        "c.yaml",
+        format!("{BASE}fixed_after: 0\n").as_bytes(),
+        5,
+        &["fixed_after", "at least one clean night"],
+    );
+}
+
+#[test]
+fn job_run_names_an_unknown_job_and_needs_once() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("jobs")).unwrap();
+    std::fs::write(d.path().join("jobs/a.yaml"), BASE).unwrap();
+    let out = csdci(d.path(), &["job", "run", "tt", "--once"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no job `tt` in jobs: did you mean `t`?"),
+        "{stderr}"
+    );
+    let out = csdci(d.path(), &["job", "run", "t"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("pass --once"), "{stderr}");
+}

@@ -515,19 +515,14 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
     };
     let command = match &f.run {
         Some(r) => {
-            if let Some(t) = &f.test {
-                cx.at(
-                    &t.referenced,
-                    "test",
-                    "`run` tests commits with a command; `test` is for the QEMU pipeline: keep one of them",
-                );
-            }
-            if let Some(m) = &f.matrix {
-                cx.at(
-                    &m.referenced,
-                    "matrix",
-                    "`run` tests commits with a command; `matrix` is for the QEMU pipeline: keep one of them",
-                );
+            for (given, other) in [(f.test.is_some(), "test"), (f.matrix.is_some(), "matrix")] {
+                if given {
+                    cx.at(
+                        &r.referenced,
+                        "run",
+                        format!("`run` tests commits with a command and `{other}` is for the QEMU pipeline: keep one of them"),
+                    );
+                }
             }
             match crate::bisect::command::resolve(&r.value, dir, dir) {
                 Ok(c) => Some(c),

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 pub mod repo;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 

@@ -60,20 +60,35 @@ fn count_title(cell: &mut NightCell, title: &str) {
     }
 }
 
-/// Builds `head` and runs cell `cell` until it has `job.runs` runs, writing
-/// its counters after every run. Returns with the cell finished (`clean`,
-/// `failed`, `build_failed` or `infra`), or with an error (interrupted:
-/// the cell stays `running` and the next night resumes it).
+/// What every cell of one night is tested with.
+pub struct CellRun<'a> {
+    pub store: &'a Store,
+    pub job: &'a Job,
+    /// The failures that count.
+    pub predicate: &'a Predicate,
+    /// The branch head tested.
+    pub head: &'a str,
+    pub opts: &'a Options,
+    pub events: &'a Sink,
+}
+
+/// Builds the head and runs cell `cell` until it has `job.runs` runs,
+/// writing its counters after every run. Returns with the cell finished
+/// (`clean`, `failed`, `build_failed` or `infra`), or with an error
+/// (interrupted: the cell stays `running` and the next night resumes it).
 pub fn test_cell(
-    store: &Store,
-    job: &Job,
+    run: &CellRun<'_>,
     tester: &mut dyn Tester,
-    predicate: &Predicate,
-    head: &str,
     cell: &mut NightCell,
-    opts: &Options,
-    events: &Sink,
 ) -> crate::Result<()> {
+    let CellRun {
+        store,
+        job,
+        predicate,
+        head,
+        opts,
+        events,
+    } = *run;
     let note = |text: String| events.emit(&Event::Note { text });
     note(format!(
         "{} {}: building {}",
@@ -114,14 +129,29 @@ pub fn test_cell(
                 match &report.analysis {
                     Some(a) if predicate.matches(a) => {
                         cell.fails += 1;
-                        let title = a
+                        // Every distinct title the run showed counts once: a
+                        // flaky failure shows its findings in varying order,
+                        // and a later night must still match the regression.
+                        let mut seen: Vec<String> = a
                             .findings
                             .iter()
-                            .find(|f| predicate.matches_title(&f.title, f.kind))
-                            .map(|f| f.title.clone())
-                            .or_else(|| a.title.clone())
-                            .unwrap_or_else(|| "kernel failure without a title".into());
-                        count_title(cell, &csdci_console::title::normalize(&title));
+                            .filter(|f| predicate.matches_title(&f.title, f.kind))
+                            .map(|f| csdci_console::title::normalize(&f.title))
+                            .collect();
+                        if seen.is_empty() {
+                            seen.push(csdci_console::title::normalize(
+                                a.title
+                                    .as_deref()
+                                    .unwrap_or("kernel failure without a title"),
+                            ));
+                        }
+                        let mut counted: Vec<&String> = Vec::new();
+                        for t in &seen {
+                            if !counted.contains(&t) {
+                                count_title(cell, t);
+                                counted.push(t);
+                            }
+                        }
                     }
                     // Failed, but not as the job's predicate asks: a run, not a failure.
                     Some(_) => {}

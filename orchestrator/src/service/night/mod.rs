@@ -232,16 +232,15 @@ fn branch_night(
             night,
             events,
         )?;
-        cells::test_cell(
+        let run = cells::CellRun {
             store,
             job,
-            tester.as_mut(),
-            &predicate,
-            &head,
-            &mut c,
+            predicate: &predicate,
+            head: &head,
             opts,
             events,
-        )?;
+        };
+        cells::test_cell(&run, tester.as_mut(), &mut c)?;
     }
 
     // Compare with the nights before.
@@ -365,9 +364,7 @@ fn request(
         ),
         (None, "build") => (TesterSpec::Build { spec }, true, "any".to_string()),
         (None, _) => {
-            // The regression's own title, so an older, different failure in
-            // the range does not mislead the bisection.
-            let predicate = format!("title:^{}$", regex::escape(&r.title));
+            let predicate = spec.predicate.clone();
             (TesterSpec::Local { spec }, false, predicate)
         }
     };

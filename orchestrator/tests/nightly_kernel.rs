@@ -1,0 +1,222 @@
+//! Three nights of a job on the demo kernel history, as a maintainer runs
+//! them with `csdci job run NAME --once`: real kernel builds, real QEMU guests
+//! running scftorture, a real SMTP server on loopback.
+//!
+//! Night 1 tests a clean head. The history with the planted CSD-lock
+//! regression is pushed upstream; night 2 finds the failure, bisects it to the
+//! planted commit and mails one report naming it. The fix is pushed; night 3
+//! runs clean, marks the regression fixed and sends the threaded follow-up.
+//!
+//! The upstream repository borrows the imported kernel repository's objects,
+//! and the job names that repository as its `reference`, so a night fetches
+//! only refs. Shares the kernel repository and the data directory (the build
+//! cache) with the other real-kernel tests.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::repo::git;
+use common::smtp::{Smtp, header};
+use common::{data_dir, kernel_repo};
+use serde_json::Value;
+
+/// Runs csdci with a wall-clock limit: (exit code, stdout).
+fn csdci(args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csdci"))
+        .arg("--data-dir")
+        .arg(data_dir())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn csdci");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_secs(10));
+            let _ = child.kill();
+            panic!("csdci {args:?} ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
+}
+
+fn night(jobs: &Path, name: &str) -> (i32, Value) {
+    let (code, out) = csdci(
+        &[
+            "job",
+            "run",
+            name,
+            "--once",
+            "--json",
+            "--public-url",
+            "https://ci.example.org",
+            "--jobs",
+            jobs.to_str().unwrap(),
+        ],
+        Duration::from_secs(40 * 60),
+    );
+    let v =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON ({e}), exit {code}: {out}"));
+    (code, v)
+}
+
+#[test]
+fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
+    let repo = kernel_repo();
+    let (code, out) = csdci(
+        &[
+            "demo",
+            "--dir",
+            repo.to_str().unwrap(),
+            "--commits",
+            "16",
+            "--seed",
+            "5",
+            "--prepare-only",
+            "--json",
+        ],
+        Duration::from_secs(1200),
+    );
+    assert_eq!(code, 0, "{out}");
+    let h: Value = serde_json::from_str(&out).expect("history json");
+    let h = &h["history"];
+    let (good, bad, fix, regression) = (
+        h["good"].as_str().unwrap(),
+        h["bad"].as_str().unwrap(),
+        h["fix"].as_str().unwrap(),
+        h["regression"].as_str().unwrap(),
+    );
+
+    // "Upstream": a bare repository whose main branch moves as commits land.
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("linux.git");
+    let st = Command::new("git")
+        .args(["clone", "-q", "--bare", "--shared", "--no-tags"])
+        .arg(&repo)
+        .arg(&up)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    git(&up, &["update-ref", "refs/heads/main", good]);
+
+    let mut smtp = Smtp::start();
+    let name = format!(
+        "csd-demo-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(
+        jobs.join(format!("{name}.yaml")),
+        format!(
+            "name: {name}\n\
+             tree: {up}\n\
+             reference: {repo}\n\
+             branch: main\n\
+             schedule: \"0 3 * * *\"\n\
+             test:\n  vcpus: 8\n  duration: 30\n  stop_after_crash_s: 20\n\
+             runs: 2\n\
+             fixed_after: 1\n\
+             bisect:\n  verify_runs: 1\n  max_runs: 80\n\
+             notify:\n  to: [\"CSD watchers <csd@example.org>\"]\n  from: csdci@example.org\n  \
+             smtp:\n    url: \"smtp://127.0.0.1:{port}\"\n    starttls: false\n",
+            up = up.display(),
+            repo = repo.display(),
+            port = smtp.port
+        ),
+    )
+    .unwrap();
+
+    // Night 1: the clean base.
+    let (code, v) = night(&jobs, &name);
+    assert_eq!(code, 0, "{v:#}");
+    let b = &v["branches"][0];
+    assert_eq!(b["status"], "tested", "{v:#}");
+    assert_eq!(b["head"], good);
+    assert_eq!(b["cells"][0]["status"], "clean", "{v:#}");
+    assert!(smtp.messages().is_empty());
+
+    // The history with the regression lands.
+    git(&up, &["update-ref", "refs/heads/main", bad]);
+    let (code, v) = night(&jobs, &name);
+    assert_eq!(code, 1, "{v:#}");
+    let b = &v["branches"][0];
+    assert_eq!(b["cells"][0]["status"], "failed", "{v:#}");
+    let reg = b["opened"][0].as_i64().expect("a regression opened");
+    let x = &b["bisected"][0];
+    assert_eq!(x["regression"], reg, "{v:#}");
+    assert_eq!(
+        x["culprit"], regression,
+        "bisected to the planted commit: {v:#}"
+    );
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "one report: {mails:#?}");
+    let report = &mails[0];
+    let subject = header(report, "Subject").unwrap_or_default();
+    assert!(subject.starts_with("[csdci] "), "{subject}");
+    assert!(subject.contains("linux/main"), "{subject}");
+    assert!(report.contains(&regression[..12]), "{report}");
+    assert!(report.contains("Fixes: "), "{report}");
+    assert!(report.contains("csdci run"), "{report}");
+    assert!(
+        report.contains(&format!("https://ci.example.org/regressions/{reg}")),
+        "{report}"
+    );
+    let report_id = header(report, "Message-ID").expect("Message-ID");
+
+    // A night with nothing new tests nothing and mails nothing.
+    let (code, v) = night(&jobs, &name);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["branches"][0]["status"], "unchanged", "{v:#}");
+    assert_eq!(smtp.messages().len(), 1);
+
+    // The fix lands: clean, fixed, one threaded follow-up.
+    git(&up, &["update-ref", "refs/heads/main", fix]);
+    let (code, v) = night(&jobs, &name);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["branches"][0]["fixed"], serde_json::json!([reg]), "{v:#}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    assert_eq!(
+        header(&mails[1], "In-Reply-To").as_deref(),
+        Some(report_id.as_str())
+    );
+    assert!(mails[1].contains(&fix[..12]), "{}", mails[1]);
+    smtp.stop();
+
+    // `job list` shows the job with nothing open.
+    let (code, out) = csdci(
+        &["job", "list", "--json", "--jobs", jobs.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0);
+    let l: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        l[0]["open_regressions"].as_array().unwrap().is_empty(),
+        "{l:#}"
+    );
+}
