@@ -385,7 +385,10 @@ fn a_last_slot_far_in_the_past_fires_once_at_start() {
             || slot == csdci::service::scheduler::slot_text(again),
         "{slot} is not the latest 03:00; log:\n{log}"
     );
-    assert!(log.contains("missed nights run once"), "{log}");
+    // Started more than a minute after the slot: logged as a missed night.
+    if Utc::now() - expected > chrono::TimeDelta::minutes(2) {
+        assert!(log.contains("missed nights run once"), "{log}");
+    }
     assert_eq!(last_slot(s.data(), "daily").as_deref(), Some(slot.as_str()));
     // The loop looks at every job again after a night ends, before it takes
     // the next message: once the reload is logged, a burst would have shown.
