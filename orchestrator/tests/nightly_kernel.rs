@@ -138,7 +138,7 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
              reference: {repo}\n\
              branch: main\n\
              schedule: \"0 3 * * *\"\n\
-             test:\n  vcpus: 8\n  duration: 30\n  stop_after_crash_s: 20\n\
+             test:\n  vcpus: 8\n  duration: 20\n  stop_after_crash_s: 15\n\
              runs: 2\n\
              fixed_after: 1\n\
              bisect:\n  verify_runs: 1\n  max_runs: 80\n\

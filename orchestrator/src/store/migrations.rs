@@ -425,14 +425,23 @@ mod tests {
                 .query_row("SELECT step_id FROM bisect_posteriors", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(post, 5);
-            let f: (String, i64, bool) = conn
-                .query_row(
-                    "SELECT kind, first_line, crash_report FROM findings WHERE run_id = 7",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+            // Findings are copied from `runs.findings` by the step that made
+            // the table; a run written at version 3 or later stores them itself.
+            if v < FINDINGS_SINCE {
+                let f: (String, i64, bool) = conn
+                    .query_row(
+                        "SELECT kind, first_line, crash_report FROM findings WHERE run_id = 7",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .unwrap();
+                assert_eq!(f, ("warning".into(), 12, true));
+            }
+            // The nightly tables are there and empty.
+            let nights: i64 = conn
+                .query_row("SELECT count(*) FROM nights", [], |r| r.get(0))
                 .unwrap();
-            assert_eq!(f, ("warning".into(), 12, true));
+            assert_eq!(nights, 0);
             let fk: i64 = conn
                 .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                     r.get(0)
