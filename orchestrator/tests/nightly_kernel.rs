@@ -2,10 +2,14 @@
 //! them with `csdci job run NAME --once`: real kernel builds, real QEMU guests
 //! running scftorture, a real SMTP server on loopback.
 //!
-//! Night 1 tests a clean head. The history with the planted CSD-lock
-//! regression is pushed upstream; night 2 finds the failure, bisects it to the
-//! planted commit and mails one report naming it. The fix is pushed; night 3
-//! runs clean, marks the regression fixed and sends the threaded follow-up.
+//! Night 1 tests a clean head. Then upstream's head is a commit that does not
+//! compile: a build regression, bisected (does it build?) to the commit that
+//! broke it and mailed with the compiler error. The history with the planted
+//! CSD-lock regression is pushed; that night the build is fixed (follow-up
+//! mail) and the failure is found, bisected from the last head that ran clean
+//! to the planted commit and mailed once. A night with nothing new tests
+//! nothing. The fix is pushed; the next night runs clean, marks the regression
+//! fixed and sends the threaded follow-up.
 //!
 //! The upstream repository borrows the imported kernel repository's objects,
 //! and the job names that repository as its `reference`, so a night fetches
@@ -160,7 +164,27 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
     assert_eq!(b["cells"][0]["status"], "clean", "{v:#}");
     assert!(smtp.messages().is_empty());
 
-    // The history with the regression lands.
+    // A head that does not compile: a build regression, bisected to the
+    // commit that broke the build, reported with the compiler error.
+    let broken = h["broken"][0].as_str().unwrap();
+    git(&up, &["update-ref", "refs/heads/main", broken]);
+    let (code, v) = night(&jobs, &name);
+    assert_eq!(code, 1, "{v:#}");
+    let b = &v["branches"][0];
+    assert_eq!(b["cells"][0]["status"], "build_failed", "{v:#}");
+    let build_reg = b["opened"][0].as_i64().expect("a build regression");
+    assert_eq!(b["bisected"][0]["culprit"], broken, "{v:#}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert!(
+        mails[0].contains("error:"),
+        "the compiler error: {}",
+        mails[0]
+    );
+    assert!(mails[0].contains(&broken[..12]), "{}", mails[0]);
+    let build_report_id = header(&mails[0], "Message-ID").expect("Message-ID");
+
+    // The history with the regression lands (and builds again).
     git(&up, &["update-ref", "refs/heads/main", bad]);
     let (code, v) = night(&jobs, &name);
     assert_eq!(code, 1, "{v:#}");
@@ -173,9 +197,22 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
         x["culprit"], regression,
         "bisected to the planted commit: {v:#}"
     );
+    assert_eq!(
+        b["fixed"],
+        serde_json::json!([build_reg]),
+        "the build works again: {v:#}"
+    );
     let mails = smtp.messages();
-    assert_eq!(mails.len(), 1, "one report: {mails:#?}");
-    let report = &mails[0];
+    assert_eq!(mails.len(), 3, "build fixed, one report: {mails:#?}");
+    let fixed_build = mails
+        .iter()
+        .find(|m| header(m, "In-Reply-To").as_deref() == Some(build_report_id.as_str()))
+        .expect("the build break's follow-up");
+    assert!(fixed_build.contains(&bad[..12]), "{fixed_build}");
+    let report = mails
+        .iter()
+        .find(|m| m.contains(&regression[..12]) && header(m, "In-Reply-To").is_none())
+        .expect("the CSD report");
     let subject = header(report, "Subject").unwrap_or_default();
     assert!(subject.starts_with("[csdci] "), "{subject}");
     assert!(subject.contains("linux/main"), "{subject}");
@@ -192,7 +229,7 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
     let (code, v) = night(&jobs, &name);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["branches"][0]["status"], "unchanged", "{v:#}");
-    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages().len(), 3);
 
     // The fix lands: clean, fixed, one threaded follow-up.
     git(&up, &["update-ref", "refs/heads/main", fix]);

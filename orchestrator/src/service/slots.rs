@@ -47,6 +47,24 @@ impl Slots {
         *used += 1;
         Slot { slots: self }
     }
+
+    /// Waits for a free slot and takes it, unless `stop` becomes true first
+    /// (checked each second while waiting): `None` then.
+    pub fn acquire_unless(&self, stop: impl Fn() -> bool) -> Option<Slot<'_>> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= self.max {
+            if stop() {
+                return None;
+            }
+            used = self
+                .freed
+                .wait_timeout(used, std::time::Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *used += 1;
+        Some(Slot { slots: self })
+    }
 }
 
 impl Drop for Slot<'_> {
@@ -100,6 +118,12 @@ mod tests {
         }
         assert_eq!(*peak.lock().unwrap(), 2);
         assert_eq!(slots.in_use(), 0);
+        // A waiter asked to stop gives up instead of waiting for a slot.
+        let one = Slots::new(1);
+        let held = one.acquire();
+        assert!(one.acquire_unless(|| true).is_none());
+        drop(held);
+        assert!(one.acquire_unless(|| true).is_some());
         assert!(default_max_guests() >= 1);
     }
 }

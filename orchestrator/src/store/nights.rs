@@ -329,6 +329,18 @@ impl Store {
         )
     }
 
+    /// The last finished night of `job`/`branch` before night `before` that
+    /// ran cell `cell` (clean or failed: its head built), with that cell.
+    pub fn last_ran_before(
+        &self,
+        job: &str,
+        branch: &str,
+        cell: &str,
+        before: i64,
+    ) -> Result<Option<(Night, NightCell)>, Error> {
+        self.cell_query(job, branch, cell, before, "c.status IN ('clean', 'failed')")
+    }
+
     /// The last night of `job`/`branch` before night `before` on which cell
     /// `cell` was clean.
     pub fn last_clean_before(

@@ -112,7 +112,13 @@ pub fn test_cell(
         }
         let attempt = cell.runs + cell.infra;
         let report = {
-            let _slot = opts.guests.as_ref().map(|g| g.acquire());
+            let _slot = match &opts.guests {
+                Some(g) => Some(
+                    g.acquire_unless(crate::interrupt::interrupted)
+                        .ok_or(crate::Error::Interrupted)?,
+                ),
+                None => None,
+            };
             tester.run_once(head, attempt)?
         };
         if let Some(id) = report.run_id {

@@ -249,7 +249,14 @@ fn branch_night(
     let mut attached = Vec::new();
     for c in &tonight {
         let open = open_regressions(store, job, branch)?;
-        let prev = store.last_cell_before(&job.name, branch, &c.cell, night)?;
+        // A failure is compared with the last night the cell ran (a night
+        // whose head did not build tested nothing); a build break with the
+        // last night that tried to build it.
+        let prev = if c.status == "build_failed" {
+            store.last_cell_before(&job.name, branch, &c.cell, night)?
+        } else {
+            store.last_ran_before(&job.name, branch, &c.cell, night)?
+        };
         let prev = prev
             .as_ref()
             .and_then(|(n, pc)| n.head.as_deref().map(|h| (h, pc)));
