@@ -1,0 +1,280 @@
+//! The pages' data: plain serde structs the [`crate::Dashboard`] fills. Each
+//! page renders one of them as HTML and serves the same value as JSON under
+//! `/api/v1/…`, so the two never disagree.
+
+use serde::{Deserialize, Serialize};
+
+/// The front page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Overview {
+    /// The last night of every job and branch.
+    pub jobs: Vec<JobRow>,
+    /// Open regressions, newest first.
+    pub regressions: Vec<Regression>,
+    /// The latest runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// The latest bisections, newest first.
+    pub bisections: Vec<BisectionRow>,
+}
+
+/// A job's branch and its last night.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobRow {
+    pub job: String,
+    pub branch: String,
+    pub night_id: i64,
+    pub head: Option<String>,
+    pub status: String,
+    pub started_at: String,
+    /// The last result per matrix cell.
+    pub cells: Vec<CellResult>,
+}
+
+/// One matrix cell of one night.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CellResult {
+    pub cell: String,
+    pub status: String,
+    pub runs: u32,
+    pub fails: u32,
+    pub titles: Vec<String>,
+    /// The run ids of the cell (the first links to its run page).
+    pub run_ids: Vec<i64>,
+}
+
+/// A regression a job found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Regression {
+    pub id: i64,
+    pub job: String,
+    pub branch: String,
+    pub cell: String,
+    pub title: String,
+    pub status: String,
+    pub first_night: i64,
+    /// The bisection started for it, and that bisection's status.
+    pub bisection_id: Option<i64>,
+    pub bisection_status: Option<String>,
+    pub culprit: Option<String>,
+}
+
+/// One run in a list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub commit: String,
+    pub status: String,
+    pub verdict: Option<String>,
+    pub title: Option<String>,
+    pub started_at: String,
+}
+
+/// One bisection in a list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BisectionRow {
+    pub id: i64,
+    pub repo: String,
+    pub good: Vec<String>,
+    pub bad: String,
+    pub status: String,
+    /// "culprit abc123 (97 %)", "running", the error …
+    pub summary: String,
+    pub updated_at: String,
+}
+
+/// A job's history: one row per night.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobHistory {
+    pub job: String,
+    pub nights: Vec<NightRow>,
+}
+
+/// One night of a job's branch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NightRow {
+    pub id: i64,
+    pub branch: String,
+    pub head: Option<String>,
+    pub status: String,
+    pub started_at: String,
+    /// Runs and failing runs over all cells (the chart).
+    pub runs: u32,
+    pub fails: u32,
+    pub cells: Vec<CellResult>,
+}
+
+/// A run: what was tested, how long it took, what it found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunPage {
+    pub id: i64,
+    pub repo: String,
+    pub commit: String,
+    pub status: String,
+    pub verdict: Option<String>,
+    pub title: Option<String>,
+    pub reason: Option<String>,
+    /// The RunSpec fields, in order.
+    pub spec: Vec<Field>,
+    pub build_seconds: Option<f64>,
+    pub build_cached: Option<bool>,
+    pub boot_seconds: Option<f64>,
+    pub test_seconds: Option<f64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub findings: Vec<Finding>,
+    /// CSD-lock groups (waiter, target, function …).
+    pub csd: Vec<CsdGroupRow>,
+    /// scftorture statistics.
+    pub scftorture: Vec<Field>,
+    /// Whether the console log, the .config and the QEMU command line can be
+    /// downloaded.
+    pub has_console: bool,
+    pub has_config: bool,
+    pub has_qemu_cmdline: bool,
+}
+
+/// A named value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub value: String,
+}
+
+/// One finding of a run, with its console lines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub ordinal: u32,
+    pub kind: String,
+    pub title: String,
+    /// 1-based first console line.
+    pub first_line: u64,
+    /// 1-based last console line (the first when unknown).
+    pub last_line: u64,
+}
+
+/// One CSD-lock group of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CsdGroupRow {
+    pub id: u64,
+    pub waiter_cpu: Option<u32>,
+    pub target_cpu: Option<u32>,
+    pub func: Option<String>,
+    pub csd: Option<String>,
+    /// Longest wait, in seconds.
+    pub max_wait_s: Option<f64>,
+    pub resent: bool,
+    pub reports: u32,
+    /// Other groups waiting on the same CSD.
+    pub shared_with: Vec<u64>,
+}
+
+/// A window of a run's console.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConsoleWindow {
+    pub run_id: i64,
+    /// 1-based number of the first line shown.
+    pub from: u64,
+    pub lines: Vec<ConsoleLine>,
+    /// Lines in the whole log.
+    pub total_lines: u64,
+    /// Every finding of the run (jump links), whether in the window or not.
+    pub findings: Vec<Finding>,
+}
+
+/// One console line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConsoleLine {
+    pub n: u64,
+    pub text: String,
+    /// The ordinal of the finding this line belongs to.
+    pub finding: Option<u32>,
+}
+
+/// A bisection: its journal, the posterior's course and the report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BisectionPage {
+    pub id: i64,
+    pub repo: String,
+    pub good: Vec<String>,
+    pub bad: String,
+    pub predicate: String,
+    pub tester: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub steps: Vec<BisectStep>,
+    pub report: Option<BisectReport>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One journalled step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BisectStep {
+    pub id: i64,
+    /// `build`, `run`, …
+    pub kind: String,
+    pub commit: String,
+    pub attempt: Option<u32>,
+    pub status: String,
+    pub outcome: Option<String>,
+    /// Built, taken from the cache, or the same tree as another commit.
+    pub artifact: Option<String>,
+    pub titles: Vec<String>,
+    pub seconds: Option<f64>,
+    pub run_id: Option<i64>,
+    /// The leading candidate after this step and its posterior.
+    pub top: Option<String>,
+    pub confidence: Option<f64>,
+}
+
+/// A finished bisection's report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BisectReport {
+    pub status: String,
+    pub doubt: Option<String>,
+    pub culprit: Option<String>,
+    pub culprit_subject: Option<String>,
+    pub culprit_author: Option<String>,
+    pub confidence: f64,
+    pub fixes: Option<String>,
+    pub revert_check: String,
+    pub fix_validation: Option<String>,
+    pub runs: u32,
+    pub builds: u32,
+    pub titles: Vec<String>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SearchResults {
+    pub query: String,
+    pub runs: Vec<RunRow>,
+    pub regressions: Vec<Regression>,
+    pub bisections: Vec<BisectionRow>,
+}
+
+/// What the live-update stream compares: when any of it changes, the pages
+/// showing it refresh.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pulse {
+    pub max_run_id: i64,
+    pub max_step_id: i64,
+    pub max_bisection_id: i64,
+    /// The bisections table's latest update (changes when one finishes).
+    pub bisection_updates: i64,
+}
+
+/// The answer to an action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ActionResult {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The files of a run that can be downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Download {
+    Console,
+    Config,
+    QemuCmdline,
+}
