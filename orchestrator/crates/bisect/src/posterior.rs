@@ -141,32 +141,41 @@ impl Joint {
             a.push(sa);
             c.push(sc);
         }
-        let h_prior = -m.iter().map(|&x| xlogx(x)).sum::<f64>();
-        // Suffix sums over positions > j of c, c ln c, d = m - c, d ln d.
-        let mut suf = vec![[0.0f64; 4]; n + 1];
-        for i in (0..n).rev() {
-            let d = (m[i] - c[i]).max(0.0);
-            let s = suf[i + 1];
-            suf[i] = [s[0] + c[i], s[1] + xlogx(c[i]), s[2] + d, s[3] + xlogx(d)];
-        }
-        let (mut pa, mut pal, mut pb, mut pbl) = (0.0, 0.0, 0.0, 0.0);
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let b = (m[i] - a[i]).max(0.0);
-            pa += a[i];
-            pal += xlogx(a[i]);
-            pb += b;
-            pbl += xlogx(b);
-            let s = suf[i + 1];
-            // Unnormalised posteriors after a failure / a pass: total Z and sum x ln x.
-            let (f, sf) = (pa + s[0], pal + s[1]);
-            let (g, sg) = (pb + s[2], pbl + s[3]);
-            // H_post = sum over outcomes of (Z ln Z - sum x ln x).
-            let h_post = xlogx(f) - sf + xlogx(g) - sg;
-            out.push((h_prior - h_post).max(0.0));
-        }
-        out
+        binary_gains(&m, &a, &c)
     }
+}
+
+/// Expected reduction of the entropy (nats) of the culprit position from one
+/// binary test at each index, for every index at once (O(n)). Per position `i`:
+/// its mass `m[i]`, the part of it under which the test fails when the commit
+/// tested is bad (at or above the culprit, `a[i]`) and when it is good (`c[i]`).
+pub(crate) fn binary_gains(m: &[f64], a: &[f64], c: &[f64]) -> Vec<f64> {
+    let n = m.len();
+    let h_prior = -m.iter().map(|&x| xlogx(x)).sum::<f64>();
+    // Suffix sums over positions > j of c, c ln c, d = m - c, d ln d.
+    let mut suf = vec![[0.0f64; 4]; n + 1];
+    for i in (0..n).rev() {
+        let d = (m[i] - c[i]).max(0.0);
+        let s = suf[i + 1];
+        suf[i] = [s[0] + c[i], s[1] + xlogx(c[i]), s[2] + d, s[3] + xlogx(d)];
+    }
+    let (mut pa, mut pal, mut pb, mut pbl) = (0.0, 0.0, 0.0, 0.0);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let b = (m[i] - a[i]).max(0.0);
+        pa += a[i];
+        pal += xlogx(a[i]);
+        pb += b;
+        pbl += xlogx(b);
+        let s = suf[i + 1];
+        // Unnormalised posteriors after a failure / a pass: total Z and sum x ln x.
+        let (f, sf) = (pa + s[0], pal + s[1]);
+        let (g, sg) = (pb + s[2], pbl + s[3]);
+        // H_post = sum over outcomes of (Z ln Z - sum x ln x).
+        let h_post = xlogx(f) - sf + xlogx(g) - sg;
+        out.push((h_prior - h_post).max(0.0));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Simulation: synthetic histories with a known culprit, flaky runs, false
 //! failures and untestable commits, and three policies to bisect them: the
 //! Bayesian [`Engine`], syzbot's fixed-runs policy and plain one-run bisection.
+//! [`timed`]: the same on failure-time histories, costed in guest-seconds.
 
 use rand::Rng;
 use serde::Serialize;
 
 use crate::{Config, Engine, Obs, Step};
+
+pub mod timed;
 
 /// A synthetic history of `n` candidates with a known culprit.
 #[derive(Debug, Clone)]
@@ -59,16 +62,21 @@ impl History {
     /// (position `i + 1` differs from `i` only in the state of commit `i`, so an
     /// untestable commit joins its two positions).
     pub fn truth(&self) -> Vec<usize> {
-        let mut lo = self.culprit;
-        while lo > 0 && self.untestable[lo - 1] {
-            lo -= 1;
-        }
-        let mut hi = self.culprit;
-        while hi + 1 < self.n && self.untestable[hi] {
-            hi += 1;
-        }
-        (lo..=hi).collect()
+        truth(self.n, self.culprit, &self.untestable)
     }
+}
+
+/// The positions no test can tell from `culprit` (see [`History::truth`]).
+pub(crate) fn truth(n: usize, culprit: usize, untestable: &[bool]) -> Vec<usize> {
+    let mut lo = culprit;
+    while lo > 0 && untestable[lo - 1] {
+        lo -= 1;
+    }
+    let mut hi = culprit;
+    while hi + 1 < n && untestable[hi] {
+        hi += 1;
+    }
+    (lo..=hi).collect()
 }
 
 /// A bisection policy.

@@ -4,8 +4,11 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use csdci_bisect::Config;
+use csdci_bisect::sim::timed::{
+    Onset, TimedHistory, TimedOutcome, TimedPolicy, TimedSummary, simulate_timed, summarize_timed,
+};
 use csdci_bisect::sim::{History, Outcome, Policy, Summary, simulate, summarize};
+use csdci_bisect::{Config, TimedConfig};
 
 use crate::cli::Cli;
 
@@ -31,6 +34,27 @@ pub struct Args {
     /// to compare runs with syzbot's at a similar accuracy.
     #[arg(long, default_value_t = 0.99)]
     pub confidence: f64,
+    /// Failure-time histories instead: a bad commit's run fails after an onset
+    /// (exponential, Weibull, log-normal), every run pays a boot; guest-seconds
+    /// per bisection of today's policy (per-run engine, fixed-length runs),
+    /// syzbot's (10 fixed-length runs per step) and the failure-time engine.
+    #[arg(long)]
+    pub failure_time: bool,
+    /// With --failure-time: guest-seconds each run spends booting.
+    #[arg(long, default_value_t = 15.0, value_name = "S")]
+    pub boot_s: f64,
+    /// With --failure-time: the fixed run length (seconds of workload) of
+    /// today's and syzbot's policies (csdci run's default duration).
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    pub run_s: f64,
+    /// With --failure-time: how often the failure-time policy asks the engine
+    /// whether a clean run is still worth continuing (0: never).
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub check_s: f64,
+    /// With --failure-time: the engine's grid of Weibull onset shapes (1:
+    /// exponential only; below 1: heavier tails, more robust, longer clean runs).
+    #[arg(long, value_delimiter = ',', value_name = "K,...")]
+    pub shapes: Option<Vec<f64>>,
 }
 
 /// One table row: a family of histories.
@@ -160,6 +184,9 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
     {
         return Err(crate::Error::Usage("--commits must be at least 2".into()));
     }
+    if args.failure_time {
+        return failure_time(args);
+    }
     let start = std::time::Instant::now();
     let base = Config {
         confidence: args.confidence,
@@ -282,6 +309,193 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
         "target builds ≤ ⌈log2 N⌉ + 2 where p = 1 (no skips): worst ⌈log2 N⌉ {:+} ({})",
         worst_builds,
         verdict(worst_builds <= 2)
+    );
+    println!("took {:.1} s", start.elapsed().as_secs_f64());
+    Ok(0)
+}
+
+/// Runs `trial(t)` for `t` in `0..trials` on every core, in trial order.
+fn par_trials<T: Send>(trials: usize, trial: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, trials.max(1));
+    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let trial = &trial;
+                s.spawn(move || {
+                    (w..trials)
+                        .step_by(threads)
+                        .map(|t| (t, trial(t)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, x)| x).collect()
+}
+
+fn onset_name(o: &Onset) -> String {
+    match *o {
+        Onset::Exponential { mean_s } => format!("exp mean {mean_s:.0}s"),
+        Onset::Weibull { shape, scale_s } => format!("weibull k={shape} {scale_s:.0}s"),
+        Onset::LogNormal { median_s, sigma } => format!("lognorm {median_s:.0}s s={sigma}"),
+    }
+}
+
+/// `csdci bench bisect-sim --failure-time`.
+fn failure_time(args: &Args) -> crate::Result<u8> {
+    let usage = |m: String| crate::Error::Usage(m);
+    if !(args.boot_s >= 0.0 && args.run_s > 0.0 && args.check_s >= 0.0) {
+        return Err(usage(
+            "--boot-s and --check-s must be >= 0 and --run-s > 0".into(),
+        ));
+    }
+    let start = std::time::Instant::now();
+    let today = crate::bisect::for_pipeline(Config {
+        confidence: args.confidence,
+        ..Config::default()
+    });
+    today
+        .validate()
+        .map_err(|e| usage(format!("--confidence: {e}")))?;
+    let mut new = TimedConfig {
+        confidence: args.confidence,
+        boot_s: args.boot_s,
+        ..TimedConfig::default()
+    };
+    if let Some(k) = &args.shapes {
+        new.shape_grid = k.clone();
+    }
+    new.validate()
+        .map_err(|e| usage(format!("--shapes/--confidence: {e}")))?;
+    let policies = [
+        TimedPolicy::PerRun {
+            cfg: today,
+            run_s: args.run_s,
+        },
+        TimedPolicy::Syzbot { run_s: args.run_s },
+        TimedPolicy::FailureTime {
+            cfg: new.clone(),
+            check_s: (args.check_s > 0.0).then_some(args.check_s),
+        },
+    ];
+    let sizes = match args.commits {
+        Some(n) => vec![n],
+        None => vec![16, 64],
+    };
+    let onsets = [
+        Onset::Exponential { mean_s: 8.0 },
+        Onset::Exponential { mean_s: 45.0 },
+        Onset::Exponential { mean_s: 120.0 },
+        Onset::Weibull {
+            shape: 0.6,
+            scale_s: 40.0,
+        },
+        Onset::LogNormal {
+            median_s: 30.0,
+            sigma: 1.0,
+        },
+    ];
+    const MAX_FALSE_RATE: f64 = 2e-4;
+    const MAX_SKIP: f64 = 0.1;
+    println!(
+        "bisect-sim --failure-time: {} trials per row, seed {}; boot {} s per run; confidence {}",
+        args.trials, args.seed, args.boot_s, args.confidence
+    );
+    println!(
+        "(culprit uniform; false failures per second uniform up to {MAX_FALSE_RATE:e} on every commit; untestable density uniform up to {:.0}%; a run ends at its first failure)",
+        MAX_SKIP * 100.0
+    );
+    println!(
+        "today: the per-run engine as for the QEMU pipeline (tip verified), runs of {} s; syzbot: the tip, then 10 runs of {} s per step (20 once flaky); new: the failure-time engine (shapes {:?}, tip verified until {} failures, run lengths its own, should_stop every {} s)",
+        args.run_s, args.run_s, new.shape_grid, new.verify_bad_fails, args.check_s
+    );
+    println!("guest-s = boot + workload seconds per bisection (mean, p90); acc = exact answer");
+    println!();
+    println!(
+        "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9} {:>9}",
+        "N",
+        "onset",
+        "today acc mean p90",
+        "syzbot acc mean p90",
+        "new acc mean p90",
+        "today/new",
+        "syzbot/new"
+    );
+    let mut row_index = 0u64;
+    let mut worst: Option<f64> = None;
+    let mut all_acc = true;
+    for &n in &sizes {
+        for onset in &onsets {
+            row_index += 1;
+            let seed = args.seed;
+            let outs: Vec<(TimedHistory, Vec<TimedOutcome>)> = par_trials(args.trials, |t| {
+                let base = seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(row_index << 32)
+                    .wrapping_add(t as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(base);
+                let ff = rng.random_range(0.0..=MAX_FALSE_RATE);
+                let skip = rng.random_range(0.0..=MAX_SKIP);
+                let h = TimedHistory::random(&mut rng, n, *onset, ff, args.boot_s, skip);
+                let o = policies
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let mut r = ChaCha8Rng::seed_from_u64(base ^ ((i as u64 + 1) << 56));
+                        simulate_timed(p, &h, &mut r)
+                    })
+                    .collect();
+                (h, o)
+            });
+            let sum = |i: usize| summarize_timed(outs.iter().map(|(h, o)| (h, &o[i])));
+            let (a, b, c) = (sum(0), sum(1), sum(2));
+            let fmt = |s: &TimedSummary| {
+                format!(
+                    "{:>5.1}% {:>6.0} {:>6.0}",
+                    s.accuracy * 100.0,
+                    s.mean_guest_s,
+                    s.p90_guest_s
+                )
+            };
+            let ratio = a.mean_guest_s / c.mean_guest_s.max(1e-9);
+            println!(
+                "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9.2} {:>9.2}",
+                n,
+                onset_name(onset),
+                fmt(&a),
+                fmt(&b),
+                fmt(&c),
+                ratio,
+                b.mean_guest_s / c.mean_guest_s.max(1e-9)
+            );
+            worst = Some(worst.map_or(ratio, |w: f64| w.min(ratio)));
+            all_acc &= c.accuracy >= args.confidence;
+        }
+    }
+    println!();
+    let worst = worst.unwrap_or(0.0);
+    println!(
+        "target: new ≥ 1.5× fewer guest-seconds than today at ≥ {:.0}% accuracy: worst ratio {:.2}, accuracy {} ({})",
+        args.confidence * 100.0,
+        worst,
+        if all_acc {
+            "met in every row"
+        } else {
+            "MISSED in some row"
+        },
+        if worst >= 1.5 && all_acc {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!("took {:.1} s", start.elapsed().as_secs_f64());
     Ok(0)
