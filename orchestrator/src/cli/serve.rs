@@ -47,12 +47,35 @@ pub struct Args {
     /// The dashboard's public URL (mails link to the regression's page there).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve the web dashboard on ADDR (bare `--listen`: 127.0.0.1:8080,
+    /// loopback only).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The token the dashboard's actions need (the file's first line); without
+    /// it the dashboard only shows.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub token_file: Option<PathBuf>,
+    /// Serve the dashboard only: no job fires (needs --listen).
+    #[arg(long, requires = "listen")]
+    pub no_scheduler: bool,
 }
 
 /// Runs `csdci serve`.
 pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let (control, inbox) = scheduler::control();
     take_signals(control)?;
+    let web = match args.listen {
+        Some(addr) => Some(start_web(cli, args, addr)?),
+        None => None,
+    };
+    if args.no_scheduler {
+        while !crate::interrupt::interrupted() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        stop_web(web);
+        tracing::info!("csdci serve: stopped");
+        return Ok(EXIT_CLEAN);
+    }
     let max_guests = args
         .max_guests
         .map_or_else(default_max_guests, |n| n as usize);
@@ -66,9 +89,75 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         max_guests,
         public_url: args.public_url.clone(),
     };
-    Scheduler::run(&cli.data_dir(), &args.jobs, &opts, inbox, Arc::new(Log))?;
+    let ran = Scheduler::run(&cli.data_dir(), &args.jobs, &opts, inbox, Arc::new(Log));
+    stop_web(web);
+    ran?;
     tracing::info!("csdci serve: stopped");
     Ok(EXIT_CLEAN)
+}
+
+/// The dashboard's thread and its stop flag.
+type Web = (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Binds `addr` and serves the dashboard from a thread of its own.
+fn start_web(cli: &Cli, args: &Args, addr: std::net::SocketAddr) -> crate::Result<Web> {
+    let token = match &args.token_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| crate::Error::Usage(format!("--token-file {}: {e}", f.display())))?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            if token.len() < 16 {
+                return Err(crate::Error::Usage(format!(
+                    "--token-file {}: the token must be at least 16 characters",
+                    f.display()
+                )));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let listener =
+        csdci_web::bind(addr).map_err(|e| crate::Error::Usage(format!("--listen {addr}: {e}")))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    if !local.ip().is_loopback() {
+        tracing::warn!("the dashboard listens on {local}, beyond this machine");
+    }
+    tracing::info!(
+        "csdci serve: dashboard on http://{local}/ (actions {})",
+        if token.is_some() {
+            "need the token"
+        } else {
+            "off: no --token-file"
+        }
+    );
+    let jobs = (!args.no_scheduler || args.jobs.is_dir()).then_some(args.jobs.as_path());
+    let dash = Arc::new(crate::service::dashboard::StoreDashboard::new(
+        &cli.data_dir(),
+        jobs,
+    ));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let opts = csdci_web::Options { token, poll: None };
+    let thread = std::thread::Builder::new()
+        .name("web".into())
+        .spawn(move || {
+            if let Err(e) = csdci_web::serve(listener, dash, opts, flag) {
+                tracing::error!("dashboard: {e}");
+            }
+        })
+        .map_err(|e| crate::Error::Usage(format!("cannot start the dashboard thread: {e}")))?;
+    Ok((stop, thread))
+}
+
+/// Stops the dashboard and waits for its thread.
+fn stop_web(web: Option<Web>) {
+    if let Some((stop, thread)) = web {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = thread.join();
+    }
 }
 
 /// Blocks SIGHUP, SIGINT and SIGTERM in this thread (and so in every thread

@@ -5,6 +5,7 @@
 //! typed [`crate::events::Event`]s that each front end draws its own way.
 
 pub mod bisect;
+pub mod dashboard;
 pub mod fix;
 pub mod night;
 pub mod run;

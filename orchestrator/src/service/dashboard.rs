@@ -1,0 +1,865 @@
+//! The web dashboard's data: [`StoreDashboard`] implements
+//! [`csdci_web::Dashboard`] on the store of a data directory. Each call opens
+//! the store read-only (a SQLite connection is not `Sync`; opening is cheap),
+//! reads what one page shows and turns it into the web crate's view models.
+//!
+//! Consoles are read in windows: a sparse line index (the byte offset of
+//! every [`STRIDE`]th line) is built once per console file and cached, and a
+//! window seeks to the nearest indexed line and reads only its lines (each cut
+//! at [`MAX_LINE`] bytes). A 50 MB console never sits in memory whole. The
+//! findings and their lines come from the store; only the CSD-group table and
+//! the scftorture statistics, which the store does not keep, come from
+//! running the console analyzer over the log (streamed, once per run, cached).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use csdci_web::{
+    ActionResult, BisectReport, BisectStep, BisectionPage, BisectionRow, CellResult, ConsoleLine,
+    ConsoleWindow, CsdGroupRow, Dashboard, Download, Field, Finding, JobHistory, JobRow, NightRow,
+    Overview, Pulse, Regression, RunPage, RunRow, SearchResults, WebError,
+};
+
+use crate::store::{self, Store};
+
+/// Lines between two entries of a console's line index.
+pub const STRIDE: u64 = 1024;
+/// Bytes of one console line shown at most (the rest is cut).
+pub const MAX_LINE: usize = 4096;
+/// Rows of the overview's lists.
+const RECENT: u32 = 25;
+/// Nights of a job's history page.
+const HISTORY: u32 = 120;
+/// Results of each kind a search returns at most.
+const FOUND: usize = 50;
+
+/// The dashboard over the store in `data_dir`.
+pub struct StoreDashboard {
+    data_dir: PathBuf,
+    /// Where `rerun_job` finds the job files (none: the action is off).
+    jobs_dir: Option<PathBuf>,
+    /// The csdci executable that runs a re-run night.
+    exe: PathBuf,
+    indexes: Mutex<HashMap<PathBuf, Arc<LineIndex>>>,
+    analyses: Mutex<HashMap<i64, Arc<Analysis>>>,
+}
+
+/// What the run page shows from the console analyzer.
+#[derive(Debug, Default)]
+struct Analysis {
+    csd: Vec<CsdGroupRow>,
+    scftorture: Vec<Field>,
+}
+
+/// A console's sparse line index.
+#[derive(Debug)]
+pub struct LineIndex {
+    /// The file's size when indexed (a growing console is indexed again).
+    size: u64,
+    /// Lines in the file (a last line without a newline counts).
+    lines: u64,
+    /// `offsets[k]`: byte offset of line `k * STRIDE + 1`.
+    offsets: Vec<u64>,
+}
+
+impl LineIndex {
+    /// Indexes `path` reading it in 64 KiB chunks.
+    pub fn build(path: &Path) -> std::io::Result<LineIndex> {
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut offsets = vec![0u64];
+        let (mut pos, mut lines, mut last) = (0u64, 0u64, b'\n');
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            for (i, &b) in buf[..n].iter().enumerate() {
+                if b == b'\n' {
+                    lines += 1;
+                    if lines % STRIDE == 0 {
+                        offsets.push(pos + i as u64 + 1);
+                    }
+                }
+            }
+            last = buf[n - 1];
+            pos += n as u64;
+        }
+        if last != b'\n' {
+            lines += 1;
+        }
+        // An entry for a line past the end is of no use.
+        if offsets.len() as u64 > lines.div_ceil(STRIDE).max(1) {
+            offsets.pop();
+        }
+        Ok(LineIndex {
+            size: pos,
+            lines,
+            offsets,
+        })
+    }
+
+    /// Lines in the file.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Reads lines `from..` (1-based), at most `count`, each cut at
+    /// [`MAX_LINE`] bytes.
+    pub fn read(&self, path: &Path, from: u64, count: u32) -> std::io::Result<Vec<(u64, String)>> {
+        let from = from.max(1);
+        let mut out = Vec::new();
+        if from > self.lines {
+            return Ok(out);
+        }
+        let k = ((from - 1) / STRIDE) as usize;
+        let k = k.min(self.offsets.len() - 1);
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(self.offsets[k]))?;
+        let mut r = BufReader::with_capacity(64 * 1024, f);
+        let mut n = k as u64 * STRIDE + 1;
+        let mut line = Vec::new();
+        while out.len() < count as usize {
+            line.clear();
+            if !read_line_bounded(&mut r, &mut line, MAX_LINE)? {
+                break;
+            }
+            if n >= from {
+                out.push((n, text(&line)));
+            }
+            n += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// Reads through the next newline, keeping at most `max` bytes of the line;
+/// false at the end of the file.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<bool> {
+    let mut any = false;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (used, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let keep = used - usize::from(done);
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..keep.min(room)]);
+        r.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+/// A console line as text: invalid UTF-8 replaced, a trailing `\r` and
+/// other control characters (but tabs) dropped.
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\t')
+        .collect()
+}
+
+fn internal(e: impl std::fmt::Display) -> WebError {
+    WebError::Internal(e.to_string())
+}
+
+impl StoreDashboard {
+    /// The dashboard of `data_dir`; `jobs_dir` enables re-running a job's
+    /// night.
+    pub fn new(data_dir: &Path, jobs_dir: Option<&Path>) -> StoreDashboard {
+        StoreDashboard {
+            data_dir: data_dir.to_path_buf(),
+            jobs_dir: jobs_dir.map(Path::to_path_buf),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("csdci")),
+            indexes: Mutex::new(HashMap::new()),
+            analyses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn store(&self) -> Result<Store, WebError> {
+        Store::open_read_only(&self.data_dir).map_err(internal)
+    }
+
+    /// The cached line index of `path`, built again when the file grew.
+    fn index(&self, path: &Path) -> Result<Arc<LineIndex>, WebError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| WebError::NotFound(format!("console log {}: {e}", path.display())))?
+            .len();
+        if let Some(ix) = self.indexes.lock().unwrap().get(path)
+            && ix.size == size
+        {
+            return Ok(ix.clone());
+        }
+        let ix = Arc::new(LineIndex::build(path).map_err(internal)?);
+        let mut map = self.indexes.lock().unwrap();
+        if map.len() > 256 {
+            map.clear();
+        }
+        map.insert(path.to_path_buf(), ix.clone());
+        Ok(ix)
+    }
+
+    /// The run's CSD groups and scftorture statistics (the analyzer fed the
+    /// log in chunks); cached once the run is over.
+    fn analysis(&self, run: &store::runs::RunRow) -> Arc<Analysis> {
+        if let Some(a) = self.analyses.lock().unwrap().get(&run.id) {
+            return a.clone();
+        }
+        let Some(path) = run.console_log.as_deref().map(Path::new) else {
+            return Arc::default();
+        };
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return Arc::default();
+        };
+        let mut an = csdci_console::Analyzer::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            an.feed(&buf[..n]);
+        }
+        let a = an.finish();
+        let csd = a
+            .csd
+            .iter()
+            .map(|g| CsdGroupRow {
+                id: g.id,
+                waiter_cpu: g.waiter_cpu,
+                target_cpu: g.target_cpu,
+                func: g.func.clone(),
+                csd: g.csd.clone(),
+                max_wait_s: g.max_wait_ns.map(|ns| ns as f64 / 1e9),
+                resent: g.resent,
+                reports: g.reports,
+                shared_with: g.shared_with.clone(),
+            })
+            .collect();
+        let s = &a.scftorture;
+        let mut scftorture = Vec::new();
+        if s.started || s.stats_lines > 0 || s.result.is_some() {
+            let mut f = |name: &str, value: String| {
+                scftorture.push(Field {
+                    name: name.into(),
+                    value,
+                })
+            };
+            f("result", s.result.clone().unwrap_or_else(|| "none".into()));
+            if let Some(n) = s.invocations {
+                f("invocations", n.to_string());
+            }
+            f("statistics lines", s.stats_lines.to_string());
+            f(
+                "errors (ste/stnmie/stnmoe/staf)",
+                format!(
+                    "{}/{}/{}/{}",
+                    s.errors.ste, s.errors.stnmie, s.errors.stnmoe, s.errors.staf
+                ),
+            );
+            f(
+                "memory-ordering failures",
+                s.memory_ordering_failures.to_string(),
+            );
+        }
+        let a = Arc::new(Analysis { csd, scftorture });
+        if run.status != "running" {
+            self.analyses.lock().unwrap().insert(run.id, a.clone());
+        }
+        a
+    }
+
+    fn console_path(run: &store::runs::RunRow) -> Option<PathBuf> {
+        run.console_log
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+    }
+
+    fn config_path(run: &store::runs::RunRow) -> Option<PathBuf> {
+        run.artifacts
+            .as_deref()
+            .map(|d| Path::new(d).join("config"))
+            .filter(|p| p.is_file())
+    }
+
+    fn qemu_path(run: &store::runs::RunRow) -> Option<PathBuf> {
+        run.run_dir
+            .as_deref()
+            .map(|d| Path::new(d).join("qemu-cmdline.txt"))
+            .filter(|p| p.is_file())
+    }
+
+    fn get_run(store: &Store, id: i64) -> Result<store::runs::RunRow, WebError> {
+        store
+            .run(id)
+            .map_err(internal)?
+            .ok_or_else(|| WebError::NotFound(format!("no run #{id}")))
+    }
+}
+
+fn run_row(r: &store::runs::RunRow) -> RunRow {
+    RunRow {
+        id: r.id,
+        commit: r.commit.clone(),
+        status: r.status.clone(),
+        verdict: r.verdict.clone(),
+        title: r.title.clone(),
+        started_at: r.started_at.clone(),
+    }
+}
+
+fn cell(c: &store::nights::NightCell) -> CellResult {
+    CellResult {
+        cell: c.cell.clone(),
+        status: c.status.clone(),
+        runs: c.runs,
+        fails: c.fails,
+        titles: c.titles.iter().map(|t| t.title.clone()).collect(),
+        run_ids: c.run_ids.clone(),
+    }
+}
+
+fn finding(f: &store::findings::StoredFinding) -> Finding {
+    Finding {
+        ordinal: f.ordinal,
+        kind: f.kind.clone(),
+        title: f.title.clone(),
+        first_line: f.first_line,
+        last_line: f.last_line.unwrap_or(f.first_line).max(f.first_line),
+    }
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// A finished bisection's report, from its stored JSON.
+fn report(result: Option<&str>) -> Option<crate::bisect::Report> {
+    serde_json::from_str(result?).ok()
+}
+
+fn summary(b: &store::bisect::Bisection) -> String {
+    match (b.status.as_str(), report(b.result.as_deref())) {
+        (_, Some(r)) => match &r.culprit {
+            Some(c) => format!(
+                "{} {} ({:.0} %) {}",
+                r.status,
+                short(&c.sha),
+                r.confidence * 100.0,
+                c.subject
+            ),
+            None => r.status.clone(),
+        },
+        ("failed", None) => b.error.clone().unwrap_or_else(|| "failed".into()),
+        (s, None) => s.to_string(),
+    }
+}
+
+fn bisection_row(b: &store::bisect::Bisection) -> BisectionRow {
+    BisectionRow {
+        id: b.id,
+        repo: b.repo.clone(),
+        good: b.good.clone(),
+        bad: b.bad.clone(),
+        status: b.status.clone(),
+        summary: summary(b),
+        updated_at: b.updated_at.clone(),
+    }
+}
+
+fn regression(store: &Store, r: &store::regressions::Regression) -> Result<Regression, WebError> {
+    let bisection_status = match r.bisection_id {
+        Some(id) => store.bisect_get(id).map_err(internal)?.map(|b| b.status),
+        None => None,
+    };
+    Ok(Regression {
+        id: r.id,
+        job: r.job.clone(),
+        branch: r.branch.clone(),
+        cell: r.cell.clone(),
+        title: r.title.clone(),
+        status: r.status.clone(),
+        first_night: r.first_night,
+        bisection_id: r.bisection_id,
+        bisection_status,
+        culprit: r.culprit.clone(),
+    })
+}
+
+/// The newest `limit` bisections (without reading every row of the table).
+fn recent_bisections(store: &Store, limit: u32) -> Result<Vec<store::bisect::Bisection>, WebError> {
+    let ids: Vec<i64> = {
+        let mut st = store
+            .conn()
+            .prepare_cached("SELECT id FROM bisections ORDER BY id DESC LIMIT ?1")
+            .map_err(internal)?;
+        st.query_map([limit], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(internal)?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(b) = store.bisect_get(id).map_err(internal)? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+fn scalar(store: &Store, sql: &str) -> Result<i64, WebError> {
+    store
+        .conn()
+        .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+        .map(|v| v.unwrap_or(0))
+        .map_err(internal)
+}
+
+/// `s` as a LIKE pattern matching it anywhere (`%`, `_`, `\` escaped).
+fn like(s: &str) -> String {
+    let mut p = String::from("%");
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl Dashboard for StoreDashboard {
+    fn overview(&self) -> Result<Overview, WebError> {
+        let store = self.store()?;
+        let mut seen = std::collections::HashSet::new();
+        let mut jobs = Vec::new();
+        for n in store.nights(None, None, 400).map_err(internal)? {
+            if !seen.insert((n.job.clone(), n.branch.clone())) {
+                continue;
+            }
+            let cells = store.cells(n.id).map_err(internal)?;
+            jobs.push(JobRow {
+                job: n.job,
+                branch: n.branch,
+                night_id: n.id,
+                head: n.head,
+                status: n.status,
+                started_at: n.started_at,
+                cells: cells.iter().map(cell).collect(),
+            });
+        }
+        jobs.sort_by(|a, b| (&a.job, &a.branch).cmp(&(&b.job, &b.branch)));
+        let regressions = store
+            .regressions(None, Some("open"))
+            .map_err(internal)?
+            .iter()
+            .take(RECENT as usize)
+            .map(|r| regression(&store, r))
+            .collect::<Result<_, _>>()?;
+        let runs = store
+            .recent_runs(RECENT)
+            .map_err(internal)?
+            .iter()
+            .map(run_row)
+            .collect();
+        let bisections = recent_bisections(&store, RECENT)?
+            .iter()
+            .map(bisection_row)
+            .collect();
+        Ok(Overview {
+            jobs,
+            regressions,
+            runs,
+            bisections,
+        })
+    }
+
+    fn job(&self, name: &str) -> Result<JobHistory, WebError> {
+        let store = self.store()?;
+        let nights = store.nights(Some(name), None, HISTORY).map_err(internal)?;
+        if nights.is_empty() {
+            return Err(WebError::NotFound(format!("job {name} has run no night")));
+        }
+        let mut rows = Vec::with_capacity(nights.len());
+        for n in nights {
+            let cells: Vec<CellResult> = store
+                .cells(n.id)
+                .map_err(internal)?
+                .iter()
+                .map(cell)
+                .collect();
+            rows.push(NightRow {
+                id: n.id,
+                branch: n.branch,
+                head: n.head,
+                status: n.status,
+                started_at: n.started_at,
+                runs: cells.iter().map(|c| c.runs).sum(),
+                fails: cells.iter().map(|c| c.fails).sum(),
+                cells,
+            });
+        }
+        Ok(JobHistory {
+            job: name.to_string(),
+            nights: rows,
+        })
+    }
+
+    fn run(&self, id: i64) -> Result<RunPage, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, id)?;
+        let findings = store
+            .run_findings(id)
+            .map_err(internal)?
+            .iter()
+            .map(finding)
+            .collect();
+        let a = self.analysis(&r);
+        let mut spec = vec![
+            Field {
+                name: "vCPUs".into(),
+                value: r.vcpus.to_string(),
+            },
+            Field {
+                name: "memory".into(),
+                value: format!("{} MiB", r.memory_mb),
+            },
+            Field {
+                name: "accel".into(),
+                value: match &r.accel {
+                    Some(a) => format!("{a} (asked: {})", r.accel_requested),
+                    None => r.accel_requested.clone(),
+                },
+            },
+            Field {
+                name: "duration".into(),
+                value: format!("{} s", r.duration_s),
+            },
+            Field {
+                name: "scftorture".into(),
+                value: r.scftorture.clone(),
+            },
+        ];
+        for (name, v) in [
+            ("tree id", &r.tree_id),
+            ("config sha256", &r.config_hash),
+            ("artifact", &r.artifact_id),
+            ("guest exit", &r.vm_exit),
+        ] {
+            if let Some(v) = v {
+                spec.push(Field {
+                    name: name.into(),
+                    value: v.clone(),
+                });
+            }
+        }
+        Ok(RunPage {
+            id,
+            has_console: Self::console_path(&r).is_some(),
+            has_config: Self::config_path(&r).is_some(),
+            has_qemu_cmdline: Self::qemu_path(&r).is_some(),
+            repo: r.repo,
+            commit: r.commit,
+            status: r.status,
+            verdict: r.verdict,
+            title: r.title,
+            reason: r.reason,
+            spec,
+            build_seconds: r.build_seconds,
+            build_cached: r.build_cached,
+            boot_seconds: r.boot_seconds,
+            test_seconds: r.test_seconds,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            findings,
+            csd: a.csd.clone(),
+            scftorture: a.scftorture.clone(),
+        })
+    }
+
+    fn console(&self, run_id: i64, from: u64, count: u32) -> Result<ConsoleWindow, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, run_id)?;
+        let path = Self::console_path(&r)
+            .ok_or_else(|| WebError::NotFound(format!("run #{run_id} has no console log")))?;
+        let findings: Vec<Finding> = store
+            .run_findings(run_id)
+            .map_err(internal)?
+            .iter()
+            .map(finding)
+            .collect();
+        let ix = self.index(&path)?;
+        let lines = ix
+            .read(&path, from, count)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(n, text)| ConsoleLine {
+                n,
+                text,
+                finding: findings
+                    .iter()
+                    .find(|f| f.first_line <= n && n <= f.last_line)
+                    .map(|f| f.ordinal),
+            })
+            .collect();
+        Ok(ConsoleWindow {
+            run_id,
+            from,
+            lines,
+            total_lines: ix.lines(),
+            findings,
+        })
+    }
+
+    fn download(&self, run_id: i64, what: Download) -> Result<PathBuf, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, run_id)?;
+        let (path, name) = match what {
+            Download::Console => (Self::console_path(&r), "console log"),
+            Download::Config => (Self::config_path(&r), ".config"),
+            Download::QemuCmdline => (Self::qemu_path(&r), "QEMU command line"),
+        };
+        path.ok_or_else(|| WebError::NotFound(format!("run #{run_id} has no {name} on file")))
+    }
+
+    fn bisection(&self, id: i64) -> Result<BisectionPage, WebError> {
+        let store = self.store()?;
+        let b = store
+            .bisect_get(id)
+            .map_err(internal)?
+            .ok_or_else(|| WebError::NotFound(format!("no bisection #{id}")))?;
+        let posteriors: HashMap<i64, store::bisect::PosteriorRow> = store
+            .bisect_posteriors(id)
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+        let steps = store
+            .bisect_steps(id, false)
+            .map_err(internal)?
+            .into_iter()
+            .map(|s| {
+                let p = posteriors.get(&s.id);
+                BisectStep {
+                    id: s.id,
+                    kind: s.kind,
+                    commit: s.commit,
+                    attempt: s.attempt,
+                    status: s.status,
+                    outcome: s.outcome,
+                    artifact: s
+                        .same_as
+                        .map(|x| format!("same as {}", short(&x)))
+                        .or(s.artifact_id.map(|a| short(&a).to_string())),
+                    titles: s.titles,
+                    seconds: s.seconds,
+                    run_id: s.run_id,
+                    top: p.map(|p| p.top.clone()),
+                    confidence: p.map(|p| p.confidence),
+                }
+            })
+            .collect();
+        let report = report(b.result.as_deref()).map(|r| BisectReport {
+            status: r.status.clone(),
+            doubt: r.doubt.clone(),
+            culprit: r.culprit.as_ref().map(|c| c.sha.clone()),
+            culprit_subject: r.culprit.as_ref().map(|c| c.subject.clone()),
+            culprit_author: r.culprit.as_ref().map(|c| c.author.clone()),
+            confidence: r.confidence,
+            fixes: r.fixes.clone(),
+            revert_check: match (&r.revert_check.message, r.revert_check.commit.as_deref()) {
+                (Some(m), _) => format!("{}: {m}", r.revert_check.status),
+                (None, Some(c)) => format!(
+                    "{}: revert {} failed {} of {} runs",
+                    r.revert_check.status,
+                    short(c),
+                    r.revert_check.fails,
+                    r.revert_check.runs
+                ),
+                (None, None) => r.revert_check.status.clone(),
+            },
+            fix_validation: r.tip_check.as_ref().map(|t| {
+                format!(
+                    "tip {}: {} of {} runs failed",
+                    short(&t.commit),
+                    t.fails,
+                    t.runs
+                )
+            }),
+            runs: r.runs,
+            builds: r.builds,
+            titles: r.titles.clone(),
+        });
+        Ok(BisectionPage {
+            id,
+            repo: b.repo,
+            good: b.good,
+            bad: b.bad,
+            predicate: b.predicate,
+            tester: b.tester,
+            status: b.status,
+            error: b.error,
+            steps,
+            report,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        })
+    }
+
+    fn search(&self, q: &str) -> Result<SearchResults, WebError> {
+        let q = q.trim();
+        let mut out = SearchResults {
+            query: q.to_string(),
+            ..Default::default()
+        };
+        if q.is_empty() {
+            return Ok(out);
+        }
+        let store = self.store()?;
+        let ids: Vec<i64> = {
+            let mut st = store
+                .conn()
+                .prepare_cached(
+                    "SELECT id FROM runs WHERE title LIKE ?1 ESCAPE '\\'
+                     OR commit_sha LIKE ?2 ESCAPE '\\' OR repo LIKE ?1 ESCAPE '\\'
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(internal)?;
+            let prefix = format!("{}%", like(q).trim_start_matches('%'));
+            st.query_map(rusqlite::params![like(q), prefix, FOUND as i64], |r| {
+                r.get(0)
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(internal)?
+        };
+        for id in ids {
+            if let Some(r) = store.run(id).map_err(internal)? {
+                out.runs.push(run_row(&r));
+            }
+        }
+        let ql = q.to_lowercase();
+        let has = |s: &str| s.to_lowercase().contains(&ql);
+        for r in store.regressions(None, None).map_err(internal)? {
+            if out.regressions.len() < FOUND
+                && (has(&r.title)
+                    || has(&r.job)
+                    || has(&r.bad)
+                    || r.culprit.as_deref().is_some_and(has))
+            {
+                out.regressions.push(regression(&store, &r)?);
+            }
+        }
+        for b in store.bisect_list().map_err(internal)? {
+            if out.bisections.len() < FOUND
+                && (has(&b.bad)
+                    || b.good.iter().any(|g| has(g))
+                    || has(&b.repo)
+                    || b.result.as_deref().is_some_and(has))
+            {
+                out.bisections.push(bisection_row(&b));
+            }
+        }
+        Ok(out)
+    }
+
+    fn pulse(&self) -> Result<Pulse, WebError> {
+        let store = self.store()?;
+        Ok(Pulse {
+            max_run_id: scalar(&store, "SELECT max(id) FROM runs")?,
+            max_step_id: scalar(&store, "SELECT max(id) FROM bisect_steps")?,
+            max_bisection_id: scalar(&store, "SELECT max(id) FROM bisections")?,
+            bisection_updates: scalar(
+                &store,
+                "SELECT (SELECT count(*) FROM bisect_steps WHERE status = 'done')
+                      + (SELECT count(*) FROM bisections WHERE status != 'running') * 1000003",
+            )?,
+        })
+    }
+
+    fn rerun_job(&self, name: &str) -> Result<ActionResult, WebError> {
+        let Some(dir) = &self.jobs_dir else {
+            return Err(WebError::BadRequest(
+                "this csdci serve has no --jobs directory".into(),
+            ));
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(WebError::BadRequest(format!("not a job name: {name:?}")));
+        }
+        let child = std::process::Command::new(&self.exe)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["job", "run", name, "--once", "--jobs"])
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| internal(format!("cannot start csdci job run: {e}")))?;
+        let pid = child.id();
+        // Reaped in the background; the night's state is in the store.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(ActionResult {
+            ok: true,
+            message: format!("night of {name} started (process {pid})"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_of_a_console() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("console.log");
+        let mut s = String::new();
+        for i in 1..=5000 {
+            s.push_str(&format!("line {i}\n"));
+        }
+        s.push_str(&"x".repeat(10_000));
+        s.push_str("\nlast");
+        std::fs::write(&p, &s).unwrap();
+        let ix = LineIndex::build(&p).unwrap();
+        assert_eq!(ix.lines(), 5002);
+        let w = ix.read(&p, 2047, 4).unwrap();
+        let got: Vec<_> = w.iter().map(|(n, t)| format!("{n}:{t}")).collect();
+        assert_eq!(
+            got,
+            [
+                "2047:line 2047",
+                "2048:line 2048",
+                "2049:line 2049",
+                "2050:line 2050"
+            ]
+        );
+        let w = ix.read(&p, 5000, 10).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[1].1.len(), MAX_LINE);
+        assert_eq!(w[2], (5002, "last".to_string()));
+        assert!(ix.read(&p, 6000, 10).unwrap().is_empty());
+        assert_eq!(ix.read(&p, 1, 1).unwrap(), [(1, "line 1".to_string())]);
+    }
+
+    #[test]
+    fn like_patterns_escape() {
+        assert_eq!(like("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+}
