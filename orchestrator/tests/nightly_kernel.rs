@@ -245,6 +245,31 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
     assert!(mails[1].contains(&fix[..12]), "{}", mails[1]);
     smtp.stop();
 
+    // The nights as KCIDB, valid against the real kcidb-io schema, with the
+    // CSD regression as an issue and its failing runs as FAIL tests.
+    let (code, out) = csdci(&["export", "kcidb"], Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}");
+    let (ok, _, err) = common::kcidb::kcidb_validate(&out);
+    assert!(ok, "kcidb-io rejects the export: {err}");
+    let k: Value = serde_json::from_str(&out).unwrap();
+    let issue = format!("csdci:regression-{reg}");
+    assert!(
+        k["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == issue.as_str()),
+        "{issue} not in the export"
+    );
+    assert!(
+        k["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["issue_id"] == issue.as_str()),
+        "no incident of {issue}"
+    );
+
     // `job list` shows the job with nothing open.
     let (code, out) = csdci(
         &["job", "list", "--json", "--jobs", jobs.to_str().unwrap()],

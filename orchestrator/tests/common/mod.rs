@@ -2,6 +2,7 @@
 //! the data directory, so the cold kernel build happens once per machine.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod kcidb;
 pub mod repo;
 pub mod smtp;
 

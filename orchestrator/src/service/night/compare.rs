@@ -27,27 +27,21 @@ pub enum Action {
 /// The title a build failure is known by: the first compiler error without
 /// its line and column (they move with every unrelated change above it).
 pub fn build_title(error: &str) -> String {
-    let line = error
-        .lines()
-        .map(str::trim)
+    static PLACE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"([^\s:]+\.[A-Za-z]+):\d+(?::\d+)?: ((?:fatal )?error: .*)")
+            .expect("valid regex")
+    });
+    let lines = || error.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = lines()
         .find(|l| l.contains("error:") || l.contains("Error "))
-        .or_else(|| error.lines().map(str::trim).find(|l| !l.is_empty()))
+        .or_else(|| lines().next())
         .unwrap_or("unknown error");
-    // `kernel/smp.c:123:45: error: x` → `kernel/smp.c: error: x`.
-    let mut out = String::new();
-    let mut parts = line.splitn(2, ": ");
-    let place = parts.next().unwrap_or("");
-    let rest = parts.next();
-    match rest {
-        Some(rest) => {
-            let file = place.split(':').next().unwrap_or(place);
-            out.push_str(file);
-            out.push_str(": ");
-            out.push_str(rest);
-        }
-        None => out.push_str(place),
-    }
-    csdci_console::title::normalize(&format!("build error: {out}"))
+    // `build failed: kernel/smp.c:123:45: error: x` → `kernel/smp.c: error: x`.
+    let text = match PLACE.captures(line) {
+        Some(c) => format!("{}: {}", &c[1], &c[2]),
+        None => line.trim_start_matches("build failed: ").to_string(),
+    };
+    csdci_console::title::normalize(&format!("build error: {text}"))
 }
 
 /// The titles a cell showed, most runs first (ties: first seen).
@@ -234,6 +228,10 @@ mod tests {
 
     #[test]
     fn build_breaks_have_stable_titles_and_are_bisected_from_the_last_build() {
+        assert_eq!(
+            build_title("build failed: kernel/smp.c:7:1: error: expected ';' before '}' token"),
+            "build error: kernel/smp.c: error: expected ';' before '}' token"
+        );
         assert_eq!(
             build_title(
                 "  CC kernel/smp.o\nkernel/smp.c:123:45: error: expected ';' before '}' token\n"
