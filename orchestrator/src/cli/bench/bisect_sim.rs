@@ -1,5 +1,7 @@
 //! `csdci bench bisect-sim`: the Bayesian bisection policy against syzbot's
 //! fixed-runs policy and plain one-run bisection, on synthetic histories.
+//! `--failure-time`: guest-seconds of today's per-run policy, syzbot's and the
+//! failure-time engine on histories of failure onsets with a boot overhead.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
