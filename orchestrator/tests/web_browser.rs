@@ -1,0 +1,517 @@
+//! The dashboard in a real browser: a store holding real runs (a console
+//! recorded from a real guest with a CSD-lock regression, the same console
+//! behind 100,000 lines of boot noise, and a console made of XSS attempts)
+//! and real bisections (`csdci bisect --run` on a git repository), served by
+//! the real `csdci serve --listen … --no-scheduler`, driven through Debian's
+//! chromedriver and headless Chromium. Every page loads without a JavaScript
+//! error and is saved as a screenshot under `target/web-screenshots/`; the
+//! console viewer jumps to a finding; a bisection page updates live; the XSS
+//! console renders as text; the action without the token is refused.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::repo::{CSDCI, DETERMINISTIC, Repo};
+use csdci::store::Store;
+use csdci::store::findings::StoredFinding;
+use csdci::store::runs::{Finish, NewRun};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const TOKEN: &str = "test-token-0123456789abcdef";
+const XSS_SCRIPT: &str = "<script>alert('xss-1')</script>";
+const XSS_IMG: &str = "\"><img src=x onerror=alert('xss-2')>";
+
+/// A child process killed on drop.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn recorded_console() -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/console/tests/fixtures/real/csd-regression-tcg-8cpu.log");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Writes a finished run with `console` through the store API, its findings
+/// from the console analyzer.
+fn add_run(store: &Store, data: &Path, commit: &str, console: &[u8], title: Option<&str>) -> i64 {
+    let id = store
+        .insert_run(&NewRun {
+            repo: "/srv/linux".into(),
+            commit: commit.into(),
+            vcpus: 8,
+            memory_mb: 2048,
+            accel_requested: "tcg".into(),
+            scftorture: "nthreads=8 weight_resched=0".into(),
+            duration_s: 60,
+            build_seconds: Some(312.5),
+            build_cached: Some(false),
+            artifacts: Some(data.join("artifact").display().to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+    let run_dir = data.join("runs").join(id.to_string());
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let log = run_dir.join("console.log");
+    std::fs::write(&log, console).unwrap();
+    store
+        .set_run_paths(
+            id,
+            &run_dir.display().to_string(),
+            &log.display().to_string(),
+        )
+        .unwrap();
+    let a = csdci_console::analyze(console);
+    let verdict = if a.findings.is_empty() {
+        "clean"
+    } else {
+        "failed"
+    };
+    store
+        .finish_run(
+            id,
+            &Finish {
+                accel: Some("tcg".into()),
+                boot_seconds: Some(4.2),
+                test_seconds: Some(60.3),
+                verdict: verdict.into(),
+                title: title.map(str::to_string).or(a.title.clone()),
+                console_findings: StoredFinding::from_console(&a.findings),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    id
+}
+
+/// Fills the store: three runs, a job night with a regression.
+fn fill(data: &Path) -> (i64, i64, i64) {
+    let store = Store::open(data).unwrap();
+    std::fs::create_dir_all(data.join("artifact")).unwrap();
+    std::fs::write(
+        data.join("artifact/config"),
+        "CONFIG_CSD_LOCK_WAIT_DEBUG=y\n",
+    )
+    .unwrap();
+    let real = recorded_console();
+    let csd = add_run(&store, data, &"c5d1".repeat(10), &real, None);
+    let mut big = Vec::with_capacity(8 << 20);
+    for i in 0..100_000 {
+        big.extend_from_slice(
+            format!("[ {:>5}.{:06}] boot noise line {i}\n", i / 100, i % 100).as_bytes(),
+        );
+    }
+    big.extend_from_slice(&real);
+    let big = add_run(&store, data, &"b16b".repeat(10), &big, None);
+    let mut xss = String::new();
+    for i in 0..50 {
+        xss.push_str(&format!("[    0.{i:06}] harmless line {i}\n"));
+    }
+    xss.push_str(&format!(
+        "[    1.000000] {XSS_SCRIPT}\n[    1.000001] {XSS_IMG}\n"
+    ));
+    xss.push_str("[    1.000002] <b>bold?</b> &amp; </pre></html>\n");
+    let xss = add_run(
+        &store,
+        data,
+        &"0bad".repeat(10),
+        xss.as_bytes(),
+        Some(&format!("BUG: {XSS_SCRIPT}{XSS_IMG}")),
+    );
+    let night = store
+        .night_start(
+            "nightly",
+            "master",
+            "/srv/linux",
+            Some(&"c5d1".repeat(10)),
+            None,
+        )
+        .unwrap();
+    let mut cell = store.cell_start(night, "vcpus=8", "{}").unwrap();
+    cell.status = "failed".into();
+    cell.runs = 3;
+    cell.fails = 2;
+    cell.run_ids = vec![csd, big, xss];
+    cell.titles = vec![csdci::store::nights::TitleCount {
+        title: format!("csd: {XSS_IMG}"),
+        runs: 2,
+    }];
+    store.cell_update(&cell).unwrap();
+    store.night_finish(night, "tested", None).unwrap();
+    store
+        .regression_insert(&csdci::store::regressions::NewRegression {
+            job: "nightly",
+            branch: "master",
+            cell: "vcpus=8",
+            title: &format!("csd: CSD lock {XSS_SCRIPT}"),
+            kind: "test",
+            good: None,
+            bad: &"c5d1".repeat(10),
+            night,
+            runs: 3,
+            fails: 2,
+            detail: None,
+        })
+        .unwrap();
+    (csd, big, xss)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `csdci serve --listen 127.0.0.1:0 --no-scheduler` and returns it
+/// with the address it reports.
+fn serve(data: &Path, token_file: &Path) -> (Owned, String) {
+    let mut child = Command::new(CSDCI)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-scheduler",
+            "--token-file",
+        ])
+        .arg(token_file)
+        .env("NO_COLOR", "1")
+        .current_dir(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            if let Some(i) = line.find("http://") {
+                let addr: String = line[i + 7..].chars().take_while(|c| *c != '/').collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("csdci serve names its address");
+    (Owned(child), addr)
+}
+
+fn chromedriver() -> (Owned, u16) {
+    for (p, what) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} is missing: run .ci/deps (as root) to install Debian's {what}"
+        );
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Owned(child), port)
+}
+
+fn screenshots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("web-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Opens `path`, checks it rendered a csdci page with our script running and
+/// no JavaScript error, saves a screenshot as `name`.png.
+async fn page(c: &Client, base: &str, path: &str, name: &str) {
+    c.goto(&format!("{base}{path}")).await.unwrap();
+    let title = c.title().await.unwrap();
+    assert!(title.ends_with("· csdci"), "{path}: title {title:?}");
+    assert!(
+        !title.starts_with("4") && !title.starts_with("5"),
+        "{path}: error page {title:?}"
+    );
+    // The script ran (its error hook exists) and nothing failed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c
+            .execute(
+                "return window.__csdciErrors === undefined ? null : window.__csdciErrors",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Value::Array(errs) = &v {
+            assert!(errs.is_empty(), "{path}: JavaScript errors: {errs:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{path}: csdci.js did not run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn js_errors(c: &Client) -> Vec<Value> {
+    match c
+        .execute("return window.__csdciErrors || []", vec![])
+        .await
+        .unwrap()
+    {
+        Value::Array(a) => a,
+        v => panic!("errors: {v}"),
+    }
+}
+
+async fn no_alert(c: &Client, path: &str) {
+    if let Ok(text) = c.get_alert_text().await {
+        panic!("{path}: an alert opened: {text:?}");
+    }
+}
+
+/// A bisection whose every run takes `sleep` seconds, started in the
+/// background on `repo`.
+fn slow_bisection(repo: &Repo, good: &str, bad: &str, sleep: f64) -> Owned {
+    let tree = repo.path.to_string_lossy().to_string();
+    let run = format!("sleep {sleep}; {DETERMINISTIC}");
+    Owned(
+        Command::new(CSDCI)
+            .arg("--data-dir")
+            .arg(&repo.data)
+            .args(["bisect", good, bad, "--tree", &tree, "--run", &run])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn dashboard_in_a_real_browser() {
+    let (repo, shas) = Repo::linear(12, 7, |_| false);
+    // A finished bisection, the real way.
+    let (code, report) = repo.bisect_json("base", &shas[11], DETERMINISTIC, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["culprit"]["sha"], json!(shas[6]));
+    let (csd, big, xss) = fill(&repo.data);
+    let token_file = repo.data.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (_serve, addr) = serve(&repo.data, &token_file);
+    let base = format!("http://{addr}");
+    let (_driver, port) = chromedriver();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000"]
+            }),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a chromedriver session");
+
+        // Every page loads.
+        page(&c, &base, "/", "overview").await;
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("nightly"), "{text}");
+        assert!(text.contains(&format!("csd: CSD lock {XSS_SCRIPT}")), "{text}");
+        page(&c, &base, "/jobs/nightly", "job-history").await;
+        assert_eq!(
+            c.find_all(Locator::Css("#history-chart rect.fails")).await.unwrap().len(),
+            1
+        );
+        page(&c, &base, &format!("/runs/{csd}"), "run").await;
+        let csd_rows = c.find_all(Locator::Css("table.csd tbody tr")).await.unwrap();
+        assert!(!csd_rows.is_empty(), "the recorded console has CSD groups");
+        page(&c, &base, "/bisections/1", "bisection").await;
+        let text = c.find(Locator::Css("#report")).await.unwrap().text().await.unwrap();
+        assert!(text.contains(&shas[6]), "the report names the culprit: {text}");
+        assert!(text.contains("Fixes:"), "{text}");
+        page(&c, &base, "/search?q=c5d1c5d1", "search").await;
+        assert!(c.find(Locator::Css(&format!("tr#run-{csd}"))).await.is_ok());
+        page(&c, &base, &format!("/runs/{csd}/console"), "console").await;
+
+        // The console viewer jumps to a finding: from the run page of the
+        // 100,000-line console, the link opens a window around the finding
+        // with its line highlighted and in view.
+        page(&c, &base, &format!("/runs/{big}"), "run-big").await;
+        let link = c.find(Locator::Css("a.finding-link")).await.unwrap();
+        let href = link.attr("href").await.unwrap().unwrap();
+        let line: u64 = href.rsplit("#L").next().unwrap().parse().unwrap();
+        assert!(line > 100_000, "the finding is past the boot noise: {href}");
+        link.click().await.unwrap();
+        c.wait()
+            .for_element(Locator::Css(&format!("#L{line}")))
+            .await
+            .unwrap();
+        let v = c
+            .execute(
+                "const e = document.getElementById(location.hash.slice(1));
+                 const r = e.getBoundingClientRect();
+                 return {hit: e.classList.contains('hit'), top: r.top, bottom: r.bottom,
+                         height: window.innerHeight, lines: document.querySelectorAll('pre.console .line').length};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v["hit"], json!(true), "{v}");
+        let (top, bottom, h) = (
+            v["top"].as_f64().unwrap(),
+            v["bottom"].as_f64().unwrap(),
+            v["height"].as_f64().unwrap(),
+        );
+        assert!(top >= 0.0 && bottom <= h, "line {line} is in view: {v}");
+        assert!(v["lines"].as_u64().unwrap() <= 2000, "a window, not the whole log: {v}");
+        assert!(js_errors(&c).await.is_empty());
+        std::fs::write(
+            screenshots().join("console-finding.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+
+        // The XSS console and title render as text.
+        for (path, name) in [
+            (format!("/runs/{xss}"), "xss-run"),
+            (format!("/runs/{xss}/console"), "xss-console"),
+            ("/".to_string(), "overview-again"),
+        ] {
+            page(&c, &base, &path, name).await;
+            no_alert(&c, &path).await;
+            let v = c
+                .execute(
+                    "return {imgs: document.querySelectorAll('img').length,
+                             scripts: Array.from(document.scripts).map(s => s.src),
+                             bold: document.querySelectorAll('main b').length,
+                             text: document.body.innerText};",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(v["imgs"], json!(0), "{path}: {v}");
+            assert_eq!(v["bold"], json!(0), "{path}: {v}");
+            assert_eq!(v["scripts"], json!([format!("{base}/static/csdci.js")]), "{path}");
+            let text = v["text"].as_str().unwrap();
+            assert!(text.contains(XSS_SCRIPT), "{path}: the literal text is shown");
+        }
+        let text = c.find(Locator::Css("pre.console")).await;
+        assert!(text.is_err(), "overview has no console");
+        c.goto(&format!("{base}/runs/{xss}/console")).await.unwrap();
+        let pre = c.find(Locator::Css("pre.console")).await.unwrap().text().await.unwrap();
+        assert!(pre.contains(XSS_IMG), "{pre}");
+        assert!(pre.contains("<b>bold?</b> &amp; </pre></html>"), "{pre}");
+
+        // The action without the token (or with a wrong one) is refused; with
+        // it, it is accepted (and fails only because this serve has no jobs).
+        page(&c, &base, "/jobs/nightly", "job-again").await;
+        let post = "const [token, done] = arguments;
+            const h = token ? {'X-Csdci-Token': token} : {};
+            fetch('/api/v1/jobs/nightly/rerun', {method: 'POST', headers: h})
+              .then(r => r.json().then(j => done([r.status, j.message])))
+              .catch(e => done([0, String(e)]));";
+        let status = |v: Value| v[0].as_u64().unwrap();
+        let v = c.execute_async(post, vec![json!(null)]).await.unwrap();
+        assert_eq!(status(v.clone()), 401, "{v}");
+        let v = c.execute_async(post, vec![json!("wrong-token-0123456789")]).await.unwrap();
+        assert_eq!(status(v.clone()), 401, "{v}");
+        let v = c.execute_async(post, vec![json!(TOKEN)]).await.unwrap();
+        assert_eq!(status(v.clone()), 400, "token accepted, no --jobs directory: {v}");
+        // The button does the same without a token.
+        c.find(Locator::Id("rerun")).await.unwrap().click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = c.find(Locator::Id("action-result")).await.unwrap().text().await.unwrap();
+            if !t.is_empty() {
+                assert!(t.starts_with("401"), "{t}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the button's answer is shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(js_errors(&c).await.is_empty());
+
+        // A live bisection updates without reload.
+        let _bisect = slow_bisection(&repo, &shas[0], &shas[11], 1.5);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let id = loop {
+            let s = Store::open_read_only(&repo.data).unwrap();
+            if let Some(b) = s.bisect_list().unwrap().into_iter().find(|b| b.id > 1) {
+                break b.id;
+            }
+            assert!(Instant::now() < deadline, "the second bisection starts");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        page(&c, &base, &format!("/bisections/{id}"), "bisection-live").await;
+        c.execute("window.__notReloaded = true;", vec![]).await.unwrap();
+        let rows = || async {
+            c.execute(
+                "return document.querySelectorAll('#steps tr.step').length",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
+        };
+        let before = rows().await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let now = rows().await;
+            if now > before + 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new step row in 90 s (rows: {before} → {now})"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let v = c
+            .execute(
+                "return [window.__notReloaded === true, document.querySelectorAll('#posterior-chart circle').length]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v[0], json!(true), "the page was not reloaded");
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        std::fs::write(
+            screenshots().join("bisection-live-updated.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        c.close().await.unwrap();
+    });
+}
