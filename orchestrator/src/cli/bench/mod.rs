@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod demo;
 pub mod parse;
 pub mod serve_idle;
+pub mod web;
 
 /// Arguments of `csdci bench`.
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,8 @@ pub enum Which {
     Demo(demo::Args),
     /// Memory and wakeups of an idle `csdci serve` with 20 job files.
     ServeIdle(serve_idle::Args),
+    /// Server time of the dashboard's pages on a store of 10,000 runs and 500 bisections.
+    Web(web::Args),
 }
 
 /// Runs `csdci bench`; returns the exit code.
@@ -39,5 +42,6 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         Which::Corpus(a) => corpus::exec(cli, a),
         Which::Demo(a) => demo::exec(cli, a),
         Which::ServeIdle(a) => serve_idle::exec(cli, a),
+        Which::Web(a) => web::exec(cli, a),
     }
 }
