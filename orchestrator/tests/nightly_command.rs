@@ -104,7 +104,7 @@ fn nights_find_bisect_attach_and_fix_a_regression() {
         jobs.join("nightly-check.yaml"),
         format!(
             "name: nightly-check\ntree: git://127.0.0.1:{port}/up.git\nbranch: main\n\
-             schedule: \"0 2 * * *\"\nrun: grep -q good state\nruns: 2\nfixed_after: 1\n\
+             schedule: \"0 2 * * *\"\nrun: grep -q good state\nruns: 2\nfixed_after: 1\nkeep: 1s\n\
              bisect:\n  verify_runs: 1\n  max_runs: 60\n"
         ),
     )
@@ -114,6 +114,13 @@ fn nights_find_bisect_attach_and_fix_a_regression() {
     // Night 1: the head is clean.
     let (code, v, err) = night(&jobs, &data);
     assert_eq!(code, 0, "{v:#}\n{err}");
+    let night1_logs = data
+        .join("nights")
+        .join(v["branches"][0]["night_id"].to_string());
+    assert!(
+        night1_logs.is_dir(),
+        "the command's logs are kept per night"
+    );
     let b = &v["branches"][0];
     assert_eq!(b["status"], "tested", "{v:#}");
     assert_eq!(b["head"], first.as_str());
@@ -125,6 +132,11 @@ fn nights_find_bisect_attach_and_fix_a_regression() {
     assert_eq!(code, 0);
     assert_eq!(v["branches"][0]["status"], "unchanged", "{v:#}");
     assert!(v["branches"][0]["cells"].as_array().unwrap().is_empty());
+
+    // `keep: 1s`: a later night removes the first night's logs (its results stay).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    night(&jobs, &data);
+    assert!(!night1_logs.exists(), "logs older than keep are removed");
 
     // Eight commits land; the fifth breaks the test.
     let mut shas = Vec::new();

@@ -7,6 +7,7 @@
 
 pub mod cells;
 pub mod compare;
+pub mod keep;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -119,6 +120,14 @@ pub fn run_job(store: &Store, job: &Job, opts: &Options, events: &Sink) -> crate
             )?,
         };
         branches.push(b);
+    }
+    match keep::prune(store, job, chrono::Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "{}: removed {n} run log folders older than `keep`",
+            job.name
+        ),
+        Err(e) => tracing::warn!("{}: cannot remove old run logs: {e}", job.name),
     }
     let flushed = outbox_link::flush(store)?;
     store.job_set_finished(&job.name)?;
