@@ -148,6 +148,12 @@ fn clean_boot_powers_off_with_scftorture_success() {
         "{console}"
     );
     assert!(console.contains("csdci: workload done"));
+    // The exact QEMU command line is kept with the run (the dashboard serves it).
+    let line = std::fs::read_to_string(cfg.run_dir.join("qemu-cmdline.txt")).unwrap();
+    assert!(
+        line.contains("qemu-system-x86_64") && line.contains("-smp"),
+        "{line}"
+    );
     assert_eq!(String::from_utf8_lossy(&streamed), console);
     let boot = out.boot_seconds.expect("boot time measured");
     assert!(boot > 0.0 && boot < out.seconds);

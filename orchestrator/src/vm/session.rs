@@ -90,8 +90,28 @@ pub(super) fn run(
     let stderr_path = cfg.run_dir.join("qemu.stderr");
     let stderr = File::create(&stderr_path).map_err(|e| Error::io(&stderr_path, e))?;
     let bin = qemu::binary();
+    let argv = qemu::argv(&spec);
+    // The exact command line, for the dashboard's download and for a person
+    // reproducing the run by hand (shell-quoted, one line).
+    let line: Vec<String> = std::iter::once(bin.to_string_lossy().into_owned())
+        .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@+".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    let cmdline_path = cfg.run_dir.join("qemu-cmdline.txt");
+    if let Err(e) = std::fs::write(&cmdline_path, format!("{}\n", line.join(" "))) {
+        tracing::warn!("cannot write {}: {e}", cmdline_path.display());
+    }
     let mut cmd = Command::new(&bin);
-    cmd.args(qemu::argv(&spec))
+    cmd.args(&argv)
         .current_dir(&cfg.run_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
