@@ -9,15 +9,15 @@
 //! already built when this test runs.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{data_dir, kernel_repo as repo};
+use common::kernel_repo as repo;
 
 /// Both tests write the demo history of the same repository: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -37,45 +37,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Runs csdci with a wall-clock limit, so a hung pipeline fails the test
-/// instead of hanging CI; returns (exit code, stdout).
-fn csdci(args: &[&str], limit: Duration) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_csdci"))
-        .arg("--data-dir")
-        .arg(data_dir())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn csdci");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            // SIGINT first: csdci stops its guests; then make sure.
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            std::thread::sleep(Duration::from_secs(10));
-            let _ = child.kill();
-            panic!("csdci {args:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    (
-        status.code().unwrap_or(-1),
-        reader.join().unwrap_or_default(),
-    )
-}
+use common::csdci_within as csdci;
 
 /// `csdci demo --prepare-only --json`: the history JSON.
 fn prepare_only(dir: &str, commits: &str, seed: &str) -> Value {

@@ -21,18 +21,10 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `git daemon` serving the bare repositories under `base`; waits until it
 /// answers.
 fn git_daemon(base: &Path) -> (Daemon, u16) {
-    let port = free_port();
+    let port = common::free_port();
     let child = Command::new("git")
         .args([
             "daemon",

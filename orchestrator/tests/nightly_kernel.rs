@@ -19,51 +19,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::kernel_repo;
 use common::repo::git;
 use common::smtp::{Smtp, header};
-use common::{data_dir, kernel_repo};
 use serde_json::Value;
 
-/// Runs csdci with a wall-clock limit: (exit code, stdout).
-fn csdci(args: &[&str], limit: Duration) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_csdci"))
-        .arg("--data-dir")
-        .arg(data_dir())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn csdci");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            std::thread::sleep(Duration::from_secs(10));
-            let _ = child.kill();
-            panic!("csdci {args:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    (
-        status.code().unwrap_or(-1),
-        reader.join().unwrap_or_default(),
-    )
-}
+use common::csdci_within as csdci;
 
 fn night(jobs: &Path, name: &str) -> (i32, Value) {
     let (code, out) = csdci(

@@ -944,28 +944,11 @@ mod tests {
 
     fn issue_reg(kind: &str, title: &str) -> Regression {
         Regression {
-            id: 1,
-            job: "j".into(),
             branch: "b".into(),
             cell: "c".into(),
-            title: title.into(),
-            kind: kind.into(),
-            status: "open".into(),
             good: None,
-            bad: "b".into(),
-            first_night: 1,
-            last_seen_night: 1,
-            last_bad_head: "b".into(),
             runs_seen: 1,
-            clean_nights: 0,
-            bisection_id: None,
-            culprit: None,
-            detail: None,
-            fixed_night: None,
-            fixed_head: None,
-            fixed_range: None,
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..Regression::sample(1, title, kind)
         }
     }
 

@@ -63,6 +63,38 @@ pub struct Regression {
     pub updated_at: String,
 }
 
+#[cfg(test)]
+impl Regression {
+    /// An open regression of job `j`, branch `master`, cell `default`, seen
+    /// on night 1 in 3 runs (for tests of the logic that reads them).
+    pub(crate) fn sample(id: i64, title: &str, kind: &str) -> Self {
+        Regression {
+            id,
+            job: "j".into(),
+            branch: "master".into(),
+            cell: "default".into(),
+            title: title.into(),
+            kind: kind.into(),
+            status: "open".into(),
+            good: Some("a".into()),
+            bad: "b".into(),
+            first_night: 1,
+            last_seen_night: 1,
+            last_bad_head: "b".into(),
+            runs_seen: 3,
+            clean_nights: 0,
+            bisection_id: None,
+            culprit: None,
+            detail: None,
+            fixed_night: None,
+            fixed_head: None,
+            fixed_range: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+}
+
 /// A new regression.
 #[derive(Debug, Clone)]
 pub struct NewRegression<'a> {

@@ -46,21 +46,6 @@ fn base_name(url: &str) -> String {
     }
 }
 
-/// The object directory of a local repository (work tree or bare).
-fn objects_of(repo: &Path) -> Result<PathBuf> {
-    let common = git(repo, &["rev-parse", "--git-common-dir"])?;
-    let common = Path::new(&common);
-    let common = if common.is_absolute() {
-        common.to_path_buf()
-    } else {
-        repo.join(common)
-    };
-    common
-        .join("objects")
-        .canonicalize()
-        .map_err(|_| Error::NotGit(repo.to_path_buf()))
-}
-
 impl Remote {
     /// The clone of `url` under `dir`, made on first use (aside, then renamed,
     /// so a half-made clone is never used). `reference`, when given, lends
@@ -88,7 +73,7 @@ impl Remote {
         let alternates = path.join("objects").join("info").join("alternates");
         match reference {
             Some(r) => {
-                let want = format!("{}\n", objects_of(r)?.display());
+                let want = format!("{}\n", super::mirror::objects_dir(r)?.display());
                 if std::fs::read_to_string(&alternates).ok().as_deref() != Some(want.as_str()) {
                     std::fs::write(&alternates, want).map_err(Error::Spawn)?;
                 }

@@ -18,7 +18,7 @@ pub struct Mirror {
 }
 
 /// The source repository's object directory (the common one for a worktree).
-fn objects_dir(source: &Path) -> Result<PathBuf> {
+pub(super) fn objects_dir(source: &Path) -> Result<PathBuf> {
     let common = git(source, &["rev-parse", "--git-common-dir"])?;
     let common = Path::new(&common);
     let common = if common.is_absolute() {

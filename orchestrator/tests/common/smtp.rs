@@ -42,13 +42,6 @@ fn python() -> &'static str {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Smtp {
     /// Starts a server on a free port.
     pub fn start() -> Smtp {
@@ -57,7 +50,7 @@ impl Smtp {
         std::fs::create_dir_all(&dir).unwrap();
         let mut s = Smtp {
             child: None,
-            port: free_port(),
+            port: super::free_port(),
             dir,
             _tmp: tmp,
         };

@@ -150,30 +150,7 @@ mod tests {
     }
 
     fn open(id: i64, title: &str, kind: &str) -> Regression {
-        Regression {
-            id,
-            job: "j".into(),
-            branch: "master".into(),
-            cell: "default".into(),
-            title: title.into(),
-            kind: kind.into(),
-            status: "open".into(),
-            good: Some("a".into()),
-            bad: "b".into(),
-            first_night: 1,
-            last_seen_night: 1,
-            last_bad_head: "b".into(),
-            runs_seen: 3,
-            clean_nights: 0,
-            bisection_id: None,
-            culprit: None,
-            detail: None,
-            fixed_night: None,
-            fixed_head: None,
-            fixed_range: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
+        Regression::sample(id, title, kind)
     }
 
     #[test]
