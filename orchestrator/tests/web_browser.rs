@@ -6,7 +6,9 @@
 //! chromedriver and headless Chromium. Every page loads without a JavaScript
 //! error and is saved as a screenshot under `target/web-screenshots/`; the
 //! console viewer jumps to a finding; a bisection page updates live; the XSS
-//! console renders as text; the action without the token is refused.
+//! console renders as text; the action without the token is refused; the
+//! live console of a running run appends the lines written to it and
+//! highlights the CSD-lock line as it appears.
 
 mod common;
 
@@ -432,6 +434,141 @@ fn dashboard_in_a_real_browser() {
         let pre = c.find(Locator::Css("pre.console")).await.unwrap().text().await.unwrap();
         assert!(pre.contains(XSS_IMG), "{pre}");
         assert!(pre.contains("<b>bold?</b> &amp; </pre></html>"), "{pre}");
+
+        // The live console of a running run: the tail is shown, lines the
+        // guest writes appear without reload, the CSD-lock line highlighted.
+        let real = recorded_console();
+        let text = String::from_utf8_lossy(&real).to_string();
+        let all: Vec<&str> = text.lines().collect();
+        let csd_line = all
+            .iter()
+            .position(|l| l.contains("Detected non-responsive CSD lock"))
+            .unwrap() as u64
+            + 1;
+        let head = (csd_line - 40) as usize;
+        let (live, live_log) = {
+            let store = Store::open(&repo.data).unwrap();
+            let id = store
+                .insert_run(&NewRun {
+                    repo: "/srv/linux".into(),
+                    commit: "11fe".repeat(10),
+                    vcpus: 8,
+                    memory_mb: 2048,
+                    accel_requested: "tcg".into(),
+                    scftorture: "nthreads=8".into(),
+                    duration_s: 60,
+                    ..Default::default()
+                })
+                .unwrap();
+            let dir = repo.data.join("runs").join(id.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            let log = dir.join("console.log");
+            std::fs::write(&log, format!("{}\n", all[..head].join("\n"))).unwrap();
+            store
+                .set_run_paths(id, &dir.display().to_string(), &log.display().to_string())
+                .unwrap();
+            (id, log)
+        };
+        page(&c, &base, "/", "overview-running").await;
+        let href = format!("/runs/{live}/live");
+        c.find(Locator::Css(&format!("tr#run-{live} a.live-link[href='{href}']")))
+            .await
+            .expect("the overview links the running run's live console");
+        page(&c, &base, &format!("/runs/{live}"), "run-running").await;
+        c.find(Locator::Css(&format!("a#live-link[href='{href}']"))).await.unwrap();
+        page(&c, &base, &href, "live-console").await;
+        c.execute("window.__notReloaded = true;", vec![]).await.unwrap();
+        // The tail: the last 200 lines written so far.
+        let first = head - 200 + 1;
+        let v = c
+            .execute(
+                "const l = document.querySelectorAll('#live-console .line');
+                 return [l.length, l[0].id, l[l.length - 1].id]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, json!([200, format!("L{first}"), format!("L{head}")]));
+        assert!(c.find(Locator::Id(&format!("L{csd_line}"))).await.is_err());
+        // The guest writes the rest, in three pieces (one ends mid-line).
+        let rest = format!("{}\n{XSS_IMG}\n", all[head..].join("\n"));
+        let cut1 = rest.len() / 3;
+        let cut2 = 2 * rest.len() / 3;
+        for piece in [&rest[..cut1], &rest[cut1..cut2], &rest[cut2..]] {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&live_log).unwrap();
+            f.write_all(piece.as_bytes()).unwrap();
+            drop(f);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        let total = all.len() + 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let v = loop {
+            let v = c
+                .execute(
+                    "const [csd, last] = arguments;
+                     const e = document.getElementById('L' + csd);
+                     const l = document.getElementById('L' + last);
+                     return {csd: e ? e.classList.contains('hit') : null,
+                             csdText: e ? e.textContent : null,
+                             last: l ? l.textContent : null,
+                             lines: document.querySelectorAll('#live-console .line').length,
+                             findings: Array.from(document.querySelectorAll('#live-findings li')).map(li => li.getAttribute('data-line')),
+                             notReloaded: window.__notReloaded === true,
+                             imgs: document.querySelectorAll('img').length};",
+                    vec![json!(csd_line), json!(total)],
+                )
+                .await
+                .unwrap();
+            if v["last"].is_string() && v["csd"] == json!(true) {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "the appended lines appear: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(v["notReloaded"], json!(true), "{v}");
+        assert_eq!(v["lines"], json!(total - first + 1), "every line once: {v}");
+        assert!(v["csdText"].as_str().unwrap().contains("non-responsive CSD lock"), "{v}");
+        assert!(v["findings"].as_array().unwrap().contains(&json!(csd_line.to_string())), "{v}");
+        assert!(v["last"].as_str().unwrap().trim_end().ends_with(XSS_IMG), "the XSS line as text: {v}");
+        assert_eq!(v["imgs"], json!(0), "{v}");
+        let order = c
+            .execute(
+                "return Array.from(document.querySelectorAll('#live-console .line')).every((e, i) => e.id === 'L' + (i + arguments[0]))",
+                vec![json!(first)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(order, json!(true), "lines numbered {first}..{total} in order");
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        no_alert(&c, &href).await;
+        std::fs::write(
+            screenshots().join("live-console-updated.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        // The run ends: the page says so.
+        {
+            let store = Store::open(&repo.data).unwrap();
+            store
+                .finish_run(
+                    live,
+                    &Finish {
+                        verdict: "failed".into(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let t = c.find(Locator::Id("live-status")).await.unwrap().text().await.unwrap();
+            if t == "done" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the status turns done: {t}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         // The action without the token (or with a wrong one) is refused; with
         // it, it is accepted (and fails only because this serve has no jobs).

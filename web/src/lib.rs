@@ -66,6 +66,28 @@ pub trait Dashboard: Send + Sync + 'static {
     fn pulse(&self) -> Result<Pulse, WebError>;
     /// Re-runs a job's night now (the caller checked the token).
     fn rerun_job(&self, name: &str) -> Result<ActionResult, WebError>;
+    /// A run's live console: its last `tail` lines, findings so far, the
+    /// bisection it belongs to.
+    fn live(&self, run_id: i64, tail: u32) -> Result<LivePage, WebError> {
+        let _ = tail;
+        Err(WebError::NotFound(format!(
+            "run #{run_id} has no live console"
+        )))
+    }
+    /// The stream of a run's new console lines from byte `offset` (the end
+    /// of the last complete line before it; `u64::MAX`: the current end).
+    fn live_stream(&self, run_id: i64, offset: u64) -> Result<Box<dyn ConsoleStream>, WebError> {
+        let _ = offset;
+        Err(WebError::NotFound(format!(
+            "run #{run_id} has no live console"
+        )))
+    }
+}
+
+/// A live console being followed: each call reads what the guest wrote
+/// since the last one (bounded), with the findings it brought.
+pub trait ConsoleStream: Send + 'static {
+    fn next_chunk(&mut self) -> Result<LiveChunk, WebError>;
 }
 
 /// Server options.
@@ -81,6 +103,8 @@ pub struct Options {
 pub const MAX_WINDOW: u32 = 2000;
 /// Console lines a window shows by default.
 pub const DEFAULT_WINDOW: u32 = 500;
+/// Console lines the live page opens with.
+pub const LIVE_TAIL: u32 = 200;
 
 #[derive(Clone)]
 struct App {
@@ -112,6 +136,9 @@ fn router_with_stop(dash: Arc<dyn Dashboard>, opts: Options, stop: Arc<AtomicBoo
         .route("/api/v1/runs/{id}", get(run_json))
         .route("/runs/{id}/console", get(console))
         .route("/api/v1/runs/{id}/console", get(console_json))
+        .route("/runs/{id}/live", get(live))
+        .route("/api/v1/runs/{id}/live", get(live_json))
+        .route("/api/v1/runs/{id}/live/events", get(live_events))
         .route("/runs/{id}/console.log", get(raw_console))
         .route("/runs/{id}/config", get(raw_config))
         .route("/runs/{id}/qemu-cmdline", get(raw_qemu))
@@ -269,6 +296,103 @@ async fn console_json(
     let id = parse_id(&id).map_err(JsonError)?;
     let (from, count) = window(&q);
     api(call(&app, move |d| d.console(id, from, count)).await)
+}
+
+async fn live(State(app): State<App>, Path(id): Path<String>) -> Page {
+    let id = parse_id(&id)?;
+    Ok(pages::live(
+        &call(&app, move |d| d.live(id, LIVE_TAIL)).await?,
+    ))
+}
+
+async fn live_json(State(app): State<App>, Path(id): Path<String>) -> Api<LivePage> {
+    let id = parse_id(&id).map_err(JsonError)?;
+    api(call(&app, move |d| d.live(id, LIVE_TAIL)).await)
+}
+
+#[derive(Debug, Deserialize)]
+struct LiveQuery {
+    offset: Option<u64>,
+}
+
+/// How often a live console is read when nothing was waiting.
+const LIVE_POLL: Duration = Duration::from_millis(300);
+
+/// `GET /api/v1/runs/ID/live/events?offset=N`: server-sent events, a
+/// `console` event (JSON [`LiveChunk`], its id the byte offset reached) each
+/// time the guest wrote lines or the run's state changed, `end` once the run
+/// is over and its console read. A reconnecting browser's `Last-Event-ID`
+/// resumes where it stopped; no offset: from the console's current end.
+async fn live_events(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+) -> Result<Response, JsonError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let id = parse_id(&id).map_err(JsonError)?;
+    let offset = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(q.offset)
+        .unwrap_or(u64::MAX);
+    let stream = call(&app, move |d| d.live_stream(id, offset))
+        .await
+        .map_err(JsonError)?;
+    let poll = app.poll.min(LIVE_POLL);
+    // (app, the stream (none: ended), the last status sent, sleep first)
+    type Live = (App, Option<Box<dyn ConsoleStream>>, Option<String>, bool);
+    let init: Live = (app, Some(stream), None, false);
+    let events =
+        futures_util::stream::unfold(init, move |(app, s, mut status, mut wait)| async move {
+            let mut s = s?;
+            loop {
+                if app.stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                if wait {
+                    tokio::time::sleep(poll).await;
+                }
+                let (back, got) = tokio::task::spawn_blocking(move || {
+                    let r = s.next_chunk();
+                    (s, r)
+                })
+                .await
+                .ok()?;
+                s = back;
+                let chunk = match got {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let ev = Event::default().event("error").data(e.to_string());
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(ev),
+                            (app, None, status, false),
+                        ));
+                    }
+                };
+                wait = !chunk.more;
+                let changed = status.is_none()
+                    || !chunk.lines.is_empty()
+                    || !chunk.marks.is_empty()
+                    || chunk.bisection.is_some()
+                    || chunk.done
+                    || status.as_deref() != Some(chunk.status.as_str());
+                if changed {
+                    status = Some(chunk.status.clone());
+                    let data = serde_json::to_string(&chunk).unwrap_or_else(|_| "{}".into());
+                    let ev = Event::default()
+                        .event(if chunk.done { "end" } else { "console" })
+                        .id(chunk.offset.to_string())
+                        .data(data);
+                    let next = (!chunk.done).then_some(s);
+                    return Some((Ok(ev), (app, next, status, wait)));
+                }
+            }
+        });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 async fn raw(app: App, id: String, what: Download) -> Result<Response, WebError> {

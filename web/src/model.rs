@@ -278,3 +278,61 @@ pub enum Download {
     Config,
     QemuCmdline,
 }
+
+/// The live console of a run: its tail when the page opened, the findings
+/// so far, and where the stream of new lines resumes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LivePage {
+    pub run_id: i64,
+    pub commit: String,
+    pub status: String,
+    /// The console's last lines (complete lines only).
+    pub lines: Vec<ConsoleLine>,
+    /// Lines in the console so far (complete lines).
+    pub total_lines: u64,
+    /// Byte offset just past the last line shown: the stream starts there.
+    pub offset: u64,
+    /// Findings so far (from the console analyzer, fed as the guest writes).
+    pub findings: Vec<LiveMark>,
+    /// The bisection this run belongs to, with its latest steps.
+    pub bisection: Option<BisectProgress>,
+}
+
+/// A finding of a live console: the line it starts on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LiveMark {
+    pub line: u64,
+    pub ordinal: u32,
+    pub kind: String,
+    pub title: String,
+}
+
+/// A running bisection's progress: its status and latest steps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BisectProgress {
+    pub id: i64,
+    pub status: String,
+    /// Steps journalled so far.
+    pub step_count: u32,
+    /// The latest steps, oldest first.
+    pub steps: Vec<BisectStep>,
+}
+
+/// One event of a live console stream: the lines written since the last one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LiveChunk {
+    /// Byte offset just past the last line sent (the event's id: a
+    /// reconnecting browser resumes there).
+    pub offset: u64,
+    pub lines: Vec<ConsoleLine>,
+    /// Findings that appeared with these lines (their first line may be in
+    /// an earlier chunk).
+    pub marks: Vec<LiveMark>,
+    pub status: String,
+    /// The bisection's progress, when it changed.
+    pub bisection: Option<BisectProgress>,
+    /// More bytes are waiting: the next chunk is read at once.
+    pub more: bool,
+    /// The run is over and its console read to the end.
+    pub done: bool,
+}

@@ -213,3 +213,13 @@ pub fn file_stream(
         }
     })
 }
+
+#[derive(Template)]
+#[template(path = "live.html")]
+struct LiveTpl<'a> {
+    l: &'a LivePage,
+}
+
+pub fn live(l: &LivePage) -> Html {
+    render(&LiveTpl { l })
+}

@@ -150,12 +150,106 @@ document.addEventListener("securitypolicyviolation", function (e) {
     });
   }
 
+  function lineSpan(l) {
+    var s = el("span", null, "line fresh" + (l.finding === null || l.finding === undefined ? "" : " hit"));
+    s.id = "L" + l.n;
+    if (l.finding !== null && l.finding !== undefined) s.setAttribute("data-finding", String(l.finding));
+    var a = el("a", l.n, "ln");
+    a.href = "#L" + l.n;
+    s.appendChild(a);
+    s.appendChild(document.createTextNode(l.text + "\n"));
+    return s;
+  }
+
+  function liveProgress(b) {
+    var sec = document.getElementById("live-bisection");
+    if (!sec) {
+      sec = el("section");
+      sec.id = "live-bisection";
+      var h = el("h2");
+      var a = el("a", "Bisection #" + b.id);
+      a.href = "/bisections/" + encodeURIComponent(b.id);
+      h.appendChild(a);
+      h.appendChild(document.createTextNode(" "));
+      var st = el("span"); st.id = "live-bisect-status"; h.appendChild(st);
+      h.appendChild(document.createTextNode(", "));
+      var n = el("span"); n.id = "live-step-count"; h.appendChild(n);
+      h.appendChild(document.createTextNode(" steps"));
+      sec.appendChild(h);
+      var t = el("table", null, "steps"); t.id = "live-steps";
+      var tr = el("tr");
+      ["step", "kind", "commit", "attempt", "status", "outcome", "artifact", "titles", "seconds", "leading", "posterior"]
+        .forEach(function (c) { tr.appendChild(el("th", c)); });
+      var thead = el("thead"); thead.appendChild(tr); t.appendChild(thead); t.appendChild(el("tbody"));
+      sec.appendChild(t);
+      var pre = document.getElementById("live-console");
+      pre.parentNode.insertBefore(sec, pre.previousElementSibling);
+    }
+    sec.setAttribute("data-bisection", String(b.id));
+    document.getElementById("live-bisect-status").textContent = b.status;
+    document.getElementById("live-step-count").textContent = String(b.step_count);
+    var tbody = sec.querySelector("tbody");
+    while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
+    b.steps.forEach(function (s) { tbody.appendChild(stepRow(s)); });
+  }
+
+  function liveMark(m) {
+    var line = document.getElementById("L" + m.line);
+    if (line) {
+      line.classList.add("hit");
+      line.setAttribute("data-finding", String(m.ordinal));
+    }
+    var list = document.getElementById("live-findings");
+    if (list.querySelector('li[data-line="' + Number(m.line) + '"]')) return;
+    var li = el("li");
+    li.setAttribute("data-line", String(m.line));
+    var a = el("a", "line " + m.line);
+    a.href = "#L" + m.line;
+    li.appendChild(a);
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("span", m.kind, "kind"));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(el("span", m.title, "title"));
+    list.appendChild(li);
+  }
+
+  // Lines a live console keeps (the oldest go).
+  var LIVE_KEEP = 5000;
+
+  function livePage(id) {
+    var pre = document.getElementById("live-console");
+    var status = document.getElementById("live-status");
+    var count = document.getElementById("live-lines");
+    pre.scrollTop = pre.scrollHeight;
+    if (!window.EventSource) return;
+    var url = "/api/v1/runs/" + encodeURIComponent(id) + "/live/events?offset=" +
+      encodeURIComponent(pre.getAttribute("data-offset"));
+    var src = new EventSource(url);
+    function handle(ev) {
+      var c;
+      try { c = JSON.parse(ev.data); } catch (e) { window.__csdciErrors.push(String(e)); return; }
+      var stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 40;
+      c.lines.forEach(function (l) { pre.appendChild(lineSpan(l)); });
+      c.marks.forEach(liveMark);
+      while (pre.childElementCount > LIVE_KEEP) pre.removeChild(pre.firstElementChild);
+      if (c.lines.length) count.textContent = String(c.lines[c.lines.length - 1].n);
+      status.textContent = c.status;
+      status.className = "st-" + c.status;
+      if (c.bisection) liveProgress(c.bisection);
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    }
+    src.addEventListener("console", handle);
+    src.addEventListener("end", function (ev) { handle(ev); src.close(); });
+    window.addEventListener("beforeunload", function () { src.close(); });
+  }
+
   function start() {
     var page = document.body.getAttribute("data-page");
     var id = document.body.getAttribute("data-id");
     if (page === "bisection") bisectionPage(id);
     else if (page === "job") jobPage();
     else if (page === "overview") overviewPage();
+    else if (page === "live") livePage(id);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use csdci_web::{
-    ActionResult, BisectReport, BisectStep, BisectionPage, BisectionRow, CellResult, ConsoleLine,
-    ConsoleWindow, CsdGroupRow, Dashboard, Download, Field, Finding, JobHistory, JobRow, NightRow,
-    Overview, Pulse, Regression, RunPage, RunRow, SearchResults, WebError,
+    ActionResult, BisectProgress, BisectReport, BisectStep, BisectionPage, BisectionRow,
+    CellResult, ConsoleLine, ConsoleStream, ConsoleWindow, CsdGroupRow, Dashboard, Download, Field,
+    Finding, JobHistory, JobRow, LiveChunk, LiveMark, LivePage, NightRow, Overview, Pulse,
+    Regression, RunPage, RunRow, SearchResults, WebError,
 };
 
 use crate::store::{self, Store};
@@ -440,6 +441,302 @@ fn like(s: &str) -> String {
     p
 }
 
+/// A bisection's page: its journal with the posterior after each run, its report.
+fn bisection_page(store: &Store, id: i64) -> Result<BisectionPage, WebError> {
+    let b = store
+        .bisect_get(id)
+        .map_err(internal)?
+        .ok_or_else(|| WebError::NotFound(format!("no bisection #{id}")))?;
+    let posteriors: HashMap<i64, store::bisect::PosteriorRow> = store
+        .bisect_posteriors(id)
+        .map_err(internal)?
+        .into_iter()
+        .collect();
+    let steps = store
+        .bisect_steps(id, false)
+        .map_err(internal)?
+        .into_iter()
+        .map(|s| {
+            let p = posteriors.get(&s.id);
+            BisectStep {
+                id: s.id,
+                kind: s.kind,
+                commit: s.commit,
+                attempt: s.attempt,
+                status: s.status,
+                outcome: s.outcome,
+                artifact: s
+                    .same_as
+                    .map(|x| format!("same as {}", short(&x)))
+                    .or(s.artifact_id.map(|a| short(&a).to_string())),
+                titles: s.titles,
+                seconds: s.seconds,
+                run_id: s.run_id,
+                top: p.map(|p| p.top.clone()),
+                confidence: p.map(|p| p.confidence),
+            }
+        })
+        .collect();
+    let report = report(b.result.as_deref()).map(|r| BisectReport {
+        status: r.status.clone(),
+        doubt: r.doubt.clone(),
+        culprit: r.culprit.as_ref().map(|c| c.sha.clone()),
+        culprit_subject: r.culprit.as_ref().map(|c| c.subject.clone()),
+        culprit_author: r.culprit.as_ref().map(|c| c.author.clone()),
+        confidence: r.confidence,
+        fixes: r.fixes.clone(),
+        revert_check: match (&r.revert_check.message, r.revert_check.commit.as_deref()) {
+            (Some(m), _) => format!("{}: {m}", r.revert_check.status),
+            (None, Some(c)) => format!(
+                "{}: revert {} failed {} of {} runs",
+                r.revert_check.status,
+                short(c),
+                r.revert_check.fails,
+                r.revert_check.runs
+            ),
+            (None, None) => r.revert_check.status.clone(),
+        },
+        fix_validation: r.tip_check.as_ref().map(|t| {
+            format!(
+                "tip {}: {} of {} runs failed",
+                short(&t.commit),
+                t.fails,
+                t.runs
+            )
+        }),
+        runs: r.runs,
+        builds: r.builds,
+        titles: r.titles.clone(),
+    });
+    Ok(BisectionPage {
+        id,
+        repo: b.repo,
+        good: b.good,
+        bad: b.bad,
+        predicate: b.predicate,
+        tester: b.tester,
+        status: b.status,
+        error: b.error,
+        steps,
+        report,
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+    })
+}
+
+/// Bytes of console one live event carries at most.
+pub const LIVE_CHUNK: usize = 64 * 1024;
+/// Steps of a bisection the live page shows.
+const LIVE_STEPS: usize = 8;
+
+/// A run's console followed as it grows: the byte offset reached (always
+/// just past a newline, but for a line longer than [`LIVE_CHUNK`]), the
+/// number of the next line, and the console analyzer fed everything before
+/// the offset, whose new findings mark their lines.
+pub struct LiveTail {
+    data_dir: PathBuf,
+    run_id: i64,
+    file: std::fs::File,
+    offset: u64,
+    next_line: u64,
+    analyzer: csdci_console::Analyzer,
+    /// Findings already sent.
+    marked: usize,
+    bisection: Option<i64>,
+    /// The bisection's (step count, done steps, status) last sent.
+    bisect_key: Option<(u32, u32, String)>,
+}
+
+impl LiveTail {
+    /// Follows `path` (run `run_id`'s console) from `offset`, moved back to
+    /// the end of the last complete line before it (`u64::MAX`: the end).
+    /// Everything before is read once, in chunks, through the analyzer.
+    pub fn open(
+        data_dir: &Path,
+        run_id: i64,
+        path: &Path,
+        offset: u64,
+        bisection: Option<i64>,
+    ) -> std::io::Result<LiveTail> {
+        let mut file = std::fs::File::open(path)?;
+        let mut analyzer = csdci_console::Analyzer::new();
+        let mut buf = vec![0u8; LIVE_CHUNK];
+        let (mut pos, mut fed, mut lines) = (0u64, 0u64, 0u64);
+        // Bytes after the last newline, not yet fed.
+        let mut pending: Vec<u8> = Vec::new();
+        while pos < offset {
+            let want = (offset - pos).min(buf.len() as u64) as usize;
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            pos += n as u64;
+            match chunk.iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    analyzer.feed(&pending);
+                    analyzer.feed(&chunk[..=i]);
+                    lines += pending
+                        .iter()
+                        .chain(&chunk[..=i])
+                        .filter(|&&b| b == b'\n')
+                        .count() as u64;
+                    fed += (pending.len() + i + 1) as u64;
+                    pending.clear();
+                    pending.extend_from_slice(&chunk[i + 1..]);
+                }
+                None => pending.extend_from_slice(chunk),
+            }
+        }
+        file.seek(SeekFrom::Start(fed))?;
+        Ok(LiveTail {
+            data_dir: data_dir.to_path_buf(),
+            run_id,
+            file,
+            offset: fed,
+            next_line: lines + 1,
+            analyzer,
+            marked: 0,
+            bisection,
+            bisect_key: None,
+        })
+    }
+
+    /// The findings not sent yet.
+    fn new_marks(&mut self) -> Vec<LiveMark> {
+        let all = self.analyzer.findings();
+        let marks = all[self.marked.min(all.len())..]
+            .iter()
+            .enumerate()
+            .map(|(i, f)| LiveMark {
+                line: f.line,
+                ordinal: (self.marked + i) as u32,
+                kind: f.kind.as_str().to_string(),
+                title: f.title.clone(),
+            })
+            .collect();
+        self.marked = all.len();
+        marks
+    }
+
+    /// The bisection's progress when it changed since the last call.
+    fn progress(&mut self, store: &Store) -> Result<Option<BisectProgress>, WebError> {
+        let Some(id) = self.bisection else {
+            return Ok(None);
+        };
+        let p = bisect_progress(store, id)?;
+        let done = p.steps.iter().filter(|s| s.status == "done").count() as u32;
+        let key = (p.step_count, done, p.status.clone());
+        if self.bisect_key.as_ref() == Some(&key) {
+            return Ok(None);
+        }
+        self.bisect_key = Some(key);
+        Ok(Some(p))
+    }
+}
+
+impl ConsoleStream for LiveTail {
+    fn next_chunk(&mut self) -> Result<LiveChunk, WebError> {
+        let store = Store::open_read_only(&self.data_dir).map_err(internal)?;
+        let status = StoreDashboard::get_run(&store, self.run_id)?.status;
+        let running = status == "running";
+        let size = self.file.metadata().map_err(internal)?.len();
+        let mut buf = vec![0u8; LIVE_CHUNK];
+        let mut n = 0;
+        while n < buf.len() {
+            let k = self.file.read(&mut buf[n..]).map_err(internal)?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        buf.truncate(n);
+        // Whole lines only, but for an overlong line or the end of a
+        // finished run's console.
+        let take = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None if n == LIVE_CHUNK || !running => n,
+            None => 0,
+        };
+        self.file
+            .seek(SeekFrom::Start(self.offset + take as u64))
+            .map_err(internal)?;
+        let got = &buf[..take];
+        self.analyzer.feed(got);
+        let mut lines = Vec::new();
+        if !got.is_empty() {
+            let body = got.strip_suffix(b"\n").unwrap_or(got);
+            for l in body.split(|&b| b == b'\n') {
+                lines.push(ConsoleLine {
+                    n: self.next_line,
+                    text: text(&l[..l.len().min(MAX_LINE)]),
+                    finding: None,
+                });
+                self.next_line += 1;
+            }
+        }
+        self.offset += take as u64;
+        let marks = self.new_marks();
+        for m in &marks {
+            if let Some(l) = lines.iter_mut().find(|l| l.n == m.line) {
+                l.finding = Some(m.ordinal);
+            }
+        }
+        let more = take > 0 && self.offset < size;
+        Ok(LiveChunk {
+            offset: self.offset,
+            lines,
+            marks,
+            bisection: self.progress(&store)?,
+            more,
+            done: !running && self.offset >= size,
+            status,
+        })
+    }
+}
+
+/// A bisection's status and latest steps.
+fn bisect_progress(store: &Store, id: i64) -> Result<BisectProgress, WebError> {
+    let mut b = bisection_page(store, id)?;
+    let count = b.steps.len();
+    let steps = b.steps.split_off(count.saturating_sub(LIVE_STEPS));
+    Ok(BisectProgress {
+        id,
+        status: b.status,
+        step_count: count as u32,
+        steps,
+    })
+}
+
+/// The bisection run `run` belongs to: the step that recorded it, or else a
+/// running bisection testing the run's commit now.
+fn run_bisection(store: &Store, run: &store::runs::RunRow) -> Result<Option<i64>, WebError> {
+    use rusqlite::OptionalExtension;
+    let by_step = store
+        .conn()
+        .query_row(
+            "SELECT bisection_id FROM bisect_steps WHERE run_id = ?1 LIMIT 1",
+            [run.id],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    if by_step.is_some() || run.status != "running" {
+        return Ok(by_step);
+    }
+    store
+        .conn()
+        .query_row(
+            "SELECT s.bisection_id FROM bisect_steps s JOIN bisections b ON b.id = s.bisection_id
+             WHERE b.status = 'running' AND s.status = 'started' AND s.commit_sha = ?1
+             ORDER BY s.id DESC LIMIT 1",
+            [&run.commit],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(internal)
+}
+
 impl Dashboard for StoreDashboard {
     fn overview(&self) -> Result<Overview, WebError> {
         let store = self.store()?;
@@ -635,86 +932,7 @@ impl Dashboard for StoreDashboard {
     }
 
     fn bisection(&self, id: i64) -> Result<BisectionPage, WebError> {
-        let store = self.store()?;
-        let b = store
-            .bisect_get(id)
-            .map_err(internal)?
-            .ok_or_else(|| WebError::NotFound(format!("no bisection #{id}")))?;
-        let posteriors: HashMap<i64, store::bisect::PosteriorRow> = store
-            .bisect_posteriors(id)
-            .map_err(internal)?
-            .into_iter()
-            .collect();
-        let steps = store
-            .bisect_steps(id, false)
-            .map_err(internal)?
-            .into_iter()
-            .map(|s| {
-                let p = posteriors.get(&s.id);
-                BisectStep {
-                    id: s.id,
-                    kind: s.kind,
-                    commit: s.commit,
-                    attempt: s.attempt,
-                    status: s.status,
-                    outcome: s.outcome,
-                    artifact: s
-                        .same_as
-                        .map(|x| format!("same as {}", short(&x)))
-                        .or(s.artifact_id.map(|a| short(&a).to_string())),
-                    titles: s.titles,
-                    seconds: s.seconds,
-                    run_id: s.run_id,
-                    top: p.map(|p| p.top.clone()),
-                    confidence: p.map(|p| p.confidence),
-                }
-            })
-            .collect();
-        let report = report(b.result.as_deref()).map(|r| BisectReport {
-            status: r.status.clone(),
-            doubt: r.doubt.clone(),
-            culprit: r.culprit.as_ref().map(|c| c.sha.clone()),
-            culprit_subject: r.culprit.as_ref().map(|c| c.subject.clone()),
-            culprit_author: r.culprit.as_ref().map(|c| c.author.clone()),
-            confidence: r.confidence,
-            fixes: r.fixes.clone(),
-            revert_check: match (&r.revert_check.message, r.revert_check.commit.as_deref()) {
-                (Some(m), _) => format!("{}: {m}", r.revert_check.status),
-                (None, Some(c)) => format!(
-                    "{}: revert {} failed {} of {} runs",
-                    r.revert_check.status,
-                    short(c),
-                    r.revert_check.fails,
-                    r.revert_check.runs
-                ),
-                (None, None) => r.revert_check.status.clone(),
-            },
-            fix_validation: r.tip_check.as_ref().map(|t| {
-                format!(
-                    "tip {}: {} of {} runs failed",
-                    short(&t.commit),
-                    t.fails,
-                    t.runs
-                )
-            }),
-            runs: r.runs,
-            builds: r.builds,
-            titles: r.titles.clone(),
-        });
-        Ok(BisectionPage {
-            id,
-            repo: b.repo,
-            good: b.good,
-            bad: b.bad,
-            predicate: b.predicate,
-            tester: b.tester,
-            status: b.status,
-            error: b.error,
-            steps,
-            report,
-            created_at: b.created_at,
-            updated_at: b.updated_at,
-        })
+        bisection_page(&self.store()?, id)
     }
 
     fn search(&self, q: &str) -> Result<SearchResults, WebError> {
@@ -785,6 +1003,55 @@ impl Dashboard for StoreDashboard {
                       + (SELECT count(*) FROM bisections WHERE status != 'running') * 1000003",
             )?,
         })
+    }
+
+    fn live(&self, run_id: i64, tail: u32) -> Result<LivePage, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, run_id)?;
+        let path = Self::console_path(&r)
+            .ok_or_else(|| WebError::NotFound(format!("run #{run_id} has no console log yet")))?;
+        let bisection = run_bisection(&store, &r)?;
+        let mut t =
+            LiveTail::open(&self.data_dir, run_id, &path, u64::MAX, bisection).map_err(internal)?;
+        let findings = t.new_marks();
+        let total = t.next_line - 1;
+        let from = total.saturating_sub(tail as u64) + 1;
+        let ix = self.index(&path)?;
+        let lines = ix
+            .read(&path, from, (total + 1 - from) as u32)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(n, text)| ConsoleLine {
+                n,
+                text,
+                finding: findings.iter().find(|f| f.line == n).map(|f| f.ordinal),
+            })
+            .collect();
+        Ok(LivePage {
+            run_id,
+            commit: r.commit,
+            status: r.status,
+            lines,
+            total_lines: total,
+            offset: t.offset,
+            findings,
+            bisection: bisection
+                .map(|id| bisect_progress(&store, id))
+                .transpose()?,
+        })
+    }
+
+    fn live_stream(&self, run_id: i64, offset: u64) -> Result<Box<dyn ConsoleStream>, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, run_id)?;
+        let path = Self::console_path(&r)
+            .ok_or_else(|| WebError::NotFound(format!("run #{run_id} has no console log yet")))?;
+        let bisection = run_bisection(&store, &r)?;
+        let mut t =
+            LiveTail::open(&self.data_dir, run_id, &path, offset, bisection).map_err(internal)?;
+        // The findings before the offset are on the page already.
+        t.marked = t.analyzer.findings().len();
+        Ok(Box::new(t))
     }
 
     fn rerun_job(&self, name: &str) -> Result<ActionResult, WebError> {
