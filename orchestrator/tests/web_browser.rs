@@ -570,6 +570,38 @@ fn dashboard_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
+        // The overview follows the store: a run added while it is open
+        // appears in its table without reload.
+        page(&c, &base, "/", "overview-live").await;
+        c.execute("window.__notReloaded = true;", vec![]).await.unwrap();
+        let added = {
+            let store = Store::open(&repo.data).unwrap();
+            add_run(&store, &repo.data, &"ad0e".repeat(10), b"[    0.000000] hello\n", Some("added while open"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if c.find(Locator::Css(&format!("#runs tr#run-{added}"))).await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "run #{added} appears on the open overview");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let v = c
+            .execute(
+                "return [window.__notReloaded === true, document.querySelector('#runs tbody tr').id,
+                         document.querySelectorAll('#runs a.live-link').length]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, json!([true, format!("run-{added}"), 0]), "newest first, no run running");
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        std::fs::write(
+            screenshots().join("overview-updated.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+
         // The action without the token (or with a wrong one) is refused; with
         // it, it is accepted (and fails only because this serve has no jobs).
         page(&c, &base, "/jobs/nightly", "job-again").await;

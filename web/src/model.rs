@@ -262,6 +262,11 @@ pub struct Pulse {
     pub max_bisection_id: i64,
     /// The bisections table's latest update (changes when one finishes).
     pub bisection_updates: i64,
+    /// Finished runs (changes when a run ends).
+    pub run_updates: i64,
+    pub max_night_id: i64,
+    /// Finished nights (changes when a night ends).
+    pub night_updates: i64,
 }
 
 /// The answer to an action.

@@ -135,18 +135,33 @@ document.addEventListener("securitypolicyviolation", function (e) {
     });
   }
 
+  // The overview's tables, fetched again and swapped in on every change
+  // (the server's escaped HTML, parsed inert: scripts in it never run).
+  var OVERVIEW_PARTS = ["jobs", "regressions", "runs", "bisections"];
+
   function overviewPage() {
-    var last = null;
+    var last = null, busy = false, again = false;
+    function refresh() {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch("/", { headers: { "Accept": "text/html" } }).then(function (r) {
+        if (!r.ok) throw new Error("overview: HTTP " + r.status);
+        return r.text();
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        OVERVIEW_PARTS.forEach(function (id) {
+          var now = document.getElementById(id), fresh = doc.getElementById(id);
+          if (now && fresh) now.parentNode.replaceChild(document.importNode(fresh, true), now);
+        });
+        document.body.setAttribute("data-refreshed", String(Date.now()));
+        busy = false;
+        if (again) { again = false; refresh(); }
+      }).catch(function (e) { busy = false; window.__csdciErrors.push(String(e)); });
+    }
     subscribe(function (p) {
-      if (last !== null && p.max_run_id > last) {
-        var h = document.querySelector("#runs h2");
-        if (h && !document.getElementById("new-runs")) {
-          var a = el("a", " new runs: reload", "");
-          a.id = "new-runs"; a.href = "/";
-          h.appendChild(a);
-        }
-      }
-      last = p.max_run_id;
+      var key = JSON.stringify(p);
+      if (last !== null && key !== last) refresh();
+      last = key;
     });
   }
 

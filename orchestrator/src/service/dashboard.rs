@@ -1002,6 +1002,15 @@ impl Dashboard for StoreDashboard {
                 "SELECT (SELECT count(*) FROM bisect_steps WHERE status = 'done')
                       + (SELECT count(*) FROM bisections WHERE status != 'running') * 1000003",
             )?,
+            run_updates: scalar(
+                &store,
+                "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL",
+            )?,
+            max_night_id: scalar(&store, "SELECT max(id) FROM nights")?,
+            night_updates: scalar(
+                &store,
+                "SELECT count(*) FROM nights WHERE finished_at IS NOT NULL",
+            )?,
         })
     }
 
