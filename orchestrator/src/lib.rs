@@ -8,6 +8,7 @@
 //! [`testers::Tester`].
 
 pub mod bisect;
+pub mod bot;
 pub mod build;
 pub mod cli;
 pub mod demo;
@@ -22,6 +23,7 @@ pub mod kconfig;
 pub mod lockfile;
 pub mod process_group;
 pub mod procfs;
+pub mod sandbox;
 pub mod service;
 pub mod spec;
 pub mod store;

@@ -178,20 +178,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `csdci serve --listen 127.0.0.1:0 --no-scheduler` and returns it
-/// with the address it reports.
-fn serve(data: &Path, token_file: &Path) -> (Owned, String) {
-    let mut child = Command::new(CSDCI)
-        .arg("--data-dir")
+/// Starts `csdci serve --listen 127.0.0.1:0` with `--jobs DIR` (and its
+/// scheduler) or `--no-scheduler`, and returns it with the address it
+/// reports.
+fn serve(data: &Path, token_file: &Path, jobs: Option<&Path>) -> (Owned, String) {
+    let mut cmd = Command::new(CSDCI);
+    cmd.arg("--data-dir")
         .arg(data)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-scheduler",
-            "--token-file",
-        ])
-        .arg(token_file)
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(token_file);
+    match jobs {
+        Some(dir) => cmd.arg("--jobs").arg(dir),
+        None => cmd.arg("--no-scheduler"),
+    };
+    let mut child = cmd
         .env("NO_COLOR", "1")
         .current_dir(data)
         .stdout(Stdio::null())
@@ -321,7 +321,7 @@ fn dashboard_in_a_real_browser() {
     let (csd, big, xss) = fill(&repo.data);
     let token_file = repo.data.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let (_serve, addr) = serve(&repo.data, &token_file);
+    let (_serve, addr) = serve(&repo.data, &token_file, None);
     let base = format!("http://{addr}");
     let (_driver, port) = chromedriver();
 
@@ -630,6 +630,70 @@ fn dashboard_in_a_real_browser() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(js_errors(&c).await.is_empty());
+
+        // The action against a real jobs directory: a second csdci serve
+        // with --jobs (and its scheduler; the job's slot is far away) runs a
+        // night of a small `run:` job when the button is pressed with the
+        // token typed in.
+        let small = repo.data.parent().unwrap().join("small-tree");
+        std::fs::create_dir_all(&small).unwrap();
+        common::repo::git(&small, &["init", "-q", "-b", "main"]);
+        std::fs::write(small.join("state"), "good\n").unwrap();
+        common::repo::git(&small, &["add", "-A"]);
+        common::repo::git(&small, &["commit", "-qm", "good state"]);
+        let jobs = repo.data.parent().unwrap().join("jobs-dir");
+        std::fs::create_dir_all(&jobs).unwrap();
+        std::fs::write(
+            jobs.join("small.yaml"),
+            format!(
+                "name: small\ntree: {}\nbranch: main\nschedule: \"0 2 1 1 *\"\nrun: grep -q good state\nruns: 1\n",
+                small.display()
+            ),
+        )
+        .unwrap();
+        let (_serve2, addr2) = serve(&repo.data, &token_file, Some(&jobs));
+        let base2 = format!("http://{addr2}");
+        page(&c, &base2, "/jobs/small", "job-new").await;
+        let v = c.execute_async(post.replace("/nightly/", "/no-such-job/").as_str(), vec![json!(TOKEN)]).await.unwrap();
+        assert_eq!(status(v.clone()), 404, "not a job of --jobs: {v}");
+        assert!(
+            Store::open_read_only(&repo.data).unwrap().nights(Some("small"), None, 10).unwrap().is_empty()
+        );
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        c.find(Locator::Id("rerun")).await.unwrap().click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = c.find(Locator::Id("action-result")).await.unwrap().text().await.unwrap();
+            if !t.is_empty() {
+                assert!(t.starts_with("200: night of small started"), "{t}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the button's answer is shown");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let night = loop {
+            let s = Store::open_read_only(&repo.data).unwrap();
+            if let Some(n) = s.nights(Some("small"), None, 10).unwrap().into_iter().next()
+                && n.finished_at.is_some()
+            {
+                break n;
+            }
+            assert!(Instant::now() < deadline, "the night of small ends");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(night.status, "tested", "{night:?}");
+        let j: Value = c
+            .execute_async(
+                "fetch('/api/v1/jobs/small').then(r => r.json()).then(arguments[0])",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(j["nights"][0]["id"], json!(night.id), "{j}");
+        assert_eq!(j["nights"][0]["fails"], json!(0), "{j}");
+        page(&c, &base2, "/jobs/small", "job-rerun").await;
+        c.find(Locator::Css(&format!("tr#night-{}", night.id))).await.unwrap();
 
         // A live bisection updates without reload.
         let _bisect = slow_bisection(&repo, &shas[0], &shas[11], 1.5);

@@ -433,7 +433,26 @@ fn run_make(
     // make runs under a tiny shell that leads the process group: when csdci
     // dies, the shell gets SIGTERM (PR_SET_PDEATHSIG) and kills the whole group,
     // sub-makes and compilers included (they would outlive a killed make).
-    let mut cmd = crate::process_group::command("csdci-make", "make");
+    // Under `crate::sandbox::scoped` (the patch bot's untrusted series) the
+    // same make runs inside bubblewrap, writable only the source, the object
+    // tree, the modules staging dir and the sandbox's own paths (ccache).
+    let sandbox = crate::sandbox::current();
+    let (mut cmd, _pids) = match &sandbox {
+        Some(sb) => {
+            let staging: Vec<PathBuf> = args
+                .iter()
+                .filter_map(|a| a.strip_prefix("INSTALL_MOD_PATH="))
+                .map(PathBuf::from)
+                .inspect(|p| {
+                    let _ = std::fs::create_dir_all(p);
+                })
+                .collect();
+            let mut rw: Vec<&Path> = vec![src, obj];
+            rw.extend(staging.iter().map(PathBuf::as_path));
+            sb.command("csdci-make", "make", src, &rw)
+        }
+        None => (crate::process_group::command("csdci-make", "make"), None),
+    };
     cmd.arg("-C")
         .arg(src)
         .arg(format!("O={}", obj.display()))

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod bisect;
+pub mod bot;
 pub mod completions;
 pub mod demo;
 pub mod export;
@@ -85,6 +86,8 @@ pub enum Command {
     Export(export::Args),
     /// Run the nightly scheduler: fire each job of --jobs by its schedule (SIGHUP reloads).
     Serve(serve::Args),
+    /// The patch bot: test series posted to a list, reply with the result.
+    Bot(bot::Args),
     /// Benchmarks that print ratios.
     Bench(bench::Args),
     /// Print a shell completion script (bash, zsh, fish, ...).
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Job(args) => job::exec(&cli, args),
         Command::Export(args) => export::exec(&cli, args),
         Command::Serve(args) => serve::exec(&cli, args),
+        Command::Bot(args) => bot::exec(&cli, args),
         Command::Bench(args) => bench::exec(&cli, args),
         Command::Completions(args) => completions::exec(&cli, args),
         Command::Man(args) => man::exec(&cli, args),

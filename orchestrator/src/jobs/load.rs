@@ -92,6 +92,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<(PathBuf, Result<Job, Vec<JobError>>
                 ));
             }
             for f in found {
+                // Patch-bot jobs (`kind: bot`) are read by `jobs::bot`.
+                if super::bot::is_bot_file(&f) {
+                    continue;
+                }
                 let r = load_file(&f);
                 files.push((f, r));
             }
@@ -173,6 +177,25 @@ pub fn load_file(path: &Path) -> Result<Job, Vec<JobError>> {
             "empty job file: a job needs at least `name`, `tree`, `branch` and `schedule` (see jobs/README.md)".into(),
         ));
     }
+    match super::bot::kind_of(text).as_deref() {
+        None | Some("nightly") => {}
+        Some("bot") => {
+            return Err(whole(
+                1,
+                1,
+                "kind",
+                "a patch-bot job (`kind: bot`): `csdci bot run --jobs DIR` reads it; nightly commands skip it".into(),
+            ));
+        }
+        Some(k) => {
+            return Err(whole(
+                1,
+                1,
+                "kind",
+                format!("`{k}`: use `nightly` (the default) or `bot`"),
+            ));
+        }
+    }
     let file: JobFile =
         serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e)])?;
     let dir = path
@@ -232,7 +255,7 @@ fn backticked(s: &str) -> Vec<String> {
 }
 
 /// A parse error as a [`JobError`] with a fix.
-fn yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> JobError {
+pub(crate) fn yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> JobError {
     let loc = e.location();
     let (line, column) = loc.map_or((1, 1), |l| (l.line().max(1), l.column().max(1)));
     let plain = e.without_snippet().to_string();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub mod bot;
 pub mod load;
 pub mod matrix;
 pub mod schedule;
@@ -85,6 +86,9 @@ impl<'de> Deserialize<'de> for Branches {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobFile {
+    /// `nightly` (the default); `bot` files are read by [`bot`] instead.
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
     /// The job's name (letters, digits, `-`, `_`, `.`); unique among the jobs.
     pub name: Spanned<String>,
     /// The kernel tree: a git URL (`https://`, `git://`, `ssh://`, `user@host:path`)

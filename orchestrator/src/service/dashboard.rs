@@ -190,6 +190,15 @@ impl StoreDashboard {
         }
     }
 
+    /// Whether the jobs directory holds a valid job `name`.
+    fn has_job(&self, name: &str) -> bool {
+        self.jobs_dir.as_ref().is_some_and(|d| {
+            crate::jobs::load_paths(std::slice::from_ref(d))
+                .into_iter()
+                .any(|(_, j)| j.is_ok_and(|j| j.name == name))
+        })
+    }
+
     fn store(&self) -> Result<Store, WebError> {
         Store::open_read_only(&self.data_dir).map_err(internal)
     }
@@ -786,7 +795,7 @@ impl Dashboard for StoreDashboard {
     fn job(&self, name: &str) -> Result<JobHistory, WebError> {
         let store = self.store()?;
         let nights = store.nights(Some(name), None, HISTORY).map_err(internal)?;
-        if nights.is_empty() {
+        if nights.is_empty() && !self.has_job(name) {
             return Err(WebError::NotFound(format!("job {name} has run no night")));
         }
         let mut rows = Vec::with_capacity(nights.len());
@@ -1075,6 +1084,12 @@ impl Dashboard for StoreDashboard {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(WebError::BadRequest(format!("not a job name: {name:?}")));
+        }
+        if !self.has_job(name) {
+            return Err(WebError::NotFound(format!(
+                "no valid job {name} in {}",
+                dir.display()
+            )));
         }
         let child = std::process::Command::new(&self.exe)
             .arg("--data-dir")

@@ -275,8 +275,80 @@ CREATE TABLE mails (
 );
 ";
 
+/// Version 5: the patch bot: its place in each inbox, the mails it kept,
+/// the mails it skipped (and why), series, their patches and its replies
+/// (one per series: a series is never answered twice).
+const V5_SERIES: &str = "
+CREATE TABLE bot_inboxes (
+    job            TEXT NOT NULL,
+    inbox          TEXT NOT NULL,
+    position       TEXT,
+    failures       INTEGER NOT NULL DEFAULT 0,
+    next_poll_at   TEXT,
+    last_error     TEXT,
+    updated_at     TEXT NOT NULL,
+    PRIMARY KEY (job, inbox)
+);
+CREATE TABLE bot_mails (
+    job            TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('kept', 'skipped')),
+    reason         TEXT,
+    subject        TEXT,
+    raw            BLOB,
+    received_at    TEXT NOT NULL,
+    PRIMARY KEY (job, message_id)
+);
+CREATE TABLE series (
+    id             INTEGER PRIMARY KEY,
+    job            TEXT NOT NULL,
+    series_key     TEXT NOT NULL,
+    topic          TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    total          INTEGER NOT NULL,
+    title          TEXT NOT NULL,
+    author         TEXT NOT NULL,
+    head_mid       TEXT NOT NULL,
+    base           TEXT,
+    status         TEXT NOT NULL CHECK (status IN ('waiting', 'testing', 'done', 'superseded', 'incomplete', 'ignored')),
+    result         TEXT,
+    summary        TEXT,
+    report         TEXT,
+    first_seen     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    UNIQUE (job, series_key)
+);
+CREATE TABLE series_patches (
+    series_id      INTEGER NOT NULL REFERENCES series (id),
+    idx            INTEGER NOT NULL,
+    message_id     TEXT NOT NULL,
+    title          TEXT NOT NULL,
+    commit_sha     TEXT,
+    build          TEXT,
+    build_error    TEXT,
+    runs           INTEGER NOT NULL DEFAULT 0,
+    fails          INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (series_id, idx)
+);
+CREATE TABLE series_replies (
+    id             INTEGER PRIMARY KEY,
+    series_id      INTEGER NOT NULL UNIQUE REFERENCES series (id),
+    message_id     TEXT NOT NULL,
+    in_reply_to    TEXT NOT NULL,
+    refs           TEXT NOT NULL,
+    sender         TEXT NOT NULL,
+    recipients     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('dry_run', 'queued', 'sent', 'failed')),
+    last_error     TEXT,
+    created_at     TEXT NOT NULL,
+    sent_at        TEXT
+);
+";
+
 /// Every migration, in order: entry `i` makes version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_TABLES, V2_STEP_KINDS, V3_FINDINGS, V4_NIGHTS];
+const MIGRATIONS: &[&str] = &[V1_TABLES, V2_STEP_KINDS, V3_FINDINGS, V4_NIGHTS, V5_SERIES];
 
 /// The schema version this csdci writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -293,6 +365,9 @@ pub(crate) const FINDINGS_SINCE: u32 = 3;
 
 /// Whether the nightly tables exist at schema `version`.
 pub(crate) const NIGHTS_SINCE: u32 = 4;
+
+/// Whether the patch bot's tables exist at schema `version`.
+pub(crate) const SERIES_SINCE: u32 = 5;
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

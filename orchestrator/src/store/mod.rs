@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod nights;
 pub mod regressions;
 pub mod runs;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 
