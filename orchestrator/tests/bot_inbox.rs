@@ -94,6 +94,7 @@ fn make_tree(dir: &Path) {
 
 /// Makes `commits` (file, content, subject) on a branch from `from`, then
 /// `git format-patch --cover-letter --base=<from> -v<v>`; returns the mails.
+#[allow(clippy::too_many_arguments)]
 fn series(
     tree: &Path,
     out: &Path,
