@@ -362,6 +362,24 @@ fn dashboard_in_a_real_browser() {
         let text = c.find(Locator::Css("#report")).await.unwrap().text().await.unwrap();
         assert!(text.contains(&shas[6]), "the report names the culprit: {text}");
         assert!(text.contains("Fixes:"), "{text}");
+        // The posterior heatmap: a row per leading candidate, the culprit's
+        // row first (most likely at its best), a cell per step and candidate.
+        let v = c
+            .execute(
+                "return {labels: Array.from(document.querySelectorAll('#posterior-heatmap text.label')).map(t => t.textContent),
+                         cells: document.querySelectorAll('#posterior-heatmap rect.heat').length,
+                         steps: document.querySelectorAll('#steps td:nth-child(11)').length,
+                         leading: Array.from(document.querySelectorAll('#steps td:nth-child(10)')).map(t => t.textContent).filter(t => t)};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v["labels"][0], json!(shas[6][..12]), "{v}");
+        assert!(v["cells"].as_u64().unwrap() >= 2, "{v}");
+        assert!(
+            v["leading"].as_array().unwrap().iter().all(|t| t.as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit())),
+            "the leading column shows commits: {v}"
+        );
         page(&c, &base, "/search?q=c5d1c5d1", "search").await;
         assert!(c.find(Locator::Css(&format!("tr#run-{csd}"))).await.is_ok());
         page(&c, &base, &format!("/runs/{csd}/console"), "console").await;

@@ -225,6 +225,17 @@ pub struct BisectStep {
     /// The leading candidate after this step and its posterior.
     pub top: Option<String>,
     pub confidence: Option<f64>,
+    /// The leading candidates after this step (at most 5), most likely
+    /// first.
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+}
+
+/// A candidate culprit and its posterior probability.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    pub commit: String,
+    pub p: f64,
 }
 
 /// A finished bisection's report.

@@ -164,10 +164,113 @@ pub fn console(w: &ConsoleWindow, count: u32) -> Html {
 #[template(path = "bisection.html")]
 struct BisectionTpl<'a> {
     b: &'a BisectionPage,
+    heat: Heatmap,
 }
 
 pub fn bisection(b: &BisectionPage) -> Html {
-    render(&BisectionTpl { b })
+    render(&BisectionTpl {
+        b,
+        heat: heatmap(b),
+    })
+}
+
+/// The posterior over the commits after each step, as an SVG heatmap: one
+/// column per step that journalled a posterior, one row per commit that was
+/// ever among the leading candidates (the most likely at their best first),
+/// each cell as dark as the commit's probability after that step.
+struct Heatmap {
+    width: u32,
+    height: u32,
+    rows: Vec<HeatRow>,
+    cells: Vec<HeatCell>,
+    /// Step ids under some columns (every few).
+    ticks: Vec<(u32, i64)>,
+}
+
+struct HeatRow {
+    y: u32,
+    commit: String,
+}
+
+struct HeatCell {
+    x: u32,
+    y: u32,
+    w: u32,
+    /// Fill opacity, 0.03–1.
+    opacity: String,
+    title: String,
+}
+
+/// Rows of the heatmap at most.
+const HEAT_ROWS: usize = 12;
+const HEAT_LABEL: u32 = 100;
+const HEAT_ROW: u32 = 14;
+
+fn heatmap(b: &BisectionPage) -> Heatmap {
+    let cols: Vec<&BisectStep> = b
+        .steps
+        .iter()
+        .filter(|s| !s.candidates.is_empty())
+        .collect();
+    let mut best: Vec<(String, f64)> = Vec::new();
+    for s in &cols {
+        for c in &s.candidates {
+            match best.iter_mut().find(|(sha, _)| *sha == c.commit) {
+                Some((_, p)) => *p = p.max(c.p),
+                None => best.push((c.commit.clone(), c.p)),
+            }
+        }
+    }
+    best.sort_by(|a, b| b.1.total_cmp(&a.1));
+    best.truncate(HEAT_ROWS);
+    let w = if cols.is_empty() {
+        1
+    } else {
+        (560 / cols.len() as u32).clamp(2, 24)
+    };
+    let rows: Vec<HeatRow> = best
+        .iter()
+        .enumerate()
+        .map(|(i, (sha, _))| HeatRow {
+            y: 4 + HEAT_ROW * i as u32,
+            commit: sha.chars().take(12).collect(),
+        })
+        .collect();
+    let mut cells = Vec::new();
+    for (i, s) in cols.iter().enumerate() {
+        let x = HEAT_LABEL + w * i as u32;
+        for c in &s.candidates {
+            if let Some(r) = best.iter().position(|(sha, _)| *sha == c.commit) {
+                let p = c.p.clamp(0.0, 1.0);
+                cells.push(HeatCell {
+                    x,
+                    y: 4 + HEAT_ROW * r as u32,
+                    w: w.saturating_sub(1).max(1),
+                    opacity: format!("{:.3}", p.max(0.03)),
+                    title: format!(
+                        "step {}: {} {:.1} %",
+                        s.id,
+                        c.commit.chars().take(12).collect::<String>(),
+                        p * 100.0
+                    ),
+                });
+            }
+        }
+    }
+    let every = (40 / w.max(1)).max(1) as usize;
+    let ticks = cols
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, s)| (HEAT_LABEL + w * i as u32, s.id))
+        .collect();
+    Heatmap {
+        width: (HEAT_LABEL + w * cols.len() as u32 + 10).max(300),
+        height: 4 + HEAT_ROW * rows.len() as u32 + 16,
+        rows,
+        cells,
+        ticks,
+    }
 }
 
 #[derive(Template)]

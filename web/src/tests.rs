@@ -129,6 +129,16 @@ impl Dashboard for Fake {
                 commit: "abc".into(),
                 titles: vec![IMG.into()],
                 confidence: Some(0.5),
+                candidates: vec![
+                    Candidate {
+                        commit: SCRIPT.into(),
+                        p: 0.5,
+                    },
+                    Candidate {
+                        commit: "def".into(),
+                        p: 0.2,
+                    },
+                ],
                 ..Default::default()
             }],
             report: Some(BisectReport {

@@ -70,6 +70,19 @@ document.addEventListener("securitypolicyviolation", function (e) {
     return tr;
   }
 
+  // The server draws the posterior heatmap; a live page fetches itself
+  // again for it (parsed inert, swapped in).
+  function swapHeatmap(id) {
+    fetch("/bisections/" + encodeURIComponent(id)).then(function (r) {
+      if (!r.ok) throw new Error("bisection " + id + ": HTTP " + r.status);
+      return r.text();
+    }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("posterior-heat");
+      var now = document.getElementById("posterior-heat");
+      if (fresh && now) now.parentNode.replaceChild(document.importNode(fresh, true), now);
+    }).catch(function (e) { window.__csdciErrors.push(String(e)); });
+  }
+
   function bisectionPage(id) {
     var svg = document.getElementById("posterior-chart");
     var tbody = document.querySelector("#steps tbody");
@@ -97,6 +110,7 @@ document.addEventListener("securitypolicyviolation", function (e) {
           }
         });
         drawPosterior(svg, b.steps);
+        swapHeatmap(id);
         var report = document.getElementById("report");
         if (b.report && !report.querySelector("table")) {
           report.appendChild(el("h2", "Report"));

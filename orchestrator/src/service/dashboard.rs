@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use csdci_web::{
-    ActionResult, BisectProgress, BisectReport, BisectStep, BisectionPage, BisectionRow,
+    ActionResult, BisectProgress, BisectReport, BisectStep, BisectionPage, BisectionRow, Candidate,
     CellResult, ConsoleLine, ConsoleStream, ConsoleWindow, CsdGroupRow, Dashboard, Download, Field,
     Finding, JobHistory, JobRow, LiveChunk, LiveMark, LivePage, NightRow, Overview, Pulse,
     Regression, RunPage, RunRow, SearchResults, WebError,
@@ -467,6 +467,13 @@ fn bisection_page(store: &Store, id: i64) -> Result<BisectionPage, WebError> {
         .into_iter()
         .map(|s| {
             let p = posteriors.get(&s.id);
+            // `top` is `[[sha, probability], …]`, most likely first.
+            let candidates: Vec<Candidate> = p
+                .and_then(|p| serde_json::from_str::<Vec<(String, f64)>>(&p.top).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(commit, p)| Candidate { commit, p })
+                .collect();
             BisectStep {
                 id: s.id,
                 kind: s.kind,
@@ -481,8 +488,9 @@ fn bisection_page(store: &Store, id: i64) -> Result<BisectionPage, WebError> {
                 titles: s.titles,
                 seconds: s.seconds,
                 run_id: s.run_id,
-                top: p.map(|p| p.top.clone()),
+                top: candidates.first().map(|c| c.commit.clone()),
                 confidence: p.map(|p| p.confidence),
+                candidates,
             }
         })
         .collect();
