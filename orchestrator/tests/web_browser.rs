@@ -178,6 +178,103 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Puts a tested series in the store the way the bot does (`cycle`:
+/// `series_add`, `series_set` testing, each patch's row, `series_set` done
+/// with the report, then the dry-run reply): a 2-patch series whose patch 2
+/// introduces a failure, its cover letter's subject and the reply carrying
+/// the XSS strings. Returns its id.
+fn add_series(data: &Path) -> i64 {
+    use csdci::bot::test::{Outcome, PatchResult};
+    use csdci::store::series::{NewSeries, PatchRow, Reply};
+    let store = Store::open(data).unwrap();
+    let title = format!("smp: tidy {XSS_SCRIPT}");
+    let id = store
+        .series_add(&NewSeries {
+            job: "smp-bot",
+            series_key: "cover.1@example.org#v2",
+            topic: "alice: smp tidy",
+            version: 2,
+            total: 2,
+            title: &title,
+            author: "Alice Dev <alice@example.org>",
+            head_mid: "cover.1@example.org",
+        })
+        .unwrap();
+    store
+        .series_set(id, "testing", None, None, None, None)
+        .unwrap();
+    let base = "ba5e".repeat(10);
+    let patches: Vec<PatchResult> = (1..=2)
+        .map(|i| PatchResult {
+            idx: i,
+            commit: format!("{i}a7c").repeat(10),
+            build: "ok".into(),
+            errors: Vec::new(),
+            runs: i,
+            fails: if i == 2 { 2 } else { 0 },
+        })
+        .collect();
+    for (p, t) in patches.iter().zip([
+        format!("smp: rename {XSS_IMG}"),
+        "smp: drop the wait".to_string(),
+    ]) {
+        store
+            .series_patch_put(&PatchRow {
+                series_id: id,
+                idx: p.idx,
+                message_id: format!("patch.{}@example.org", p.idx),
+                title: t,
+                commit_sha: Some(p.commit.clone()),
+                build: Some(p.build.clone()),
+                build_error: None,
+                runs: p.runs,
+                fails: p.fails,
+            })
+            .unwrap();
+    }
+    let facts = csdci::bot::Facts {
+        base: base.clone(),
+        from_trailer: true,
+        branch: "master".into(),
+        outcome: Outcome::Regression {
+            guilty: 2,
+            tip_fails: 2,
+            base_fails: 0,
+            runs: 2,
+            excerpt: format!("BUG: {XSS_SCRIPT}"),
+        },
+        patches,
+    };
+    store
+        .series_set(
+            id,
+            "done",
+            Some(&base),
+            Some("regression"),
+            Some("patch 2/2 introduces a failure (tip failed 2/2)"),
+            Some(&serde_json::to_string(&facts).unwrap()),
+        )
+        .unwrap();
+    store
+        .series_reply_add(&Reply {
+            id: 0,
+            series_id: id,
+            message_id: "reply.1@example.org".into(),
+            in_reply_to: "cover.1@example.org".into(),
+            refs: "cover.1@example.org".into(),
+            sender: "csdci bot <bot@example.org>".into(),
+            recipients: vec!["alice@example.org".into()],
+            subject: format!("Re: [PATCH v2 0/2] {title}"),
+            body: format!("Hi Alice,\n\nRESULT: regression\npatch 2/2 {XSS_IMG}\n"),
+            status: "dry_run".into(),
+            last_error: None,
+            created_at: String::new(),
+            sent_at: None,
+        })
+        .unwrap();
+    id
+}
+
 /// Starts `csdci serve --listen 127.0.0.1:0` with `--jobs DIR` (and its
 /// scheduler) or `--no-scheduler`, and returns it with the address it
 /// reports.
@@ -319,6 +416,7 @@ fn dashboard_in_a_real_browser() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["culprit"]["sha"], json!(shas[6]));
     let (csd, big, xss) = fill(&repo.data);
+    let series = add_series(&repo.data);
     let token_file = repo.data.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let (_serve, addr) = serve(&repo.data, &token_file, None);
@@ -426,6 +524,7 @@ fn dashboard_in_a_real_browser() {
         for (path, name) in [
             (format!("/runs/{xss}"), "xss-run"),
             (format!("/runs/{xss}/console"), "xss-console"),
+            (format!("/series/{series}"), "series"),
             ("/".to_string(), "overview-again"),
         ] {
             page(&c, &base, &path, name).await;
@@ -448,6 +547,49 @@ fn dashboard_in_a_real_browser() {
         }
         let text = c.find(Locator::Css("pre.console")).await;
         assert!(text.is_err(), "overview has no console");
+        // The overview lists the series; its page shows the patches, the
+        // guilty one marked, and the reply, all as text.
+        let row = c
+            .find(Locator::Css(&format!("#series a[href='/series/{series}']")))
+            .await
+            .expect("the overview links the series");
+        let tr = row.find(Locator::XPath("./ancestor::tr")).await.unwrap();
+        let text = tr.text().await.unwrap();
+        assert!(text.contains("v2") && text.contains("Alice Dev"), "{text}");
+        assert!(text.contains("patch 2/2 introduces a failure"), "{text}");
+        row.click().await.unwrap();
+        c.wait()
+            .for_element(Locator::Css("tr#patch-2.guilty"))
+            .await
+            .unwrap();
+        assert!(js_errors(&c).await.is_empty());
+        no_alert(&c, "/series").await;
+        let v = c
+            .execute(
+                "return {rows: document.querySelectorAll('table.patches tbody tr[id]').length,
+                         guilty: document.querySelector('.guilty-line').innerText,
+                         reply: document.getElementById('reply-body').innerText,
+                         excerpt: document.querySelector('pre.excerpt').innerText,
+                         title: document.querySelector('.series-title').innerText};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v["rows"], json!(2), "{v}");
+        assert!(v["guilty"].as_str().unwrap().contains("patch 2/2"), "{v}");
+        assert!(v["reply"].as_str().unwrap().contains(XSS_IMG), "{v}");
+        assert!(v["excerpt"].as_str().unwrap().contains(XSS_SCRIPT), "{v}");
+        assert!(v["title"].as_str().unwrap().contains(XSS_SCRIPT), "{v}");
+        let j: Value = c
+            .execute_async(
+                &format!("fetch('/api/v1/series/{series}').then(r => r.json()).then(arguments[0])"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(j["guilty"], json!(2), "{j}");
+        assert_eq!(j["reply"]["status"], json!("dry_run"), "{j}");
+        assert_eq!(j["patches"][0]["title"], json!(format!("smp: rename {XSS_IMG}")), "{j}");
         c.goto(&format!("{base}/runs/{xss}/console")).await.unwrap();
         let pre = c.find(Locator::Css("pre.console")).await.unwrap().text().await.unwrap();
         assert!(pre.contains(XSS_IMG), "{pre}");

@@ -61,6 +61,10 @@ pub trait Dashboard: Send + Sync + 'static {
     fn download(&self, run_id: i64, what: Download) -> Result<PathBuf, WebError>;
     fn bisection(&self, id: i64) -> Result<BisectionPage, WebError>;
     fn search(&self, q: &str) -> Result<SearchResults, WebError>;
+    /// A patch-bot series: its patches, builds, runs, guilty patch, reply.
+    fn series(&self, id: i64) -> Result<SeriesPage, WebError> {
+        Err(WebError::NotFound(format!("no series #{id}")))
+    }
     /// A cheap summary that changes whenever a run or a bisection step is
     /// added (the live-update stream polls it).
     fn pulse(&self) -> Result<Pulse, WebError>;
@@ -144,6 +148,8 @@ fn router_with_stop(dash: Arc<dyn Dashboard>, opts: Options, stop: Arc<AtomicBoo
         .route("/runs/{id}/qemu-cmdline", get(raw_qemu))
         .route("/bisections/{id}", get(bisection))
         .route("/api/v1/bisections/{id}", get(bisection_json))
+        .route("/series/{id}", get(series))
+        .route("/api/v1/series/{id}", get(series_json))
         .route("/search", get(search))
         .route("/api/v1/search", get(search_json))
         .route("/api/v1/events", get(events))
@@ -447,6 +453,16 @@ async fn bisection(State(app): State<App>, Path(id): Path<String>) -> Page {
 async fn bisection_json(State(app): State<App>, Path(id): Path<String>) -> Api<BisectionPage> {
     let id = parse_id(&id).map_err(JsonError)?;
     api(call(&app, move |d| d.bisection(id)).await)
+}
+
+async fn series(State(app): State<App>, Path(id): Path<String>) -> Page {
+    let id = parse_id(&id)?;
+    Ok(pages::series(&call(&app, move |d| d.series(id)).await?))
+}
+
+async fn series_json(State(app): State<App>, Path(id): Path<String>) -> Api<SeriesPage> {
+    let id = parse_id(&id).map_err(JsonError)?;
+    api(call(&app, move |d| d.series(id)).await)
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,97 @@ pub struct Overview {
     pub runs: Vec<RunRow>,
     /// The latest bisections, newest first.
     pub bisections: Vec<BisectionRow>,
+    /// The patch bot's latest series, newest first.
+    #[serde(default)]
+    pub series: Vec<SeriesRow>,
+}
+
+/// One series the patch bot read, in a list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesRow {
+    pub id: i64,
+    /// The bot job that read it.
+    pub job: String,
+    /// The series' title (the cover letter's subject, else patch 1's).
+    pub title: String,
+    pub version: u32,
+    /// Patches in the series.
+    pub total: u32,
+    /// The sender (`From:`).
+    pub author: String,
+    /// `waiting`, `testing`, `done`, `superseded`, `incomplete`, `ignored`.
+    pub status: String,
+    /// `clean`, `regression`, `fixes`, `still_fails`, `build_failed`,
+    /// `does_not_apply`, … (once tested).
+    pub result: Option<String>,
+    /// The result in one line.
+    pub summary: Option<String>,
+    /// When the bot first saw it and last changed it (RFC 3339).
+    pub first_seen: String,
+    pub updated_at: String,
+}
+
+/// A series: its patches with their build and runs, the guilty patch, the
+/// reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPage {
+    pub series: SeriesRow,
+    /// The Message-ID replies go to (cover letter, else patch 1).
+    pub head_message_id: String,
+    /// The base commit tested on, and whether the series' `base-commit:`
+    /// named it (else the branch head).
+    pub base: Option<String>,
+    pub base_from_trailer: Option<bool>,
+    pub branch: Option<String>,
+    pub patches: Vec<SeriesPatch>,
+    /// The index of the patch that breaks the build or introduces the
+    /// failure.
+    pub guilty: Option<u32>,
+    /// What the result rests on (git's message, compiler errors, the
+    /// failing console excerpt, the bound of a fix), as lines.
+    pub details: Vec<Field>,
+    /// The console excerpt of the failure, when there is one.
+    pub excerpt: Option<String>,
+    /// The reply sent (or, dry run, written).
+    pub reply: Option<SeriesReply>,
+    /// Other versions of the same series (the same topic), newest first.
+    pub versions: Vec<SeriesRow>,
+}
+
+/// One patch of a series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesPatch {
+    /// 1..=K.
+    pub idx: u32,
+    pub title: String,
+    pub message_id: String,
+    /// The commit `git am` made of it.
+    pub commit: Option<String>,
+    /// `ok`, `failed`, `not_built`.
+    pub build: Option<String>,
+    /// The first compiler errors.
+    pub build_error: Option<String>,
+    /// Test runs of its commit and failures among them.
+    pub runs: u32,
+    pub fails: u32,
+    /// This is the guilty patch.
+    pub guilty: bool,
+}
+
+/// The bot's reply to a series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SeriesReply {
+    pub message_id: String,
+    pub in_reply_to: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// `dry_run`, `queued`, `sent`, `failed`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
 }
 
 /// A job's branch and its last night.
@@ -278,6 +369,10 @@ pub struct Pulse {
     pub max_night_id: i64,
     /// Finished nights (changes when a night ends).
     pub night_updates: i64,
+    /// The bot's series and replies (changes when one is read, tested or
+    /// answered).
+    #[serde(default)]
+    pub series_updates: i64,
 }
 
 /// The answer to an action.

@@ -274,6 +274,16 @@ fn heatmap(b: &BisectionPage) -> Heatmap {
 }
 
 #[derive(Template)]
+#[template(path = "series.html")]
+struct SeriesTpl<'a> {
+    p: &'a SeriesPage,
+}
+
+pub fn series(p: &SeriesPage) -> Html {
+    render(&SeriesTpl { p })
+}
+
+#[derive(Template)]
 #[template(path = "search.html")]
 struct SearchTpl<'a> {
     s: &'a SearchResults,

@@ -28,6 +28,21 @@ fn run_row() -> RunRow {
     }
 }
 
+fn series_row() -> SeriesRow {
+    SeriesRow {
+        id: 9,
+        job: "smp-bot".into(),
+        title: format!("smp: {SCRIPT}"),
+        version: 2,
+        total: 2,
+        author: format!("Eve {IMG} <eve@example.org>"),
+        status: "done".into(),
+        result: Some("regression".into()),
+        summary: Some(format!("patch 2/2 introduces a failure {IMG}")),
+        ..Default::default()
+    }
+}
+
 impl Dashboard for Fake {
     fn overview(&self) -> Result<Overview, WebError> {
         Ok(Overview {
@@ -62,6 +77,44 @@ impl Dashboard for Fake {
                 status: "done".into(),
                 ..Default::default()
             }],
+            series: vec![series_row()],
+        })
+    }
+    fn series(&self, id: i64) -> Result<SeriesPage, WebError> {
+        if id != 9 {
+            return Err(WebError::NotFound(format!("no series #{id}")));
+        }
+        Ok(SeriesPage {
+            series: series_row(),
+            head_message_id: format!("cover.{IMG}@example.org"),
+            base: Some("0123456789abcdef".into()),
+            patches: vec![
+                SeriesPatch {
+                    idx: 1,
+                    title: format!("smp: {SCRIPT}"),
+                    build: Some("ok".into()),
+                    runs: 1,
+                    ..Default::default()
+                },
+                SeriesPatch {
+                    idx: 2,
+                    title: "smp: break it".into(),
+                    build: Some("ok".into()),
+                    runs: 2,
+                    fails: 2,
+                    guilty: true,
+                    ..Default::default()
+                },
+            ],
+            guilty: Some(2),
+            excerpt: Some(format!("[  1.0] {IMG}")),
+            reply: Some(SeriesReply {
+                subject: format!("Re: [PATCH 0/2] {SCRIPT}"),
+                body: format!("Hi,\n\n{SCRIPT} {IMG}\n"),
+                status: "dry_run".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
         })
     }
     fn job(&self, name: &str) -> Result<JobHistory, WebError> {
@@ -216,6 +269,7 @@ async fn untrusted_text_renders_as_text() {
         "/runs/7",
         "/runs/7/console?from=100",
         "/bisections/4",
+        "/series/9",
         "/search?q=%3Cscript%3Ealert(1)%3C/script%3E",
     ] {
         let (code, html) = get(&app, page).await;
@@ -242,6 +296,7 @@ async fn pages_name_no_external_url() {
         "/runs/7",
         "/jobs/nightly",
         "/bisections/4",
+        "/series/9",
         "/static/csdci.js",
         "/static/csdci.css",
     ] {
@@ -281,6 +336,18 @@ async fn json_is_the_html_data() {
     let (code, _) = get(&app, "/api/v1/jobs/other").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = get(&app, "/runs/notanumber").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(html.contains("href=\"/series/9\""));
+    let (_, json) = get(&app, "/api/v1/series/9").await;
+    let p: SeriesPage = serde_json::from_str(&json).unwrap();
+    assert_eq!(p, Fake::default().series(9).unwrap());
+    let (_, html) = get(&app, "/series/9").await;
+    assert!(html.contains("id=\"patch-2\" class=\"guilty\""), "{html}");
+    assert!(html.contains("Guilty: patch 2/2"), "{html}");
+    assert!(html.contains("dry run: written, not sent"), "{html}");
+    let (code, _) = get(&app, "/series/8").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = get(&app, "/api/v1/series/8").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
 

@@ -151,7 +151,7 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
   // The overview's tables, fetched again and swapped in on every change
   // (the server's escaped HTML, parsed inert: scripts in it never run).
-  var OVERVIEW_PARTS = ["jobs", "regressions", "runs", "bisections"];
+  var OVERVIEW_PARTS = ["jobs", "regressions", "runs", "bisections", "series"];
 
   function overviewPage() {
     var last = null, busy = false, again = false;

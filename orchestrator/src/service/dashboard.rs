@@ -20,7 +20,8 @@ use csdci_web::{
     ActionResult, BisectProgress, BisectReport, BisectStep, BisectionPage, BisectionRow, Candidate,
     CellResult, ConsoleLine, ConsoleStream, ConsoleWindow, CsdGroupRow, Dashboard, Download, Field,
     Finding, JobHistory, JobRow, LiveChunk, LiveMark, LivePage, NightRow, Overview, Pulse,
-    Regression, RunPage, RunRow, SearchResults, WebError,
+    Regression, RunPage, RunRow, SearchResults, SeriesPage, SeriesPatch, SeriesReply, SeriesRow,
+    WebError,
 };
 
 use crate::store::{self, Store};
@@ -429,6 +430,177 @@ fn recent_bisections(store: &Store, limit: u32) -> Result<Vec<store::bisect::Bis
     Ok(out)
 }
 
+/// Whether the store has the patch bot's tables (a store older than
+/// schema 5, opened read-only, has not).
+fn has_series(store: &Store) -> bool {
+    store
+        .conn()
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'series_replies'",
+            [],
+            |_| Ok(()),
+        )
+        .is_ok()
+}
+
+fn series_row(s: &store::series::SeriesRow) -> SeriesRow {
+    SeriesRow {
+        id: s.id,
+        job: s.job.clone(),
+        title: s.title.clone(),
+        version: s.version,
+        total: s.total,
+        author: s.author.clone(),
+        status: s.status.clone(),
+        result: s.result.clone(),
+        summary: s.summary.clone(),
+        first_seen: s.first_seen.clone(),
+        updated_at: s.updated_at.clone(),
+    }
+}
+
+/// The newest `limit` series of the patch bot.
+fn recent_series(store: &Store, limit: u32) -> Result<Vec<SeriesRow>, WebError> {
+    if !has_series(store) {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = {
+        let mut st = store
+            .conn()
+            .prepare_cached("SELECT id FROM series ORDER BY id DESC LIMIT ?1")
+            .map_err(internal)?;
+        st.query_map([limit], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(internal)?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(s) = store.series_by_id(id).map_err(internal)? {
+            out.push(series_row(&s));
+        }
+    }
+    Ok(out)
+}
+
+fn field(name: &str, value: impl Into<String>) -> Field {
+    Field {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+/// A series' page: its row, patches, what its result rests on, its reply.
+fn series_page(store: &Store, id: i64) -> Result<SeriesPage, WebError> {
+    use crate::bot::test::Outcome as O;
+    let s = store
+        .series_by_id(id)
+        .map_err(internal)?
+        .ok_or_else(|| WebError::NotFound(format!("no series #{id}")))?;
+    let facts: Option<crate::bot::Facts> = s
+        .report
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    let (mut guilty, mut details, mut excerpt) = (None, Vec::new(), None);
+    if let Some(f) = &facts {
+        match &f.outcome {
+            O::DoesNotApply { message } => details.push(field("git am -3", message.clone())),
+            O::BaseUntestable { reason } => details.push(field("base untestable", reason.clone())),
+            O::BuildFailed { patch, errors } => {
+                guilty = Some(*patch);
+                details.push(field("compiler errors", errors.join("\n")));
+            }
+            O::Clean { runs } => details.push(field("tip runs", format!("{runs}, no failure"))),
+            O::Regression {
+                guilty: g,
+                tip_fails,
+                base_fails,
+                runs,
+                excerpt: e,
+            } => {
+                guilty = Some(*g);
+                details.push(field("tip failures", format!("{tip_fails}/{runs}")));
+                details.push(field("base failures", format!("{base_fails}/{runs}")));
+                excerpt = Some(e.clone()).filter(|e| !e.is_empty());
+            }
+            O::Fixes {
+                runs,
+                base_fails,
+                base_runs,
+                upper_95,
+            } => {
+                details.push(field(
+                    "bound",
+                    format!("0 failures in {runs} runs: rate < {upper_95:.3} at 95%"),
+                ));
+                details.push(field("base failures", format!("{base_fails}/{base_runs}")));
+            }
+            O::StillFails {
+                base_fails,
+                tip_fails,
+                runs,
+                excerpt: e,
+            } => {
+                details.push(field("tip failures", format!("{tip_fails}/{runs}")));
+                details.push(field("base failures", format!("{base_fails}/{runs}")));
+                excerpt = Some(e.clone()).filter(|e| !e.is_empty());
+            }
+            O::Infra { reason } => details.push(field("infrastructure", reason.clone())),
+        }
+    }
+    let patches = store
+        .series_patches(id)
+        .map_err(internal)?
+        .into_iter()
+        .map(|p| SeriesPatch {
+            guilty: guilty == Some(p.idx),
+            idx: p.idx,
+            title: p.title,
+            message_id: p.message_id,
+            commit: p.commit_sha,
+            build: p.build,
+            build_error: p.build_error,
+            runs: p.runs,
+            fails: p.fails,
+        })
+        .collect();
+    let reply = store
+        .series_reply(id)
+        .map_err(internal)?
+        .map(|r| SeriesReply {
+            message_id: r.message_id,
+            in_reply_to: r.in_reply_to,
+            from: r.sender,
+            to: r.recipients,
+            subject: r.subject,
+            body: r.body,
+            status: r.status,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        });
+    let mut versions: Vec<SeriesRow> = store
+        .series_list(Some(&s.job))
+        .map_err(internal)?
+        .iter()
+        .filter(|o| o.topic == s.topic && o.id != s.id)
+        .map(series_row)
+        .collect();
+    versions.reverse();
+    Ok(SeriesPage {
+        head_message_id: s.head_mid.clone(),
+        base: s.base.clone(),
+        base_from_trailer: facts.as_ref().map(|f| f.from_trailer),
+        branch: facts.as_ref().map(|f| f.branch.clone()),
+        series: series_row(&s),
+        patches,
+        guilty,
+        details,
+        excerpt,
+        reply,
+        versions,
+    })
+}
+
 fn scalar(store: &Store, sql: &str) -> Result<i64, WebError> {
     store
         .conn()
@@ -797,6 +969,7 @@ impl Dashboard for StoreDashboard {
             regressions,
             runs,
             bisections,
+            series: recent_series(&store, RECENT)?,
         })
     }
 
@@ -952,6 +1125,10 @@ impl Dashboard for StoreDashboard {
         bisection_page(&self.store()?, id)
     }
 
+    fn series(&self, id: i64) -> Result<SeriesPage, WebError> {
+        series_page(&self.store()?, id)
+    }
+
     fn search(&self, q: &str) -> Result<SearchResults, WebError> {
         let q = q.trim();
         let mut out = SearchResults {
@@ -1028,6 +1205,18 @@ impl Dashboard for StoreDashboard {
                 &store,
                 "SELECT count(*) FROM nights WHERE finished_at IS NOT NULL",
             )?,
+            series_updates: if has_series(&store) {
+                scalar(
+                    &store,
+                    "SELECT (SELECT count(*) FROM series)
+                          + (SELECT count(*) FROM series WHERE status NOT IN ('waiting', 'testing')) * 1009
+                          + (SELECT count(*) FROM series WHERE status = 'testing') * 101
+                          + (SELECT count(*) FROM series_replies) * 1000003
+                          + (SELECT count(*) FROM series_replies WHERE status = 'sent') * 7919",
+                )?
+            } else {
+                0
+            },
         })
     }
 
