@@ -53,6 +53,7 @@
 pub mod apply;
 pub mod inbox;
 pub mod reply;
+pub mod serve;
 pub mod series;
 pub mod test;
 

@@ -4,6 +4,10 @@
 //! schedule and logs one line when a night fires and one when it ends (with
 //! each branch's status), on standard error like every csdci log line.
 //!
+//! When `--jobs` holds `kind: bot` files, a thread beside the scheduler
+//! polls them (see [`crate::bot::serve`]); `--no-bot` turns it off. A
+//! directory with bot jobs and no nightly job runs the bot alone.
+//!
 //! Signals: SIGHUP reads the job files again (an invalid file is logged as
 //! `FILE:LINE:COLUMN: field: message`, the previous version of its job
 //! kept); the first SIGTERM or SIGINT stops firing, stops the running nights
@@ -58,20 +62,40 @@ pub struct Args {
     /// Serve the dashboard only: no job fires (needs --listen).
     #[arg(long, requires = "listen")]
     pub no_scheduler: bool,
+    /// Do not poll the `kind: bot` job files of --jobs.
+    #[arg(long)]
+    pub no_bot: bool,
 }
 
 /// Runs `csdci serve`.
 pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let (control, inbox) = scheduler::control();
-    take_signals(control)?;
+    let bot_control = (!args.no_bot).then(crate::bot::serve::Control::new);
+    take_signals(control, bot_control.clone())?;
     let web = match args.listen {
         Some(addr) => Some(start_web(cli, args, addr)?),
         None => None,
     };
-    if args.no_scheduler {
+    let bot = match bot_control {
+        Some(c) => start_bot(cli, args, c)?,
+        None => None,
+    };
+    let bot_only = bot.is_some()
+        && crate::jobs::bot::load_dir(&args.jobs)
+            .iter()
+            .any(|(_, j)| j.is_ok())
+        && crate::jobs::load_paths(std::slice::from_ref(&args.jobs)).is_empty();
+    if args.no_scheduler || bot_only {
+        if bot_only && !args.no_scheduler {
+            tracing::info!(
+                "csdci serve: {} holds bot jobs only; no nightly scheduler",
+                args.jobs.display()
+            );
+        }
         while !crate::interrupt::interrupted() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        stop_bot(bot);
         stop_web(web);
         tracing::info!("csdci serve: stopped");
         return Ok(EXIT_CLEAN);
@@ -90,6 +114,7 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         public_url: args.public_url.clone(),
     };
     let ran = Scheduler::run(&cli.data_dir(), &args.jobs, &opts, inbox, Arc::new(Log));
+    stop_bot(bot);
     stop_web(web);
     ran?;
     tracing::info!("csdci serve: stopped");
@@ -160,9 +185,46 @@ fn stop_web(web: Option<Web>) {
     }
 }
 
+/// The bot's thread and its control.
+type Bot = (Arc<crate::bot::serve::Control>, std::thread::JoinHandle<()>);
+
+/// Starts the thread that polls the `kind: bot` job files of `--jobs` (none
+/// when `--jobs` is not a directory). A directory without bot files gets the
+/// thread too: it waits, and a SIGHUP after one was added starts polling it.
+fn start_bot(
+    cli: &Cli,
+    args: &Args,
+    control: Arc<crate::bot::serve::Control>,
+) -> crate::Result<Option<Bot>> {
+    if !args.jobs.is_dir() {
+        return Ok(None);
+    }
+    let (data, jobs, c) = (cli.data_dir(), args.jobs.clone(), control.clone());
+    let thread = std::thread::Builder::new()
+        .name("bot".into())
+        .spawn(move || {
+            if let Err(e) = crate::bot::serve::run(&data, &jobs, &c) {
+                tracing::error!("bot: {e}");
+            }
+        })
+        .map_err(|e| crate::Error::Usage(format!("cannot start the bot thread: {e}")))?;
+    Ok(Some((control, thread)))
+}
+
+/// Stops the bot and waits for its thread (its current cycle ends first).
+fn stop_bot(bot: Option<Bot>) {
+    if let Some((control, thread)) = bot {
+        control.stop();
+        let _ = thread.join();
+    }
+}
+
 /// Blocks SIGHUP, SIGINT and SIGTERM in this thread (and so in every thread
 /// started after it) and starts the thread that takes them.
-fn take_signals(control: Control) -> crate::Result<()> {
+fn take_signals(
+    control: Control,
+    bot: Option<Arc<crate::bot::serve::Control>>,
+) -> crate::Result<()> {
     let mut set = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGTERM] {
         set.add(s);
@@ -180,6 +242,9 @@ fn take_signals(control: Control) -> crate::Result<()> {
                     Ok(Signal::SIGHUP) => {
                         tracing::info!("SIGHUP: reading the job files again");
                         control.reload();
+                        if let Some(b) = &bot {
+                            b.reload();
+                        }
                     }
                     Ok(sig) => {
                         stops += 1;
@@ -189,6 +254,9 @@ fn take_signals(control: Control) -> crate::Result<()> {
                             );
                             deliver(sig);
                             control.stop();
+                            if let Some(b) = &bot {
+                                b.stop();
+                            }
                         } else {
                             die(sig);
                         }
