@@ -291,6 +291,9 @@ fn serve_runs_the_bot_beside_the_dashboard() {
     };
     let log = log.join().unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
-    assert!(log.contains("bot: watching 1 job: bot-one"), "{log}");
-    assert!(log.contains("bot: reloaded: 2 jobs"), "{log}");
+    assert!(log.contains("bot: polling 1 job: bot-one"), "{log}");
+    assert!(
+        log.contains("bot: job files read again: 2 jobs: bot-one, bot-two"),
+        "{log}"
+    );
 }

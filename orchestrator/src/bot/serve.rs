@@ -142,11 +142,13 @@ fn load(dir: &Path, jobs: &mut Vec<(PathBuf, BotJob)>) {
 /// `control` is stopped (or csdci is interrupted). Replies go out through
 /// each job's `reply.smtp` (none: they are only queued in the store).
 pub fn run(data_dir: &Path, jobs_dir: &Path, control: &Control) -> crate::Result<()> {
-    let store = Store::open(data_dir)?;
+    // Opened once there is a job (a serve without bot jobs leaves the
+    // store to the scheduler).
+    let mut store: Option<Store> = None;
     let opts = crate::bot::Options { dry_run: false };
     let mut jobs = Vec::new();
     load(jobs_dir, &mut jobs);
-    announce(&jobs, false);
+    announce(&jobs, false, 0);
     let mut next: HashMap<String, Instant> = HashMap::new();
     loop {
         for (_, job) in &jobs {
@@ -156,8 +158,12 @@ pub fn run(data_dir: &Path, jobs_dir: &Path, control: &Control) -> crate::Result
             if next.get(&job.name).is_some_and(|t| Instant::now() < *t) {
                 continue;
             }
+            let st = match &store {
+                Some(s) => s,
+                None => store.insert(Store::open(data_dir)?),
+            };
             let mut out = Vec::new();
-            match crate::bot::cycle(&store, job, &opts, &mut out) {
+            match crate::bot::cycle(st, job, &opts, &mut out) {
                 Ok(c) => tracing::info!(
                     "bot {}: {} new mails ({} skipped), {} series tested, {} replies{}",
                     c.job,
@@ -183,20 +189,29 @@ pub fn run(data_dir: &Path, jobs_dir: &Path, control: &Control) -> crate::Result
         match control.wait(due) {
             Woken::Stop => return Ok(()),
             Woken::Reload => {
+                let before = jobs.len();
                 load(jobs_dir, &mut jobs);
                 next.retain(|name, _| jobs.iter().any(|(_, j)| j.name == *name));
-                announce(&jobs, true);
+                announce(&jobs, true, before);
             }
             Woken::Due => {}
         }
     }
 }
 
-fn announce(jobs: &[(PathBuf, BotJob)], reload: bool) {
+/// Logs the bot jobs in effect (nothing while there are none and were none).
+fn announce(jobs: &[(PathBuf, BotJob)], reload: bool, before: usize) {
+    if jobs.is_empty() && before == 0 {
+        return;
+    }
     let names: Vec<&str> = jobs.iter().map(|(_, j)| j.name.as_str()).collect();
     tracing::info!(
-        "bot: {} {} job{}{}{}",
-        if reload { "reloaded:" } else { "watching" },
+        "bot: {}{} job{}{}{}",
+        if reload {
+            "job files read again: "
+        } else {
+            "polling "
+        },
         jobs.len(),
         if jobs.len() == 1 { "" } else { "s" },
         if names.is_empty() { "" } else { ": " },
