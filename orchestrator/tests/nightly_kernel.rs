@@ -201,12 +201,12 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["branches"][0]["fixed"], serde_json::json!([reg]), "{v:#}");
     let mails = smtp.messages();
-    assert_eq!(mails.len(), 2, "{mails:#?}");
+    assert_eq!(mails.len(), 4, "{mails:#?}");
     assert_eq!(
-        header(&mails[1], "In-Reply-To").as_deref(),
+        header(&mails[3], "In-Reply-To").as_deref(),
         Some(report_id.as_str())
     );
-    assert!(mails[1].contains(&fix[..12]), "{}", mails[1]);
+    assert!(mails[3].contains(&fix[..12]), "{}", mails[3]);
     smtp.stop();
 
     // The nights as KCIDB, valid against the real kcidb-io schema, with the

@@ -108,11 +108,27 @@ impl Smtp {
         files.sort();
         files
             .into_iter()
-            .map(|(_, p)| {
-                String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
-            })
+            .map(|(_, p)| readable(&std::fs::read(p).unwrap_or_default()))
             .collect()
     }
+}
+
+/// A received message as a person reads it: its header block as sent,
+/// then its text body decoded (base64, quoted-printable, charsets) by
+/// mail-parser.
+fn readable(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .and_then(|h| h.split("\n\n").next())
+        .unwrap_or("")
+        .to_string();
+    let body = mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
+        .unwrap_or_default();
+    format!("{head}\n\n{body}")
 }
 
 impl Drop for Smtp {
