@@ -21,6 +21,7 @@ pub mod io_error;
 pub mod jobs;
 pub mod kconfig;
 pub mod lockfile;
+pub mod mail;
 pub mod process_group;
 pub mod procfs;
 pub mod sandbox;

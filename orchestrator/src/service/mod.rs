@@ -8,6 +8,7 @@ pub mod bisect;
 pub mod dashboard;
 pub mod fix;
 pub mod night;
+pub mod outbox;
 pub mod run;
 pub mod scheduler;
 pub mod slots;

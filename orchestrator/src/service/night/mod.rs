@@ -129,7 +129,7 @@ pub fn run_job(store: &Store, job: &Job, opts: &Options, events: &Sink) -> crate
         ),
         Err(e) => tracing::warn!("{}: cannot remove old run logs: {e}", job.name),
     }
-    let flushed = outbox_link::flush(store)?;
+    let flushed = crate::service::outbox::flush(store)?;
     store.job_set_finished(&job.name)?;
     Ok(JobNight {
         job: job.name.clone(),
@@ -325,7 +325,7 @@ fn branch_night(
                 r.id,
                 crate::events::short(&head)
             ));
-            outbox_link::queue_fixed(store, job, r.id, opts.public_url.as_deref())?;
+            crate::service::outbox::queue_fixed(store, job, r.id, opts.public_url.as_deref())?;
             fixed.push(r.id);
         }
     }
@@ -417,7 +417,7 @@ fn pending(
         let wants_bisection = job.bisect.enabled && r.good.is_some();
         if !wants_bisection {
             if r.kind == "build" {
-                outbox_link::queue_report(store, job, r.id, opts.public_url.as_deref())?;
+                crate::service::outbox::queue_report(store, job, r.id, opts.public_url.as_deref())?;
             }
             continue;
         }
@@ -472,7 +472,7 @@ fn pending(
         if r.culprit != culprit {
             store.regression_set_culprit(r.id, culprit.as_deref())?;
         }
-        outbox_link::queue_report(store, job, r.id, opts.public_url.as_deref())?;
+        crate::service::outbox::queue_report(store, job, r.id, opts.public_url.as_deref())?;
         if ends_now {
             out.push(Bisected {
                 regression: r.id,
@@ -483,38 +483,4 @@ fn pending(
         }
     }
     Ok(out)
-}
-
-/// Where the night hands its mails to the outbox (`service::outbox`, being
-/// written next to this module).
-mod outbox_link {
-    use crate::jobs::Job;
-    use crate::store::Store;
-
-    pub struct Flushed {
-        pub sent: u32,
-        pub failed: u32,
-    }
-
-    pub fn flush(_store: &Store) -> crate::Result<Flushed> {
-        Ok(Flushed { sent: 0, failed: 0 })
-    }
-
-    pub fn queue_report(
-        _store: &Store,
-        _job: &Job,
-        _regression: i64,
-        _public_url: Option<&str>,
-    ) -> crate::Result<Option<i64>> {
-        Ok(Some(0))
-    }
-
-    pub fn queue_fixed(
-        _store: &Store,
-        _job: &Job,
-        _regression: i64,
-        _public_url: Option<&str>,
-    ) -> crate::Result<Option<i64>> {
-        Ok(None)
-    }
 }
