@@ -53,8 +53,8 @@
 pub mod apply;
 pub mod inbox;
 pub mod reply;
-pub mod serve;
 pub mod series;
+pub mod serve;
 pub mod test;
 
 use std::io::Write;
