@@ -561,45 +561,21 @@ fn flush_replies(store: &Store, job: &BotJob) -> crate::Result<()> {
     Ok(())
 }
 
-/// Hands one reply to the relay (lettre).
+/// Hands one reply to the relay (the same SMTP sending as every csdci mail).
 fn send(n: &crate::jobs::Notify, r: &Reply) -> Result<(), String> {
-    use lettre::message::header::ContentType;
-    use lettre::{Message, SmtpTransport, Transport};
-    let angle = |s: &str| format!("<{}>", s.trim_matches(|c| c == '<' || c == '>'));
-    let mut b = Message::builder()
-        .from(
-            r.sender
-                .parse()
-                .map_err(|e| format!("from {}: {e}", r.sender))?,
-        )
-        .subject(r.subject.clone())
-        .message_id(Some(angle(&r.message_id)))
-        .in_reply_to(angle(&r.in_reply_to))
-        .references(
-            r.refs
-                .split_whitespace()
-                .map(angle)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .header(ContentType::TEXT_PLAIN);
-    for to in &r.recipients {
-        b = b.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
-    }
-    let msg = b.body(r.body.clone()).map_err(|e| e.to_string())?;
-    let mut t = if n.starttls {
-        SmtpTransport::starttls_relay(&n.host).map_err(|e| e.to_string())?
-    } else {
-        SmtpTransport::builder_dangerous(n.host.clone())
-    }
-    .port(n.port)
-    .timeout(Some(Duration::from_secs(60)));
-    if let (Some(user), Some(var)) = (&n.user, &n.password_env) {
-        let pw = std::env::var(var).map_err(|_| format!("${var} is not set"))?;
-        t = t.credentials(lettre::transport::smtp::authentication::Credentials::new(
-            user.clone(),
-            pw,
-        ));
-    }
-    t.build().send(&msg).map(|_| ()).map_err(|e| e.to_string())
+    use crate::mail::smtp::{self, Outgoing, Relay};
+    let bare = |s: &str| s.trim().trim_matches(|c| c == '<' || c == '>').to_string();
+    smtp::send(
+        &Relay::from_notify(n),
+        &Outgoing {
+            from: r.sender.clone(),
+            to: r.recipients.clone(),
+            subject: r.subject.clone(),
+            body: r.body.clone(),
+            message_id: bare(&r.message_id),
+            in_reply_to: Some(bare(&r.in_reply_to)),
+            references: r.refs.split_whitespace().map(bare).collect(),
+        },
+    )
+    .map_err(|e| e.to_string())
 }
