@@ -407,15 +407,18 @@ fn parser_survives_a_generated_corpus() {
 
 #[test]
 fn sandbox_contains_network_writes_and_fork_bombs() {
-    if !have("bwrap") {
-        eprintln!("SKIP: bwrap missing (apt-get install bubblewrap)");
-        return;
-    }
+    assert!(
+        have("bwrap"),
+        "bwrap is missing: run .ci/deps (apt-get install bubblewrap)"
+    );
     let t = tempfile::tempdir().unwrap();
     let work = t.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let outside =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bot-outside-{}", std::process::id()));
+    // A writable place outside the sandbox's writable folders (made first:
+    // in a fresh checkout the target's tmp folder does not exist yet).
+    let outside_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(outside_dir).unwrap();
+    let outside = outside_dir.join(format!("bot-outside-{}", std::process::id()));
     let _ = std::fs::remove_file(&outside);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -499,16 +502,19 @@ fn series_rows(data: &Path) -> Vec<csdci::store::series::SeriesRow> {
 
 #[test]
 fn bot_tests_series_from_a_real_public_inbox_and_replies() {
-    if !(have("bwrap") && have("public-inbox-httpd") && have("cc")) {
-        eprintln!("SKIP: needs bubblewrap, public-inbox and a C compiler (.ci/deps)");
-        return;
-    }
+    assert!(
+        have("bwrap") && have("public-inbox-httpd") && have("cc"),
+        "needs bubblewrap, public-inbox and a C compiler: run .ci/deps"
+    );
     let t = tempfile::tempdir().unwrap();
     let tree = t.path().join("tree");
     make_tree(&tree);
     let out = t.path().join("series");
-    let outside =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bot-pwned-{}", std::process::id()));
+    // Where the malicious Makefile tries to write: a folder that exists (so
+    // only the sandbox can stop the write).
+    let outside_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(outside_dir).unwrap();
+    let outside = outside_dir.join(format!("bot-pwned-{}", std::process::id()));
     let _ = std::fs::remove_file(&outside);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
