@@ -54,12 +54,35 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
+/// One run asked for in a round of a parallel bisection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// A commit already [`Tester::prepare`]d.
+    pub commit: String,
+    /// Counts runs of this commit from 0.
+    pub attempt: u32,
+}
+
 /// Tests commits. Implementations own every process they start.
 pub trait Tester {
     /// Builds or checks out `commit`.
     fn prepare(&mut self, commit: &str) -> crate::Result<Prepared>;
     /// Runs the prepared `commit` once; `attempt` counts runs of this commit from 0.
     fn run_once(&mut self, commit: &str, attempt: u32) -> crate::Result<RunReport>;
+    /// How many runs this tester can do at the same time (free LAVA
+    /// devices, `--max-guests`); the driver asks for at most this many per
+    /// round.
+    fn workers(&self) -> usize {
+        1
+    }
+    /// Runs several prepared commits at once and returns one result per
+    /// request, in the same order (one failed request does not lose the
+    /// others' reports). The default runs them one after another.
+    fn run_batch(&mut self, runs: &[RunRequest]) -> Vec<crate::Result<RunReport>> {
+        runs.iter()
+            .map(|r| self.run_once(&r.commit, r.attempt))
+            .collect()
+    }
 }
 
 /// How a bisection's commits are tested: stored with it (typed JSON), so
