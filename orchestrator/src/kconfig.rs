@@ -407,8 +407,11 @@ pub fn kconfig_depends(srctree: &Path, name: &str) -> (Vec<String>, bool) {
 }
 
 /// Runs `make` for a config target and turns a failure into [`Error::Make`].
+/// Under [`crate::sandbox::scoped`] (untrusted code) it runs in the
+/// sandbox, writable only the source and object trees.
 fn make(srctree: &Path, objtree: &Path, kconfig: &Path, target: &str) -> Result<(), Error> {
-    let out = Command::new("make")
+    let (mut cmd, _pids) = sandboxed("make", srctree, &[srctree, objtree]);
+    let out = cmd
         .arg("-C")
         .arg(srctree)
         .arg(format!("O={}", objtree.display()))
@@ -427,6 +430,19 @@ fn make(srctree: &Path, objtree: &Path, kconfig: &Path, target: &str) -> Result<
         code: out.status.code(),
         tail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
     })
+}
+
+/// `program` as a command: plain, or inside this thread's sandbox (see
+/// [`crate::sandbox::current`]) starting in `cwd` with `rw` writable.
+fn sandboxed(
+    program: &str,
+    cwd: &Path,
+    rw: &[&Path],
+) -> (Command, Option<crate::sandbox::PidsCgroup>) {
+    match crate::sandbox::current() {
+        Some(sb) => sb.command("csdci-kconfig", program, cwd, rw),
+        None => (Command::new(program), None),
+    }
 }
 
 /// Produces the final .config text for `fragments` on the tree `srctree`, using
@@ -453,7 +469,8 @@ pub fn resolve(srctree: &Path, objtree: &Path, fragments: &[Fragment]) -> Result
         paths.push(p);
     }
     let script = srctree.join("scripts/kconfig/merge_config.sh");
-    let out = Command::new("sh")
+    let (mut cmd, _pids) = sandboxed("sh", &scratch, &[srctree, objtree]);
+    let out = cmd
         .arg(&script)
         .arg("-m")
         .arg(&candidate)

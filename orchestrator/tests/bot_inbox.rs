@@ -15,14 +15,19 @@
 #[allow(dead_code)]
 mod smtp;
 
+#[path = "common/inbox.rs"]
+#[allow(dead_code)]
+mod inbox;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use csdci::bot::series::{self, assemble, latest, parse_mail, split_mbox};
 use csdci::sandbox::{Limits, Sandbox};
+use inbox::{Inbox, free_port};
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -150,98 +155,6 @@ fn series(
     )
     .unwrap();
     files
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A public-inbox `test` at `dir` served on loopback.
-struct Inbox {
-    config: PathBuf,
-    url: String,
-    _httpd: Killed,
-}
-
-impl Inbox {
-    fn start(dir: &Path) -> Inbox {
-        let config = dir.join("config");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}/test");
-        let st = Command::new("public-inbox-init")
-            .args(["-V2", "test"])
-            .arg(dir.join("test"))
-            .args([&url, "test@example.org"])
-            .env("PI_CONFIG", &config)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        git(
-            dir,
-            &[
-                "config",
-                "-f",
-                &config.to_string_lossy(),
-                "publicinboxmda.spamcheck",
-                "none",
-            ],
-        );
-        let httpd = Command::new("public-inbox-httpd")
-            .args(["-W", "1", "-l", &format!("http://127.0.0.1:{port}")])
-            .env("PI_CONFIG", &config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let inbox = Inbox {
-            config,
-            url,
-            _httpd: Killed(httpd),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "public-inbox-httpd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        inbox
-    }
-
-    fn deliver(&self, mail: &Path) {
-        let text = std::fs::read(mail).unwrap();
-        // format-patch's "From <sha> Mon Sep 17 ..." mbox line is not a header.
-        let body = match text.strip_prefix(b"From ") {
-            Some(r) => &r[r.iter().position(|&c| c == b'\n').unwrap() + 1..],
-            None => &text[..],
-        };
-        let mut c = Command::new("public-inbox-mda")
-            .env("PI_CONFIG", &self.config)
-            .env("ORIGINAL_RECIPIENT", "test@example.org")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(body).unwrap();
-        assert!(
-            c.wait().unwrap().success(),
-            "public-inbox-mda {}",
-            mail.display()
-        );
-    }
 }
 
 fn csdci(data: &Path, args: &[&str]) -> (i32, String, String) {
@@ -872,4 +785,150 @@ fn bot_job_files_are_checked_with_positions() {
     );
     let e = csdci::jobs::load_file(&f).unwrap_err();
     assert!(e[0].to_string().contains("csdci bot run"), "{e:?}");
+}
+
+/// A plain (non-patch) mail dated `date` (RFC 2822).
+fn filler(n: u32, date: &str) -> Vec<u8> {
+    format!(
+        "From: Bob <bob@example.org>\nTo: test@example.org\nMessage-ID: <filler-{n}@example.org>\nSubject: chatter {n}\nDate: {date}\n\nnot a patch {n}\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn catches_up_past_new_atom_and_replies_once_to_an_incomplete_series() {
+    assert!(
+        have("bwrap") && have("public-inbox-httpd") && have("cc"),
+        "needs bubblewrap, public-inbox and a C compiler: run .ci/deps"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    make_tree(&tree);
+    let out = t.path().join("series");
+    let inbox = Inbox::start(&t.path().join("pi"));
+    let now = chrono::Utc::now();
+    let rfc2822 = |m: i64| (now + chrono::Duration::minutes(m)).to_rfc2822();
+    inbox.deliver_bytes(&filler(0, &rfc2822(-60)));
+
+    let mut smtp = smtp::Smtp::start();
+    let jobs = t.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(
+        jobs.join("bot.yaml"),
+        format!(
+            "kind: bot\nname: late-bot\ninbox: {}\ntree: {}\nbranch: master\nincomplete_after: 3s\nrun: ./test.sh\nruns: 1\nsandbox: {{timeout: 2m}}\nreply:\n  from: csdci bot <bot@example.org>\n  list: test@example.org\n  smtp: {{url: \"smtp://127.0.0.1:{}\", starttls: false}}\n",
+            inbox.url,
+            tree.display(),
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let data = t.path().join("data");
+    let run = || {
+        csdci(
+            &data,
+            &["bot", "run", "--jobs", &jobs.to_string_lossy(), "--once"],
+        )
+    };
+    // The first poll sets the position (the filler's date).
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(series_rows(&data).is_empty());
+
+    // While the bot is away: a complete series, 2 of a 3-patch series, then
+    // 30 newer mails, so new.atom (25 entries) holds none of the patches.
+    let late = series(
+        &tree,
+        &out,
+        "late",
+        "base",
+        1,
+        "Late series",
+        &[("NOTES", "late\n", "notes: add")],
+        true,
+    );
+    let partial = series(
+        &tree,
+        &out,
+        "partial",
+        "base",
+        1,
+        "Partial series",
+        &[
+            ("A", "a\n", "a: add"),
+            ("B", "b\n", "b: add"),
+            ("C", "c\n", "c: add"),
+        ],
+        true,
+    );
+    for m in late.iter().chain(&partial[..3]) {
+        inbox.deliver(m);
+    }
+    for n in 1..=30 {
+        inbox.deliver_bytes(&filler(n, &rfc2822(n as i64)));
+    }
+    let feed = inbox.get("new.atom");
+    assert_eq!(feed.matches("<entry").count(), 25);
+    assert!(
+        !feed.contains("Late series") && !feed.contains("Partial series"),
+        "the patches are still in new.atom: the test would not need a catch-up"
+    );
+
+    let (code, stdout, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("new.atom does not reach back"), "{stderr}");
+    let rows = series_rows(&data);
+    let row = |title: &str| {
+        rows.iter()
+            .find(|r| r.title == title)
+            .unwrap_or_else(|| panic!("no series {title}: {rows:#?}\n{stdout}\n{stderr}"))
+            .clone()
+    };
+    assert_eq!(
+        row("Late series").result.as_deref(),
+        Some("clean"),
+        "{stderr}"
+    );
+    assert_eq!(row("Partial series").status, "waiting");
+    assert_eq!(smtp.messages().len(), 1);
+
+    // After incomplete_after, one reply names the missing patch; never again.
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, stdout, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("incomplete: patch 3/3 never arrived"),
+        "{stdout}"
+    );
+    let partial_row = series_rows(&data)
+        .into_iter()
+        .find(|r| r.title == "Partial series")
+        .unwrap();
+    assert_eq!(partial_row.status, "incomplete");
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    let inc = msgs
+        .iter()
+        .find(|m| smtp::header(m, "Subject").is_some_and(|s| s.contains("Partial series")))
+        .expect("the reply to the incomplete series");
+    assert_eq!(
+        smtp::header(inc, "Subject").unwrap(),
+        "Re: [PATCH v1 0/3] Partial series"
+    );
+    assert_eq!(
+        smtp::header(inc, "In-Reply-To").unwrap(),
+        format!("<{}>", partial_row.head_mid)
+    );
+    assert!(
+        inc.contains("RESULT: incomplete series, missing 3/3"),
+        "{inc}"
+    );
+    assert!(
+        inc.contains("[1/3] a: add") && inc.contains("[2/3] b: add"),
+        "{inc}"
+    );
+    assert!(inc.contains("after waiting 3s"), "{inc}");
+    smtp.stop();
 }

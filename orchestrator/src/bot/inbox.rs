@@ -3,6 +3,13 @@
 //! `<inbox>/<msgid>/t.mbox.gz`), or a local mbox file or maildir. Polls are
 //! bounded (sizes, counts, timeouts); an HTTP error leaves the position as
 //! it was, and the caller backs off ([`backoff`]).
+//!
+//! `new.atom` holds only the newest messages (25 in public-inbox 1.9). When
+//! every one of them is newer than the last position, messages may have
+//! been missed in between (the bot was down, the list busy): the poll then
+//! pages back through the archive's date search as Atom
+//! (`<inbox>/?x=A&q=dt:<position>..&o=<offset>`, [`catch_up`]) until a
+//! page comes back empty, and takes every message since the position.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -13,6 +20,8 @@ use std::time::Duration;
 const MAX_BODY: u64 = 32 << 20;
 /// Most mails taken from one thread or file per poll.
 const MAX_MAILS: usize = 2000;
+/// Most search pages read in one catch-up.
+const MAX_PAGES: usize = 50;
 
 /// A source of mails.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +173,26 @@ pub fn poll(
         Source::PublicInbox(url) => {
             let base = url.trim_end_matches('/');
             let feed = get(agent, &format!("{base}/new.atom"))?;
-            let entries = parse_atom(&String::from_utf8_lossy(&feed));
+            let mut entries = parse_atom(&String::from_utf8_lossy(&feed));
+            if let Some(p) = position
+                && window_misses(&entries, p)
+            {
+                let older = catch_up(p, &mut |url_query| {
+                    let page = get(agent, &format!("{base}/{url_query}"))?;
+                    Ok(parse_atom(&String::from_utf8_lossy(&page)))
+                })?;
+                tracing::info!(
+                    "{base}: new.atom does not reach back to {p}; {} messages since then from the search",
+                    older.len()
+                );
+                for e in older {
+                    if !entries.iter().any(|x| x.message_id == e.message_id) {
+                        entries.push(e);
+                    }
+                }
+                // Newest first, as the feed.
+                entries.sort_by(|a, b| b.updated.cmp(&a.updated));
+            }
             let mut got: HashSet<String> = HashSet::new();
             let mut mails = Vec::new();
             let mut newest = position.map(str::to_string);
@@ -221,6 +249,51 @@ pub fn poll(
     }
 }
 
+/// Whether the feed's window starts after `position` (every entry newer):
+/// what came between may be missing from it.
+pub fn window_misses(entries: &[Entry], position: &str) -> bool {
+    !entries.is_empty()
+        && entries
+            .iter()
+            .all(|e| !e.updated.is_empty() && e.updated.as_str() > position)
+}
+
+/// `2026-12-03T07:40:00Z` as public-inbox's `dt:` search wants it
+/// (`20261203074000`, UTC).
+pub fn search_time(position: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(position).ok()?;
+    Some(
+        t.with_timezone(&chrono::Utc)
+            .format("%Y%m%d%H%M%S")
+            .to_string(),
+    )
+}
+
+/// Every message since `position` from the archive's date search, page by
+/// page (`?x=A&q=dt:<t>..&o=<offset>`, fetched by `page`) until a page is
+/// empty or adds nothing new; at most [`MAX_PAGES`] pages.
+pub fn catch_up(
+    position: &str,
+    page: &mut dyn FnMut(&str) -> Result<Vec<Entry>, String>,
+) -> Result<Vec<Entry>, String> {
+    let t = search_time(position).ok_or_else(|| format!("position `{position}` is not a time"))?;
+    let mut out: Vec<Entry> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for _ in 0..MAX_PAGES {
+        let got = page(&format!("?x=A&q=dt:{t}..&o={}", out.len()))?;
+        let before = out.len();
+        for e in got {
+            if seen.insert(e.message_id.clone()) {
+                out.push(e);
+            }
+        }
+        if out.len() == before || out.len() >= MAX_MAILS {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Seconds to wait after `failures` failed polls in a row: `base` doubled
 /// per failure, at most an hour.
 pub fn backoff(base: Duration, failures: u32) -> Duration {
@@ -243,6 +316,55 @@ mod tests {
         assert!(parse_atom("<entry><link href=\"\"/>").is_empty());
         assert_eq!(percent_decode("a%"), "a%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    fn entry(n: u32) -> Entry {
+        Entry {
+            segment: format!("m{n}@x"),
+            message_id: format!("m{n}@x"),
+            updated: format!("2026-12-03T07:{n:02}:00Z"),
+        }
+    }
+
+    #[test]
+    fn catch_up_pages_until_an_empty_page() {
+        // 45 messages since the position, served 20 a page, newest first.
+        let all: Vec<Entry> = (10..55).rev().map(entry).collect();
+        let mut asked = Vec::new();
+        let got = catch_up("2026-12-03T07:10:00Z", &mut |q| {
+            asked.push(q.to_string());
+            let o: usize = q.rsplit("o=").next().unwrap().parse().unwrap();
+            Ok(all.iter().skip(o).take(20).cloned().collect())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 45);
+        assert_eq!(
+            asked,
+            [
+                "?x=A&q=dt:20261203071000..&o=0",
+                "?x=A&q=dt:20261203071000..&o=20",
+                "?x=A&q=dt:20261203071000..&o=40",
+                "?x=A&q=dt:20261203071000..&o=45"
+            ]
+        );
+        // A server that ignores `o=` (the same page again) ends it too.
+        let mut n = 0;
+        let got = catch_up("2026-12-03T07:10:00Z", &mut |_| {
+            n += 1;
+            Ok(all[..5].to_vec())
+        })
+        .unwrap();
+        assert_eq!((got.len(), n), (5, 2));
+        assert!(catch_up("yesterday", &mut |_| Ok(Vec::new())).is_err());
+    }
+
+    #[test]
+    fn the_window_misses_only_when_all_of_it_is_newer() {
+        let feed: Vec<Entry> = (20..45).rev().map(entry).collect();
+        assert!(window_misses(&feed, "2026-12-03T07:05:00Z"));
+        assert!(!window_misses(&feed, "2026-12-03T07:20:00Z"));
+        assert!(!window_misses(&feed, "2026-12-03T07:30:00Z"));
+        assert!(!window_misses(&[], "2026-12-03T07:05:00Z"));
     }
 
     #[test]

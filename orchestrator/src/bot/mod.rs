@@ -52,6 +52,7 @@
 
 pub mod apply;
 pub mod inbox;
+pub mod qemu;
 pub mod reply;
 pub mod series;
 pub mod serve;
@@ -61,7 +62,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::jobs::bot::BotJob;
+use crate::jobs::bot::{BotJob, Testing};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::store::series::{InboxState, NewSeries, PatchRow, Reply};
@@ -251,6 +252,9 @@ pub fn cycle(
                     job.name, s.title, s.version
                 )
                 .ok();
+                if reply_incomplete(store, job, s, id, opts, out)? {
+                    cycle.replies += 1;
+                }
             }
             continue;
         }
@@ -325,7 +329,14 @@ fn test_one(
     };
     let dir = job_dir(&data, &job.name);
     std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
-    let wt = crate::vcs::worktree::Worktree::ensure(remote.path(), &dir.join("worktree"))?;
+    // With the QEMU pipeline the series is applied in a worktree beside the
+    // kernel builds' (data/worktrees), so its commits are in their mirror.
+    let wt_path = match &job.testing {
+        Testing::Commands { .. } => dir.join("worktree"),
+        Testing::Qemu(_) => data.join("worktrees").join(format!("bot-{}", job.name)),
+    };
+    let wt = crate::vcs::worktree::Worktree::ensure(remote.path(), &wt_path)?;
+    let mut known: Option<test::KnownBase> = None;
     let log = dir.join(format!("series-{id}.log"));
     let _ = std::fs::remove_file(&log);
     writeln!(
@@ -342,18 +353,42 @@ fn test_one(
             (test::Outcome::DoesNotApply { message }, Vec::new())
         }
         apply::Applied::Commits(commits) => {
-            let mut writable = vec![wt.path().to_path_buf()];
-            writable.extend(crate::sandbox::ccache_dir());
-            let sandbox = Sandbox {
-                writable,
-                limits: job.limits.clone(),
-            };
-            let mut tester =
-                test::CommandTester::new(wt.clone(), sandbox, &job.build, &job.run, &log);
             let name = job.name.clone();
-            test::test_series(&mut tester, &base, &commits, job.runs, &mut |m| {
-                tracing::info!("{name}: series {id}: {m}");
-            })?
+            let mut progress = |m: &str| tracing::info!("{name}: series {id}: {m}");
+            match &job.testing {
+                Testing::Commands { build, run } => {
+                    let mut writable = vec![wt.path().to_path_buf()];
+                    writable.extend(crate::sandbox::ccache_dir());
+                    let sandbox = Sandbox {
+                        writable,
+                        limits: job.limits.clone(),
+                    };
+                    let mut tester =
+                        test::CommandTester::new(wt.clone(), sandbox, build, run, &log);
+                    test::test_series(&mut tester, &base, &commits, job.runs, None, &mut progress)?
+                }
+                Testing::Qemu(spec) => {
+                    // make's source and object trees are added by the build;
+                    // besides them only the ccache is writable.
+                    let sandbox = Sandbox {
+                        writable: crate::sandbox::ccache_dir().into_iter().collect(),
+                        limits: job.limits.clone(),
+                    };
+                    known = nightly_base(store, &base, spec)?;
+                    if let Some(k) = &known {
+                        writeln!(out, "{}: series {id}: base: {}", job.name, k.source).ok();
+                    }
+                    let mut tester = qemu::QemuTester::new(remote.path(), &data, spec, sandbox)?;
+                    test::test_series(
+                        &mut tester,
+                        &base,
+                        &commits,
+                        job.runs,
+                        known.as_ref(),
+                        &mut progress,
+                    )?
+                }
+            }
         }
     };
     for p in &patches {
@@ -376,6 +411,7 @@ fn test_one(
         branch,
         outcome,
         patches,
+        known_base: known,
     };
     let json = serde_json::to_string(&facts).unwrap_or_default();
     let summary = summary(&facts.outcome, s.total);
@@ -404,6 +440,9 @@ pub struct Facts {
     pub branch: String,
     pub outcome: test::Outcome,
     pub patches: Vec<test::PatchResult>,
+    /// The base's runs when they came from a nightly job.
+    #[serde(default)]
+    pub known_base: Option<test::KnownBase>,
 }
 
 fn summary(o: &test::Outcome, total: u32) -> String {
@@ -468,7 +507,7 @@ fn reply_one(
     else {
         return Ok(false);
     };
-    let tested = format!("`{}` then `{}` in a sandbox", job.build, job.run);
+    let tested = job.testing.describe();
     let draft = reply::compose(
         &reply::Facts {
             series: s,
@@ -481,10 +520,94 @@ fn reply_one(
             from: &policy.from,
             list: policy.list.as_deref(),
             tested_by: policy.tested_by,
+            base_note: facts.known_base.as_ref().map(|k| k.source.as_str()),
+            base_runs: facts.known_base.as_ref().map(|k| k.runs),
         },
         &facts.outcome,
         &facts.patches,
     );
+    keep_reply(store, policy, id, &draft, opts, out)
+}
+
+/// The runs of a nightly job that tested `base` with `spec` (the newest
+/// night's cell with an equal RunSpec), as the base's evidence.
+fn nightly_base(
+    store: &Store,
+    base: &str,
+    spec: &crate::spec::RunSpec,
+) -> crate::Result<Option<test::KnownBase>> {
+    for e in store.nightly_evidence(base)? {
+        let Ok(theirs) = serde_json::from_str::<crate::spec::RunSpec>(&e.spec) else {
+            continue;
+        };
+        if theirs != *spec {
+            continue;
+        }
+        let day = e.at.get(..10).unwrap_or(&e.at);
+        let what = if e.fails == 0 {
+            format!("{} clean run{}", e.runs, if e.runs == 1 { "" } else { "s" })
+        } else {
+            format!("{} failures in {} runs", e.fails, e.runs)
+        };
+        return Ok(Some(test::KnownBase {
+            runs: e.runs,
+            fails: e.fails,
+            source: format!(
+                "{what} from the nightly job {} on {day} (night {})",
+                e.job, e.night_id
+            ),
+        }));
+    }
+    Ok(None)
+}
+
+/// `6h`, `30m`, `45s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Queues (or, dry run, prints) the one reply to an incomplete series.
+fn reply_incomplete(
+    store: &Store,
+    job: &BotJob,
+    s: &series::Series,
+    id: i64,
+    opts: &Options,
+    out: &mut dyn Write,
+) -> crate::Result<bool> {
+    let Some(policy) = &job.reply else {
+        return Ok(false);
+    };
+    if store.series_reply(id)?.is_some() {
+        return Ok(false);
+    }
+    let draft = reply::compose_incomplete(
+        s,
+        &s.missing(),
+        &human(job.incomplete_after),
+        &policy.from,
+        policy.list.as_deref(),
+    );
+    keep_reply(store, policy, id, &draft, opts, out)
+}
+
+/// Stores `draft` as series `id`'s reply (queued, or printed on a dry run);
+/// false when it has one already.
+fn keep_reply(
+    store: &Store,
+    policy: &crate::jobs::bot::ReplyPolicy,
+    id: i64,
+    draft: &reply::Draft,
+    opts: &Options,
+    out: &mut dyn Write,
+) -> crate::Result<bool> {
     let status = if opts.dry_run { "dry_run" } else { "queued" };
     let added = store.series_reply_add(&Reply {
         id: 0,

@@ -37,6 +37,11 @@ pub struct Facts<'a> {
     pub list: Option<&'a str>,
     /// Add `Tested-by:` for a clean or fixing series.
     pub tested_by: bool,
+    /// Where the base's runs come from when they were not run for this
+    /// series (`3 clean runs from the nightly job smp on 2026-12-03`).
+    pub base_note: Option<&'a str>,
+    /// The base's runs when they differ from `runs` (the nightly job's).
+    pub base_runs: Option<u32>,
 }
 
 /// Makes a line safe to quote in a mail (no control characters, bounded).
@@ -94,10 +99,14 @@ pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Dra
         }
     ));
     b.push_str(&format!(
-        "tested: {}\nruns:   {} per commit\n\n",
+        "tested: {}\nruns:   {} per commit\n",
         clean(f.tested),
         f.runs
     ));
+    if let Some(n) = f.base_note {
+        b.push_str(&format!("base:   {} (not run again)\n", clean(n)));
+    }
+    b.push('\n');
     let title_of = |idx: u32| -> String {
         s.patches
             .get(&idx)
@@ -174,8 +183,9 @@ pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Dra
             runs,
             excerpt,
         } => {
+            let base_runs = f.base_runs.unwrap_or(*runs);
             b.push_str(&format!(
-                "The tip failed {tip_fails} of {runs} runs, the base {base_fails} of {runs}.\n\
+                "The tip failed {tip_fails} of {runs} runs, the base {base_fails} of {base_runs}.\n\
                  Bisecting inside the series (good: base, bad: tip) names\n\n    [{guilty}/{}] {}\n\nas the first bad patch. Its failing run ended with:\n\n",
                 s.total,
                 title_of(*guilty)
@@ -201,8 +211,9 @@ pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Dra
             runs,
             excerpt,
         } => {
+            let base_runs = f.base_runs.unwrap_or(*runs);
             b.push_str(&format!(
-                "The base failed {base_fails}/{runs} and the tip {tip_fails}/{runs}; the tip's failure ended with:\n\n"
+                "The base failed {base_fails}/{base_runs} and the tip {tip_fails}/{runs}; the tip's failure ended with:\n\n"
             ));
             for l in excerpt.lines().take(12) {
                 b.push_str(&format!("    {}\n", clean(l)));
@@ -223,6 +234,74 @@ pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Dra
     Draft {
         subject,
         message_id: format!("csdci-bot.{}.{stamp}@{domain}", short_hash(&head_id)),
+        in_reply_to: head_id,
+        references: refs,
+        to,
+        body: b,
+    }
+}
+
+/// The reply to a series some of whose patches never arrived (sent once,
+/// after the job's `incomplete_after`): which ones are missing.
+pub fn compose_incomplete(
+    s: &Series,
+    missing: &[u32],
+    waited: &str,
+    from: &str,
+    list: Option<&str>,
+) -> Draft {
+    let head = s.head_mail();
+    let (subject_line, head_id, mut refs) = match head {
+        Some(h) => (
+            h.subject_line.clone(),
+            h.message_id.clone(),
+            h.references.clone(),
+        ),
+        None => (s.title.clone(), String::new(), Vec::new()),
+    };
+    if !head_id.is_empty() && !refs.contains(&head_id) {
+        refs.push(head_id.clone());
+    }
+    let who = s.from_name.clone().unwrap_or_else(|| s.from.clone());
+    let names: Vec<String> = missing.iter().map(|i| format!("{i}/{}", s.total)).collect();
+    let mut b = format!("Hi {},\n\n", clean(&who));
+    b.push_str(&format!(
+        "csdci did not test your series \"{}\" (v{}, {} patch{}): after waiting {waited},\n",
+        clean(&s.title),
+        s.version,
+        s.total,
+        if s.total == 1 { "" } else { "es" }
+    ));
+    b.push_str(&format!(
+        "patch{} {} never arrived.\n\nRESULT: incomplete series, missing {}\n\nreceived:\n",
+        if missing.len() == 1 { "" } else { "es" },
+        names.join(", "),
+        names.join(", ")
+    ));
+    for (idx, p) in &s.patches {
+        b.push_str(&format!(
+            "  [{idx}/{}] {}\n",
+            s.total,
+            clean(&p.subject.title)
+        ));
+    }
+    b.push_str(
+        "\nPlease resend the whole series (a new version is tested as soon as all of it is there).\n",
+    );
+    b.push_str("\n-- \ncsdci patch bot\n");
+    let mut to = vec![s.from.clone()];
+    if let Some(l) = list {
+        to.push(l.to_string());
+    }
+    to.retain(|a| !a.is_empty());
+    let stamp = chrono::Utc::now().timestamp_millis();
+    Draft {
+        subject: format!("Re: {}", clean(&subject_line)),
+        message_id: format!(
+            "csdci-bot.{}.{stamp}@{}",
+            short_hash(&head_id),
+            crate::bot::domain_of(from)
+        ),
         in_reply_to: head_id,
         references: refs,
         to,

@@ -216,12 +216,25 @@ fn runs_of(
     Ok((done, fails, first))
 }
 
-/// Tests the series `commits` (patch 1..=K) on `base`.
+/// Runs of the base already known (a nightly job tested it with the same
+/// spec): the base is then neither built nor run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownBase {
+    pub runs: u32,
+    pub fails: u32,
+    /// Where they come from, as the reply says it
+    /// (`3 clean runs from the nightly job smp on 2026-12-03`).
+    pub source: String,
+}
+
+/// Tests the series `commits` (patch 1..=K) on `base` (its runs taken from
+/// `known` when given).
 pub fn test_series(
     t: &mut dyn SeriesTester,
     base: &str,
     commits: &[String],
     runs: u32,
+    known: Option<&KnownBase>,
     progress: &mut dyn FnMut(&str),
 ) -> crate::Result<(Outcome, Vec<PatchResult>)> {
     let runs = runs.max(1);
@@ -271,16 +284,25 @@ pub fn test_series(
             patches,
         ));
     }
-    progress(&format!("testing the base, {runs} runs"));
-    if let Err(errors) = t.build(base)? {
-        return Ok((
-            Outcome::BaseUntestable {
-                reason: format!("the base does not build: {}", errors.join("; ")),
-            },
-            patches,
-        ));
-    }
-    let (base_runs, base_fails, _) = runs_of(t, base, runs, false)?;
+    let (base_runs, base_fails) = match known {
+        Some(k) => {
+            progress(&format!("the base: {}", k.source));
+            (k.runs, k.fails)
+        }
+        None => {
+            progress(&format!("testing the base, {runs} runs"));
+            if let Err(errors) = t.build(base)? {
+                return Ok((
+                    Outcome::BaseUntestable {
+                        reason: format!("the base does not build: {}", errors.join("; ")),
+                    },
+                    patches,
+                ));
+            }
+            let (r, f, _) = runs_of(t, base, runs, false)?;
+            (r, f)
+        }
+    };
     if base_runs == 0 {
         return Ok((
             Outcome::BaseUntestable {
@@ -344,6 +366,19 @@ mod tests {
         broken: Option<usize>,
         base_bad: bool,
     }
+
+    /// A fake that records which commits it built and ran.
+    struct Recording(Fake, Vec<String>);
+    impl SeriesTester for Recording {
+        fn build(&mut self, c: &str) -> crate::Result<Result<(), Vec<String>>> {
+            self.1.push(format!("build {c}"));
+            self.0.build(c)
+        }
+        fn run(&mut self, c: &str) -> crate::Result<Run> {
+            self.1.push(format!("run {c}"));
+            self.0.run(c)
+        }
+    }
     impl SeriesTester for Fake {
         fn build(&mut self, c: &str) -> crate::Result<Result<(), Vec<String>>> {
             let i: usize = c.parse().unwrap();
@@ -377,7 +412,7 @@ mod tests {
                     broken: None,
                     base_bad: false,
                 };
-                let (o, _) = test_series(&mut f, "0", &commits(k), 3, &mut |_| {}).unwrap();
+                let (o, _) = test_series(&mut f, "0", &commits(k), 3, None, &mut |_| {}).unwrap();
                 assert!(
                     matches!(o, Outcome::Regression { guilty, .. } if guilty as usize == b),
                     "{k} {b} {o:?}"
@@ -393,14 +428,14 @@ mod tests {
             broken: None,
             base_bad: false,
         };
-        let (o, _) = test_series(&mut f, "0", &commits(3), 5, &mut |_| {}).unwrap();
+        let (o, _) = test_series(&mut f, "0", &commits(3), 5, None, &mut |_| {}).unwrap();
         assert_eq!(o, Outcome::Clean { runs: 5 });
         let mut f = Fake {
             bad_from: None,
             broken: None,
             base_bad: true,
         };
-        let (o, _) = test_series(&mut f, "0", &commits(2), 10, &mut |_| {}).unwrap();
+        let (o, _) = test_series(&mut f, "0", &commits(2), 10, None, &mut |_| {}).unwrap();
         assert!(matches!(
             o,
             Outcome::Fixes {
@@ -414,8 +449,62 @@ mod tests {
             broken: Some(1),
             base_bad: false,
         };
-        let (o, p) = test_series(&mut f, "0", &commits(2), 1, &mut |_| {}).unwrap();
+        let (o, p) = test_series(&mut f, "0", &commits(2), 1, None, &mut |_| {}).unwrap();
         assert!(matches!(o, Outcome::BuildFailed { patch: 1, .. }));
         assert_eq!(p[1].build, "not_built");
+    }
+
+    #[test]
+    fn a_known_base_is_neither_built_nor_run() {
+        let known = KnownBase {
+            runs: 4,
+            fails: 0,
+            source: "4 clean runs from the nightly job n on 2026-12-03".into(),
+        };
+        let mut f = Recording(
+            Fake {
+                bad_from: Some(2),
+                broken: None,
+                base_bad: false,
+            },
+            Vec::new(),
+        );
+        let (o, _) = test_series(&mut f, "0", &commits(3), 2, Some(&known), &mut |_| {}).unwrap();
+        assert!(
+            matches!(
+                o,
+                Outcome::Regression {
+                    guilty: 2,
+                    base_fails: 0,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+        assert!(!f.1.iter().any(|x| x.ends_with(" 0")), "{:?}", f.1);
+        // A base the nightly job saw fail: the clean tip fixes it.
+        let known = KnownBase {
+            runs: 5,
+            fails: 2,
+            source: "2 failures in 5 runs".into(),
+        };
+        let mut f = Fake {
+            bad_from: None,
+            broken: None,
+            base_bad: false,
+        };
+        let (o, _) = test_series(&mut f, "0", &commits(1), 3, Some(&known), &mut |_| {}).unwrap();
+        assert!(
+            matches!(
+                o,
+                Outcome::Fixes {
+                    runs: 3,
+                    base_fails: 2,
+                    base_runs: 5,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
     }
 }

@@ -136,7 +136,11 @@ fn have_ccache() -> bool {
 }
 
 /// The worktree csdci keeps for `repo` (one per repository, so consecutive
-/// builds of nearby commits are incremental).
+/// builds of nearby commits are incremental). Under
+/// [`crate::sandbox::scoped`] (untrusted code) it is another one,
+/// `sandboxed-<name>-<hash>`, so what a sandboxed build leaves in its build
+/// tree (a replaced `fixdep`, an ignored file) never reaches a trusted
+/// build; both are registered in the same mirror.
 pub fn worktree_dir(data_dir: &Path, repo: &Path) -> PathBuf {
     let canon = repo.canonicalize().unwrap_or_else(|_| repo.to_path_buf());
     let h = cache::sha256_hex(canon.to_string_lossy().as_bytes());
@@ -144,9 +148,14 @@ pub fn worktree_dir(data_dir: &Path, repo: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tree".into());
+    let prefix = if crate::sandbox::current().is_some() {
+        "sandboxed-"
+    } else {
+        ""
+    };
     data_dir
         .join("worktrees")
-        .join(format!("{name}-{}", &h[..12]))
+        .join(format!("{prefix}{name}-{}", &h[..12]))
 }
 
 /// The `O=` directory of a worktree (a direct subdirectory, so kbuild uses

@@ -55,17 +55,20 @@ pub struct BotFile {
     /// series.
     #[serde(default)]
     pub subjects: Vec<Spanned<String>>,
-    /// The QEMU pipeline's RunSpec (not yet supported by the bot: use
-    /// `build` and `run`).
+    /// Test series with the QEMU pipeline: RunSpec fields, as a nightly
+    /// job's `test:` (`vcpus: 4`, `duration: 20`, `predicate: csd`). Each
+    /// kernel build runs in the sandbox; the guest is QEMU. Instead of
+    /// `build`/`run`.
     #[serde(default)]
     pub test: Option<Spanned<Fields>>,
     /// The build command, run in the sandbox from the tree's top
-    /// (default `make`).
+    /// (default `make`; with `run`, not with `test`).
     #[serde(default)]
     pub build: Option<Spanned<String>>,
     /// The test command, in the sandbox: exit 0 good, 125 cannot test,
-    /// other bad.
-    pub run: Spanned<String>,
+    /// other bad (give `run` or `test`).
+    #[serde(default)]
+    pub run: Option<Spanned<String>>,
     /// Runs of the tip and of the base (default 3).
     #[serde(default)]
     pub runs: Option<Spanned<u32>>,
@@ -115,6 +118,37 @@ pub struct ReplyFile {
     pub smtp: Option<SmtpFile>,
 }
 
+/// How a bot job tests a series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Testing {
+    /// `build:` and `run:` shell commands in the sandbox.
+    Commands { build: String, run: String },
+    /// The QEMU pipeline with this spec (`test:`); kernel builds in the
+    /// sandbox.
+    Qemu(crate::spec::RunSpec),
+}
+
+impl Testing {
+    /// What the reply says was tested.
+    pub fn describe(&self) -> String {
+        match self {
+            Testing::Commands { build, run } => format!("`{build}` then `{run}` in a sandbox"),
+            Testing::Qemu(s) => format!(
+                "QEMU, {} vCPUs, {} MiB, scftorture {} s{}, predicate {} (kernel builds in a sandbox)",
+                s.vcpus,
+                s.memory_mb,
+                s.duration_s,
+                if s.scftorture.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", s.scftorture)
+                },
+                s.predicate
+            ),
+        }
+    }
+}
+
 /// Validated `reply:`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyPolicy {
@@ -140,8 +174,8 @@ pub struct BotJob {
     pub incomplete_after: Duration,
     pub paths: Vec<glob::Pattern>,
     pub subjects: Vec<String>,
-    pub build: String,
-    pub run: String,
+    /// The commands or the RunSpec series are tested with.
+    pub testing: Testing,
     pub runs: u32,
     pub limits: Limits,
     pub reply: Option<ReplyPolicy>,
@@ -233,6 +267,50 @@ fn local(dir: &Path, p: &str) -> PathBuf {
         Some(rest) => dirs::home_dir().map_or(PathBuf::from(p), |h| h.join(rest)),
         None => std::path::absolute(dir.join(p)).unwrap_or_else(|_| dir.join(p)),
     }
+}
+
+/// `test:` read as a RunSpec (field names and values checked, fragments
+/// relative to the job file, [`crate::spec::RunSpec::validate`]).
+fn test_spec(cx: &mut Cx<'_>, dir: &Path, t: &Spanned<Fields>) -> crate::spec::RunSpec {
+    let mut map = serde_json::Map::new();
+    for (k, v) in &t.value.0 {
+        let field = format!("test.{}", k.value);
+        let Some(c) = super::matrix::canonical(&k.value) else {
+            cx.at(
+                &k.referenced,
+                &field,
+                format!(
+                    "unknown field `{}`: `test` takes RunSpec fields: {}",
+                    k.value,
+                    super::matrix::fields().join(", ")
+                ),
+            );
+            continue;
+        };
+        let mut one = serde_json::Map::new();
+        one.insert(c.clone(), v.value.clone());
+        if let Err(e) = serde_json::from_value::<crate::spec::RunSpec>(one.into()) {
+            cx.at(&v.referenced, &field, e.to_string());
+            continue;
+        }
+        if map.insert(c.clone(), v.value.clone()).is_some() {
+            cx.at(
+                &k.referenced,
+                &field,
+                format!("`{c}` is set twice in `test`; keep one"),
+            );
+        }
+    }
+    let mut spec: crate::spec::RunSpec = serde_json::from_value(map.into()).unwrap_or_default();
+    for frag in &mut spec.config_fragments {
+        if frag.is_relative() {
+            *frag = dir.join(&*frag);
+        }
+    }
+    if let Err(e) = spec.validate() {
+        cx.at(&t.referenced, "test", e.to_string());
+    }
+    spec
 }
 
 /// Reads and checks one bot job file.
@@ -371,24 +449,50 @@ pub fn load_file(path: &Path) -> Result<BotJob, Vec<JobError>> {
         .map(|s| s.value.trim().to_lowercase())
         .filter(|s| !s.is_empty())
         .collect();
-    if let Some(t) = &f.test {
-        cx.at(
-            &t.referenced,
-            "test",
-            "the bot does not run the QEMU pipeline yet: test series with `build` and `run` commands",
-        );
-    }
-    let build = f
-        .build
-        .as_ref()
-        .map_or_else(|| "make".to_string(), |b| b.value.clone());
-    if f.run.value.trim().is_empty() {
-        cx.at(
-            &f.run.referenced,
-            "run",
-            "empty: give the test command (`./run-tests`)",
-        );
-    }
+    let testing = match (&f.test, &f.run) {
+        (Some(t), None) => {
+            if let Some(b) = &f.build {
+                cx.at(
+                    &b.referenced,
+                    "build",
+                    "with `test` the kernel is built by csdci; drop `build` (or use `run` instead of `test`)",
+                );
+            }
+            Testing::Qemu(test_spec(&mut cx, dir, t))
+        }
+        (None, Some(r)) => {
+            if r.value.trim().is_empty() {
+                cx.at(
+                    &r.referenced,
+                    "run",
+                    "empty: give the test command (`./run-tests`)",
+                );
+            }
+            Testing::Commands {
+                build: f
+                    .build
+                    .as_ref()
+                    .map_or_else(|| "make".to_string(), |b| b.value.clone()),
+                run: r.value.clone(),
+            }
+        }
+        (Some(t), Some(_)) => {
+            cx.at(
+                &t.referenced,
+                "test",
+                "give `test` (the QEMU pipeline) or `run` (a command), not both",
+            );
+            Testing::Qemu(crate::spec::RunSpec::default())
+        }
+        (None, None) => {
+            cx.at(
+                &f.name.referenced,
+                "test",
+                "say how series are tested: `test:` (RunSpec fields, e.g. `{vcpus: 4, duration: 20}`) or `run:` (a command)",
+            );
+            Testing::Qemu(crate::spec::RunSpec::default())
+        }
+    };
     let runs = match &f.runs {
         Some(r) if r.value == 0 || r.value > 1000 => {
             cx.at(&r.referenced, "runs", "between 1 and 1000");
@@ -451,8 +555,7 @@ pub fn load_file(path: &Path) -> Result<BotJob, Vec<JobError>> {
         incomplete_after,
         paths,
         subjects,
-        build,
-        run: f.run.value.clone(),
+        testing,
         runs,
         limits,
         reply,

@@ -470,3 +470,53 @@ impl Store {
         Ok(())
     }
 }
+
+/// A nightly job's finished cell that tested a commit (evidence the bot
+/// reuses for a series' base).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NightlyEvidence {
+    /// The nightly job.
+    pub job: String,
+    /// Its night.
+    pub night_id: i64,
+    /// When that night ended (RFC 3339; its start while it runs).
+    pub at: String,
+    /// The cell's name and its RunSpec (JSON).
+    pub cell: String,
+    pub spec: String,
+    /// Runs that counted and the failures among them.
+    pub runs: u32,
+    pub fails: u32,
+    /// The `runs` rows.
+    pub run_ids: Vec<i64>,
+}
+
+impl Store {
+    /// Every finished cell (clean or failed, with runs) of a nightly job's
+    /// night whose tested head is `commit`, newest first.
+    pub fn nightly_evidence(&self, commit: &str) -> Result<Vec<NightlyEvidence>, Error> {
+        if self.version < migrations::NIGHTS_SINCE {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare(
+            "SELECT n.job, n.id, COALESCE(n.finished_at, n.started_at), c.cell, c.spec, c.runs, c.fails, c.run_ids
+             FROM night_cells c JOIN nights n ON n.id = c.night_id
+             WHERE n.head = ?1 AND c.status IN ('clean', 'failed') AND c.runs > 0
+             ORDER BY n.id DESC",
+        )?;
+        let rows = st.query_map(params![commit], |r| {
+            let ids: String = r.get(7)?;
+            Ok(NightlyEvidence {
+                job: r.get(0)?,
+                night_id: r.get(1)?,
+                at: r.get(2)?,
+                cell: r.get(3)?,
+                spec: r.get(4)?,
+                runs: r.get(5)?,
+                fails: r.get(6)?,
+                run_ids: serde_json::from_str(&ids).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
