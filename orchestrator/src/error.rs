@@ -27,6 +27,8 @@ pub enum Error {
     Kconfig(#[from] crate::kconfig::Error),
     #[error("build: {0}")]
     Build(#[from] crate::build::Error),
+    #[error("lava: {0}")]
+    Lava(#[from] crate::lava::Error),
     #[error("interrupted")]
     Interrupted,
     #[error("demo: {0}")]
@@ -73,7 +75,7 @@ impl Error {
                 | Error::Kconfig(
                     crate::kconfig::Error::Syntax { .. } | crate::kconfig::Error::Read { .. }
                 )
-        )
+        ) || matches!(self, Error::Lava(e) if e.is_usage())
     }
 }
 

@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod io_error;
 pub mod jobs;
 pub mod kconfig;
+pub mod lava;
 pub mod lockfile;
 pub mod mail;
 pub mod process_group;
