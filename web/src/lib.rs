@@ -4,9 +4,12 @@
 //! store: it renders the view models of [`model`].
 //!
 //! Every page at `/…` has its data at `/api/v1/…` as JSON. Static assets are
-//! compiled in; no page names an external URL. The one action (re-running a
-//! job's night) is a POST that needs the token and a same-origin request.
+//! compiled in; no page names an external URL. The actions (re-running a
+//! job's night, starting a run or a bisection, cancelling a bisection or a
+//! night; see [`actions`]) are POSTs that need the token and a same-origin
+//! request.
 
+mod actions;
 pub mod model;
 mod pages;
 mod security;
@@ -70,6 +73,39 @@ pub trait Dashboard: Send + Sync + 'static {
     fn pulse(&self) -> Result<Pulse, WebError>;
     /// Re-runs a job's night now (the caller checked the token).
     fn rerun_job(&self, name: &str) -> Result<ActionResult, WebError>;
+    /// What the actions page offers and what runs now (`enabled` is set by
+    /// the server).
+    fn actions(&self) -> Result<ActionsPage, WebError> {
+        Ok(ActionsPage::default())
+    }
+    /// Starts a run (the caller checked the token); an invalid field is a
+    /// [`WebError::BadRequest`] naming it.
+    fn start_run(&self, req: &StartRun) -> Result<ActionResult, WebError> {
+        let _ = req;
+        Err(WebError::BadRequest(
+            "this dashboard cannot start runs".into(),
+        ))
+    }
+    /// Starts (or resumes the unfinished same) bisection (the caller checked
+    /// the token); an invalid field is a [`WebError::BadRequest`] naming it.
+    fn start_bisection(&self, req: &StartBisection) -> Result<ActionResult, WebError> {
+        let _ = req;
+        Err(WebError::BadRequest(
+            "this dashboard cannot start bisections".into(),
+        ))
+    }
+    /// Stops bisection `id` running in this server, leaving it to resume.
+    fn cancel_bisection(&self, id: i64) -> Result<ActionResult, WebError> {
+        Err(WebError::BadRequest(format!(
+            "bisection #{id} does not run in this server"
+        )))
+    }
+    /// Stops the running night of job `name`, leaving it to resume.
+    fn cancel_night(&self, name: &str) -> Result<ActionResult, WebError> {
+        Err(WebError::BadRequest(format!(
+            "no night of {name} runs in this server"
+        )))
+    }
     /// A run's live console: its last `tail` lines, findings so far, the
     /// bisection it belongs to.
     fn live(&self, run_id: i64, tail: u32) -> Result<LivePage, WebError> {
@@ -136,6 +172,15 @@ fn router_with_stop(dash: Arc<dyn Dashboard>, opts: Options, stop: Arc<AtomicBoo
         .route("/jobs/{name}", get(job))
         .route("/api/v1/jobs/{name}", get(job_json))
         .route("/api/v1/jobs/{name}/rerun", post(rerun))
+        .route("/api/v1/jobs/{name}/cancel", post(actions::cancel_night))
+        .route("/actions", get(actions::page))
+        .route("/api/v1/actions", get(actions::page_json))
+        .route("/api/v1/runs", post(actions::start_run))
+        .route("/api/v1/bisections", post(actions::start_bisection))
+        .route(
+            "/api/v1/bisections/{id}/cancel",
+            post(actions::cancel_bisection),
+        )
         .route("/runs/{id}", get(run))
         .route("/api/v1/runs/{id}", get(run_json))
         .route("/runs/{id}/console", get(console))
@@ -215,7 +260,7 @@ impl IntoResponse for WebError {
 }
 
 /// A JSON error body for `/api/v1/…`.
-struct JsonError(WebError);
+pub(crate) struct JsonError(WebError);
 
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
@@ -500,6 +545,7 @@ async fn rerun(
             axum::Json(ActionResult {
                 ok: false,
                 message: msg.to_string(),
+                url: None,
             }),
         )
             .into_response()

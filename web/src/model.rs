@@ -178,6 +178,10 @@ pub struct BisectionRow {
 pub struct JobHistory {
     pub job: String,
     pub nights: Vec<NightRow>,
+    /// A night of it runs in this `csdci serve` now: the dashboard can
+    /// cancel it.
+    #[serde(default)]
+    pub cancellable: bool,
 }
 
 /// One night of a job's branch.
@@ -296,6 +300,32 @@ pub struct BisectionPage {
     pub report: Option<BisectReport>,
     pub created_at: String,
     pub updated_at: String,
+    /// Fixes of its culprit validated (`csdci demo`, `csdci bisect
+    /// --validate-fix`), latest first.
+    #[serde(default)]
+    pub fix_validations: Vec<FixCheck>,
+    /// It runs in this `csdci serve` now: the dashboard can cancel it.
+    #[serde(default)]
+    pub cancellable: bool,
+}
+
+/// A fix of a bisection's culprit, run K times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FixCheck {
+    /// The fix commit.
+    pub commit: String,
+    /// Runs that counted, and failures among them.
+    pub runs: u32,
+    pub fails: u32,
+    /// One-sided 95% upper bound on the fix's per-run failure rate.
+    pub failure_rate_upper_95: f64,
+    /// The per-run failure rate of the regression.
+    pub regression_rate: f64,
+    /// Probability that an unfixed kernel passes all runs.
+    pub p_pass_if_unfixed: f64,
+    /// `fixed` or `not_fixed`.
+    pub verdict: String,
+    pub finished_at: String,
 }
 
 /// One journalled step.
@@ -380,6 +410,108 @@ pub struct Pulse {
 pub struct ActionResult {
     pub ok: bool,
     pub message: String,
+    /// The page of what it started (`/bisections/12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The RunSpec fields of an action, as typed into its form: each empty
+/// field keeps csdci's default; each is checked as the command line checks
+/// its flag (`--vcpus`, `--memory`, …).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpecForm {
+    /// `--vcpus`.
+    pub vcpus: String,
+    /// `--memory` (`2G`, `512M`).
+    pub memory: String,
+    /// `--duration`, seconds.
+    pub duration: String,
+    /// `--scftorture` module parameters.
+    pub scftorture: String,
+    /// `--accel`: `auto`, `kvm`, `tcg`.
+    pub accel: String,
+    /// `--cmdline-extra`.
+    pub cmdline_extra: String,
+    /// `--silence-timeout`, seconds.
+    pub silence_timeout: String,
+    /// `--grace`, seconds.
+    pub grace: String,
+    /// `--stop-after-crash`, seconds.
+    pub stop_after_crash: String,
+    /// `--predicate`: `any`, `csd`, `title:REGEX`.
+    pub predicate: String,
+    /// `--config-fragment` files on the server, separated by spaces.
+    pub config_fragments: String,
+}
+
+/// Start one run of the QEMU pipeline: a commit of a tree (a path on the
+/// server) or of a job's tree, tested as the spec says (a job's first cell
+/// when a job is named and no field is given).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StartRun {
+    /// The commit or revision.
+    pub commit: String,
+    /// The git tree (path on the server).
+    pub tree: String,
+    /// Or a job of `--jobs`: its tree, and its spec for empty fields.
+    pub job: String,
+    pub spec: SpecForm,
+}
+
+/// Start a bisection: good and bad revisions of a tree (or a job's tree),
+/// tested by a `--run`-style command, by the QEMU pipeline with the spec, or
+/// by a job's test.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StartBisection {
+    /// Good revisions, separated by spaces.
+    pub good: String,
+    pub bad: String,
+    /// The git tree (path on the server).
+    pub tree: String,
+    /// Or a job of `--jobs`: its tree and its test.
+    pub job: String,
+    /// `--run CMD` (empty: the QEMU pipeline, or the job's test).
+    pub command: String,
+    /// `--timeout` of the command, seconds.
+    pub timeout: String,
+    /// `--deterministic`.
+    pub deterministic: bool,
+    /// `--confidence`.
+    pub confidence: String,
+    /// `--max-runs`.
+    pub max_runs: String,
+    /// `--verify-bad`.
+    pub verify_bad: String,
+    /// `--no-revert-check`.
+    pub no_revert_check: bool,
+    pub spec: SpecForm,
+}
+
+/// The actions page: what can be started, and what runs now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ActionsPage {
+    /// The server has a token: actions are on.
+    pub enabled: bool,
+    /// The jobs of `--jobs` (their tree and test can be used).
+    pub jobs: Vec<String>,
+    /// The work this `csdci serve` runs now.
+    pub running: Vec<RunningWork>,
+    /// Guests running at once at most (`--max-guests`).
+    pub max_guests: u32,
+}
+
+/// One piece of work running in `csdci serve`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunningWork {
+    /// `bisection`, `night`, `run`.
+    pub kind: String,
+    /// What it is (`bisection #4`).
+    pub what: String,
+    /// Its page.
+    pub url: Option<String>,
 }
 
 /// The files of a run that can be downloaded.

@@ -336,3 +336,13 @@ struct LiveTpl<'a> {
 pub fn live(l: &LivePage) -> Html {
     render(&LiveTpl { l })
 }
+
+#[derive(Template)]
+#[template(path = "actions.html")]
+struct ActionsTpl<'a> {
+    a: &'a ActionsPage,
+}
+
+pub fn actions(a: &ActionsPage) -> Html {
+    render(&ActionsTpl { a })
+}

@@ -15,6 +15,9 @@ const IMG: &str = "\"><img src=x onerror=alert(2)>";
 #[derive(Default)]
 struct Fake {
     reruns: AtomicU32,
+    /// Runs, bisections and cancels the actions started.
+    started: AtomicU32,
+    cancels: AtomicU32,
 }
 
 fn run_row() -> RunRow {
@@ -130,6 +133,7 @@ impl Dashboard for Fake {
                 status: "done".into(),
                 ..Default::default()
             }],
+            cancellable: false,
         })
     }
     fn run(&self, id: i64) -> Result<RunPage, WebError> {
@@ -196,8 +200,20 @@ impl Dashboard for Fake {
             }],
             report: Some(BisectReport {
                 culprit_subject: Some(SCRIPT.into()),
+                revert_check: "confirmed".into(),
                 ..Default::default()
             }),
+            fix_validations: vec![FixCheck {
+                commit: "f1f1f1f1f1f1f1f1".into(),
+                runs: 5,
+                fails: 0,
+                failure_rate_upper_95: 0.45,
+                regression_rate: 0.9,
+                p_pass_if_unfixed: 1e-5,
+                verdict: "fixed".into(),
+                finished_at: "2025-01-03T00:00:00Z".into(),
+            }],
+            cancellable: id == 4,
             ..Default::default()
         })
     }
@@ -216,6 +232,56 @@ impl Dashboard for Fake {
         Ok(ActionResult {
             ok: true,
             message: format!("night of {name} started"),
+            url: None,
+        })
+    }
+    fn actions(&self) -> Result<ActionsPage, WebError> {
+        Ok(ActionsPage {
+            jobs: vec![format!("job{IMG}")],
+            running: vec![RunningWork {
+                kind: "bisection".into(),
+                what: "bisection #4".into(),
+                url: Some("/bisections/4".into()),
+            }],
+            max_guests: 2,
+            ..Default::default()
+        })
+    }
+    fn start_run(&self, req: &StartRun) -> Result<ActionResult, WebError> {
+        if req.spec.vcpus.trim() == "0" {
+            return Err(WebError::BadRequest("--vcpus 0: must be at least 1".into()));
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Ok(ActionResult {
+            ok: true,
+            message: format!("run of {} started", req.commit),
+            url: Some("/".into()),
+        })
+    }
+    fn start_bisection(&self, req: &StartBisection) -> Result<ActionResult, WebError> {
+        if req.good.trim().is_empty() {
+            return Err(WebError::BadRequest(
+                "good: give at least one good revision".into(),
+            ));
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Ok(ActionResult {
+            ok: true,
+            message: "bisection #5 started".into(),
+            url: Some("/bisections/5".into()),
+        })
+    }
+    fn cancel_bisection(&self, id: i64) -> Result<ActionResult, WebError> {
+        if id != 4 {
+            return Err(WebError::BadRequest(format!(
+                "bisection #{id} does not run in this csdci serve"
+            )));
+        }
+        self.cancels.fetch_add(1, Ordering::SeqCst);
+        Ok(ActionResult {
+            ok: true,
+            message: "bisection #4 stops".into(),
+            url: Some("/bisections/4".into()),
         })
     }
 }
@@ -417,4 +483,201 @@ fn constant_time_compare() {
     assert!(!eq(b"abc", b"ab"));
     assert!(!eq(b"", b"a"));
     assert!(eq(b"", b""));
+}
+
+/// A POST with a JSON body; the status and the parsed answer.
+async fn post_json(
+    app: &Router,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut b = Request::post(uri).header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let r = app
+        .clone()
+        .oneshot(b.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let code = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (code, v)
+}
+
+const SAME: &[(&str, &str)] = &[
+    ("origin", "http://127.0.0.1:8080"),
+    ("host", "127.0.0.1:8080"),
+    ("sec-fetch-site", "same-origin"),
+    ("x-csdci-token", "s3cret"),
+];
+
+const BISECT: &str =
+    r#"{"good":"v1","bad":"v2","tree":"/src/repo","command":"./test.sh","spec":{}}"#;
+
+#[tokio::test]
+async fn start_and_cancel_need_token_and_same_origin() {
+    let fake = Arc::new(Fake::default());
+    let app = app(fake.clone());
+    for (uri, body) in [
+        ("/api/v1/bisections", BISECT),
+        ("/api/v1/runs", r#"{"commit":"HEAD","tree":"/src/linux"}"#),
+        ("/api/v1/bisections/4/cancel", ""),
+        ("/api/v1/jobs/nightly/cancel", ""),
+    ] {
+        // No token, a wrong one: 401; cross-site with the token: 403.
+        let (code, v) = post_json(&app, uri, &[], body).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri}: {v}");
+        assert_eq!(v["ok"], false, "{uri}: {v}");
+        let (code, _) = post_json(&app, uri, &[("x-csdci-token", "s3creT")], body).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{uri}");
+        for h in [
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ] {
+            let (code, v) = post_json(
+                &app,
+                uri,
+                &[h, ("host", "127.0.0.1:8080"), ("x-csdci-token", "s3cret")],
+                body,
+            )
+            .await;
+            assert_eq!(code, StatusCode::FORBIDDEN, "{uri} {h:?}: {v}");
+        }
+        // No token configured: every action is refused.
+        let off = router(fake.clone(), Options::default());
+        let (code, _) = post_json(&off, uri, &[("x-csdci-token", "s3cret")], body).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{uri}");
+        // A GET starts nothing either.
+        let (code, _) = get(&app, uri).await;
+        assert!(
+            code == StatusCode::METHOD_NOT_ALLOWED || code == StatusCode::OK,
+            "{uri}: {code}"
+        );
+    }
+    assert_eq!(fake.started.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.cancels.load(Ordering::SeqCst), 0);
+    // Refused before the body is read: a malformed body is still a 401.
+    let (code, _) = post_json(&app, "/api/v1/bisections", &[], "{not json").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+
+    // Same origin with the token: started, with the page of what started.
+    let (code, v) = post_json(&app, "/api/v1/bisections", SAME, BISECT).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["url"], "/bisections/5");
+    let (code, v) = post_json(
+        &app,
+        "/api/v1/runs",
+        SAME,
+        r#"{"commit":"HEAD","tree":"/src/linux","spec":{"vcpus":"2"}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(fake.started.load(Ordering::SeqCst), 2);
+    let (code, v) = post_json(&app, "/api/v1/bisections/4/cancel", SAME, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(fake.cancels.load(Ordering::SeqCst), 1);
+    // Nothing to cancel: 400 with why; a bad id: 404; the default for a
+    // night that does not run here: 400.
+    let (code, v) = post_json(&app, "/api/v1/bisections/8/cancel", SAME, "").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().contains("does not run"),
+        "{v}"
+    );
+    let (code, _) = post_json(&app, "/api/v1/bisections/x/cancel", SAME, "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = post_json(&app, "/api/v1/jobs/nightly/cancel", SAME, "").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(fake.cancels.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn invalid_fields_are_a_400_with_the_message_never_a_500() {
+    let fake = Arc::new(Fake::default());
+    let app = app(fake.clone());
+    let cases = [
+        (
+            "/api/v1/runs",
+            r#"{"commit":"HEAD","tree":"/l","spec":{"vcpus":"0"}}"#,
+            "--vcpus 0: must be at least 1",
+        ),
+        (
+            "/api/v1/bisections",
+            r#"{"good":"","bad":"v2","tree":"/l"}"#,
+            "good: give at least one good revision",
+        ),
+        (
+            "/api/v1/bisections",
+            r#"{"good":"v1","colour":"red"}"#,
+            "unknown field `colour`",
+        ),
+        (
+            "/api/v1/runs",
+            r#"{"commit":"HEAD","spec":{"vcpu":"2"}}"#,
+            "unknown field `vcpu`",
+        ),
+        ("/api/v1/runs", r#"{"commit":7}"#, "invalid type"),
+        ("/api/v1/bisections", "{not json", "the request"),
+    ];
+    for (uri, body, want) in cases {
+        let (code, v) = post_json(&app, uri, SAME, body).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{uri} {body}: {v}");
+        assert_eq!(v["ok"], false);
+        let m = v["message"].as_str().unwrap_or_default();
+        assert!(m.contains(want), "{uri} {body}: {m:?} lacks {want:?}");
+    }
+    let big = format!(r#"{{"good":"{}"}}"#, "a".repeat(crate::actions::MAX_BODY));
+    let (code, _) = post_json(&app, "/api/v1/bisections", SAME, &big).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(fake.started.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn actions_page_forms_and_fix_validation() {
+    let fake = Arc::new(Fake::default());
+    let app = app(fake.clone());
+    let (code, html) = get(&app, "/actions").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_escaped("/actions", &html);
+    for want in [
+        "id=\"start-bisection\"",
+        "id=\"start-run\"",
+        "name=\"vcpus\"",
+        "name=\"command\"",
+        "href=\"/bisections/4\"",
+        "at most 2 guests",
+    ] {
+        assert!(html.contains(want), "/actions lacks {want}");
+    }
+    assert!(!html.contains("actions-off"), "the token is configured");
+    let (_, json) = get(&app, "/api/v1/actions").await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["running"][0]["what"], "bisection #4");
+    let off = router(fake.clone(), Options::default());
+    let (_, html) = get(&off, "/actions").await;
+    assert!(html.contains("actions-off"));
+
+    // The bisection page: the fix beside the revert check, its table, and
+    // the cancel button only while it runs here.
+    let (_, html) = get(&app, "/bisections/4").await;
+    assert!(html.contains("revert check"));
+    assert!(html.contains("id=\"fix-validations\""));
+    assert!(html.contains("f1f1f1f1f1f1"));
+    assert!(html.contains("FIXED: 0 failures in 5 runs"), "{html}");
+    assert!(html.contains("id=\"cancel\""));
+    let (_, html) = get(&app, "/bisections/3").await;
+    assert!(!html.contains("id=\"cancel\""));
+    let (_, json) = get(&app, "/api/v1/bisections/4").await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["fix_validations"][0]["verdict"], "fixed");
+    assert_eq!(v["fix_validations"][0]["runs"], 5);
+    assert_eq!(v["cancellable"], true);
 }

@@ -111,13 +111,17 @@ document.addEventListener("securitypolicyviolation", function (e) {
         });
         drawPosterior(svg, b.steps);
         swapHeatmap(id);
+        var cancel = document.getElementById("cancel");
+        if (cancel && !b.cancellable) cancel.disabled = true;
         var report = document.getElementById("report");
         if (b.report && !report.querySelector("table")) {
           report.appendChild(el("h2", "Report"));
           var t = el("table", null, "kv");
           [["result", b.report.status], ["culprit", (b.report.culprit || "") + " " + (b.report.culprit_subject || "")],
            ["confidence", (100 * b.report.confidence).toFixed(1) + " %"], ["Fixes:", b.report.fixes || ""],
-           ["revert check", b.report.revert_check]].forEach(function (kv) {
+           ["revert check", b.report.revert_check]].concat((b.fix_validations || []).map(function (f) {
+            return ["fix " + short(f.commit), (f.verdict === "fixed" ? "FIXED" : "NOT FIXED") + ": " + f.fails + " failures in " + f.runs + " runs"];
+          })).forEach(function (kv) {
             var tr = el("tr"); tr.appendChild(el("th", kv[0])); tr.appendChild(el("td", kv[1])); t.appendChild(tr);
           });
           report.appendChild(t);
@@ -133,7 +137,73 @@ document.addEventListener("securitypolicyviolation", function (e) {
     });
   }
 
+  // An action: a same-origin POST of JSON with the token typed into the
+  // page; its answer (and a link to what it started) shown as text.
+  function postAction(url, body, out) {
+    var headers = { "Content-Type": "application/json" };
+    var tokenInput = document.getElementById("token");
+    var token = tokenInput ? tokenInput.value : "";
+    if (token) headers["X-Csdci-Token"] = token;
+    out.textContent = "…";
+    out.setAttribute("data-status", "");
+    return fetch(url, { method: "POST", headers: headers, body: body === null ? "" : JSON.stringify(body) })
+      .then(function (r) {
+        return r.json().then(function (j) {
+          while (out.firstChild) out.removeChild(out.firstChild);
+          out.appendChild(document.createTextNode(r.status + ": " + j.message));
+          if (j.url) {
+            out.appendChild(document.createTextNode(" "));
+            var a = el("a", j.url);
+            a.id = "action-link";
+            a.href = j.url;
+            out.appendChild(a);
+          }
+          out.setAttribute("data-status", String(r.status));
+        });
+      })
+      .catch(function (e) { out.textContent = String(e); out.setAttribute("data-status", "error"); });
+  }
+
+  function specOf(form) {
+    var spec = {};
+    form.querySelectorAll("fieldset.spec input").forEach(function (i) { spec[i.name] = i.value.trim(); });
+    return spec;
+  }
+
+  function formBody(form) {
+    var body = {};
+    Array.prototype.forEach.call(form.elements, function (i) {
+      if (!i.name || i.closest("fieldset.spec")) return;
+      body[i.name] = i.type === "checkbox" ? i.checked : i.value.trim();
+    });
+    body.spec = specOf(form);
+    return body;
+  }
+
+  function actionsPage() {
+    var out = document.getElementById("action-result");
+    document.querySelectorAll("form.action").forEach(function (form) {
+      var button = form.querySelector("button.start");
+      if (!button) return;
+      button.addEventListener("click", function () {
+        postAction(form.getAttribute("data-url"), formBody(form), out);
+      });
+    });
+  }
+
+  function cancelButton(buttonId, url) {
+    var button = document.getElementById(buttonId);
+    if (!button) return;
+    button.addEventListener("click", function () {
+      postAction(url || button.form.getAttribute("data-url"), null, document.getElementById("action-result"));
+    });
+  }
+
   function jobPage() {
+    var cancel = document.getElementById("cancel-night");
+    if (cancel) {
+      cancelButton("cancel-night", "/api/v1/jobs/" + encodeURIComponent(cancel.form.getAttribute("data-job")) + "/cancel");
+    }
     var button = document.getElementById("rerun");
     if (!button) return;
     var form = button.form;
@@ -275,7 +345,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
   function start() {
     var page = document.body.getAttribute("data-page");
     var id = document.body.getAttribute("data-id");
-    if (page === "bisection") bisectionPage(id);
+    if (page === "bisection") { bisectionPage(id); cancelButton("cancel"); }
+    else if (page === "actions") actionsPage();
     else if (page === "job") jobPage();
     else if (page === "overview") overviewPage();
     else if (page === "live") livePage(id);

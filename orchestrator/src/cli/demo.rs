@@ -160,7 +160,9 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     }
 
     let mut tester = LocalTester::new(opts)?;
-    let fix = fix::validate(
+    let fix = fix::validate_and_record(
+        &store,
+        id,
         &mut tester,
         &history.fix,
         args.fix_runs,

@@ -31,7 +31,8 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use super::{Cli, EXIT_CLEAN};
 use crate::events::{Event, Sink, short};
 use crate::service::scheduler::{self, Control, Notice, Observer, Outcome, Scheduler};
-use crate::service::slots::default_max_guests;
+use crate::service::slots::{Slots, default_max_guests};
+use crate::service::work::Work;
 
 /// Arguments of `csdci serve`.
 #[derive(Debug, clap::Args)]
@@ -72,8 +73,14 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let (control, inbox) = scheduler::control();
     let bot_control = (!args.no_bot).then(crate::bot::serve::Control::new);
     take_signals(control, bot_control.clone())?;
+    let max_guests = args
+        .max_guests
+        .map_or_else(default_max_guests, |n| n as usize);
+    // The dashboard's bisections and runs and the scheduler's nights share
+    // the guest slots; each can be cancelled from the dashboard.
+    let work = Work::new(Arc::new(Slots::new(max_guests)));
     let web = match args.listen {
-        Some(addr) => Some(start_web(cli, args, addr)?),
+        Some(addr) => Some(start_web(cli, args, addr, work.clone())?),
         None => None,
     };
     let bot = match bot_control {
@@ -97,12 +104,10 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         }
         stop_bot(bot);
         stop_web(web);
+        work.join_all();
         tracing::info!("csdci serve: stopped");
         return Ok(EXIT_CLEAN);
     }
-    let max_guests = args
-        .max_guests
-        .map_or_else(default_max_guests, |n| n as usize);
     tracing::info!(
         "csdci serve: jobs from {}, at most {max_guests} guest{} at once, data in {}",
         args.jobs.display(),
@@ -112,10 +117,12 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let opts = scheduler::Options {
         max_guests,
         public_url: args.public_url.clone(),
+        work: Some(work.clone()),
     };
     let ran = Scheduler::run(&cli.data_dir(), &args.jobs, &opts, inbox, Arc::new(Log));
     stop_bot(bot);
     stop_web(web);
+    work.join_all();
     ran?;
     tracing::info!("csdci serve: stopped");
     Ok(EXIT_CLEAN)
@@ -128,7 +135,12 @@ type Web = (
 );
 
 /// Binds `addr` and serves the dashboard from a thread of its own.
-fn start_web(cli: &Cli, args: &Args, addr: std::net::SocketAddr) -> crate::Result<Web> {
+fn start_web(
+    cli: &Cli,
+    args: &Args,
+    addr: std::net::SocketAddr,
+    work: Arc<Work>,
+) -> crate::Result<Web> {
     let token = match &args.token_file {
         Some(f) => {
             let text = std::fs::read_to_string(f)
@@ -159,10 +171,11 @@ fn start_web(cli: &Cli, args: &Args, addr: std::net::SocketAddr) -> crate::Resul
         }
     );
     let jobs = (!args.no_scheduler || args.jobs.is_dir()).then_some(args.jobs.as_path());
-    let dash = Arc::new(crate::service::dashboard::StoreDashboard::new(
-        &cli.data_dir(),
-        jobs,
-    ));
+    let mut dash = crate::service::dashboard::StoreDashboard::new(&cli.data_dir(), jobs);
+    if token.is_some() {
+        dash = dash.with_work(work);
+    }
+    let dash = Arc::new(dash);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let opts = csdci_web::Options { token, poll: None };

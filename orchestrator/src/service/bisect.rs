@@ -140,6 +140,18 @@ pub fn drive(
     before: &mut dyn FnMut(&Store) -> crate::Result<()>,
     events: &Sink,
 ) -> crate::Result<Report> {
+    drive_bounded(store, id, before, None, events)
+}
+
+/// [`drive`] with every run holding one of `guests` (`csdci serve`'s
+/// `--max-guests`, shared with its nights).
+pub fn drive_bounded(
+    store: &Store,
+    id: i64,
+    before: &mut dyn FnMut(&Store) -> crate::Result<()>,
+    guests: Option<std::sync::Arc<crate::service::slots::Slots>>,
+    events: &Sink,
+) -> crate::Result<Report> {
     let lock = driver::lock(store, id)?;
     before(store)?;
     let spec = tester_of(store, id)?;
@@ -153,5 +165,8 @@ pub fn drive(
         },
         events.clone(),
     )?;
+    if let Some(g) = guests {
+        tester = Box::new(crate::service::work::SlotTester::new(tester, g));
+    }
     driver::run_locked(store, &lock, id, tester.as_mut(), events.as_ref())
 }

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use csdci_web::{
-    ActionResult, BisectProgress, BisectReport, BisectStep, BisectionPage, BisectionRow, Candidate,
-    CellResult, ConsoleLine, ConsoleStream, ConsoleWindow, CsdGroupRow, Dashboard, Download, Field,
-    Finding, JobHistory, JobRow, LiveChunk, LiveMark, LivePage, NightRow, Overview, Pulse,
-    Regression, RunPage, RunRow, SearchResults, SeriesPage, SeriesPatch, SeriesReply, SeriesRow,
-    WebError,
+    ActionResult, ActionsPage, BisectProgress, BisectReport, BisectStep, BisectionPage,
+    BisectionRow, Candidate, CellResult, ConsoleLine, ConsoleStream, ConsoleWindow, CsdGroupRow,
+    Dashboard, Download, Field, Finding, FixCheck, JobHistory, JobRow, LiveChunk, LiveMark,
+    LivePage, NightRow, Overview, Pulse, Regression, RunPage, RunRow, RunningWork, SearchResults,
+    SeriesPage, SeriesPatch, SeriesReply, SeriesRow, StartBisection, StartRun, WebError,
 };
 
 use crate::store::{self, Store};
@@ -46,6 +46,9 @@ pub struct StoreDashboard {
     exe: PathBuf,
     indexes: Mutex<HashMap<PathBuf, Arc<LineIndex>>>,
     analyses: Mutex<HashMap<i64, Arc<Analysis>>>,
+    /// Starting and cancelling work in this process (none: those actions
+    /// are off).
+    actions: Option<crate::service::actions::Actions>,
 }
 
 /// What the run page shows from the console analyzer.
@@ -174,6 +177,15 @@ fn text(line: &[u8]) -> String {
         .collect()
 }
 
+/// An action's error: the user's mistake (400, its message naming the
+/// field), else the server's (500).
+fn action_error(e: crate::Error) -> WebError {
+    match e {
+        crate::Error::Store(e) => internal(e),
+        e => WebError::BadRequest(e.to_string()),
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> WebError {
     WebError::Internal(e.to_string())
 }
@@ -188,7 +200,31 @@ impl StoreDashboard {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("csdci")),
             indexes: Mutex::new(HashMap::new()),
             analyses: Mutex::new(HashMap::new()),
+            actions: None,
         }
+    }
+
+    /// Turns on starting runs and bisections in this process and
+    /// cancelling its bisections and nights, through `work`.
+    pub fn with_work(mut self, work: Arc<crate::service::work::Work>) -> StoreDashboard {
+        self.actions = Some(crate::service::actions::Actions::new(
+            &self.data_dir,
+            self.jobs_dir.as_deref(),
+            work,
+        ));
+        self
+    }
+
+    fn actions_or_off(&self) -> Result<&crate::service::actions::Actions, WebError> {
+        self.actions.as_ref().ok_or_else(|| {
+            WebError::BadRequest("this dashboard does not start or cancel work".into())
+        })
+    }
+
+    fn is_running(&self, key: &crate::service::work::Key) -> bool {
+        self.actions
+            .as_ref()
+            .is_some_and(|a| a.work().is_running(key))
     }
 
     /// Whether the jobs directory holds a valid job `name`.
@@ -710,6 +746,22 @@ fn bisection_page(store: &Store, id: i64) -> Result<BisectionPage, WebError> {
         report,
         created_at: b.created_at,
         updated_at: b.updated_at,
+        fix_validations: store
+            .fix_validations(id)
+            .map_err(internal)?
+            .into_iter()
+            .map(|f| FixCheck {
+                commit: f.fix_commit,
+                runs: f.runs,
+                fails: f.fails,
+                failure_rate_upper_95: f.failure_rate_upper_95,
+                regression_rate: f.regression_rate,
+                p_pass_if_unfixed: f.p_pass_if_unfixed,
+                verdict: f.status,
+                finished_at: f.finished_at,
+            })
+            .collect(),
+        cancellable: false,
     })
 }
 
@@ -1001,6 +1053,7 @@ impl Dashboard for StoreDashboard {
         Ok(JobHistory {
             job: name.to_string(),
             nights: rows,
+            cancellable: self.is_running(&crate::service::work::Key::Night(name.to_string())),
         })
     }
 
@@ -1122,7 +1175,9 @@ impl Dashboard for StoreDashboard {
     }
 
     fn bisection(&self, id: i64) -> Result<BisectionPage, WebError> {
-        bisection_page(&self.store()?, id)
+        let mut page = bisection_page(&self.store()?, id)?;
+        page.cancellable = self.is_running(&crate::service::work::Key::Bisection(id));
+        Ok(page)
     }
 
     fn series(&self, id: i64) -> Result<SeriesPage, WebError> {
@@ -1306,6 +1361,99 @@ impl Dashboard for StoreDashboard {
         Ok(ActionResult {
             ok: true,
             message: format!("night of {name} started (process {pid})"),
+            url: Some(format!("/jobs/{name}")),
+        })
+    }
+
+    fn actions(&self) -> Result<ActionsPage, WebError> {
+        use crate::service::work::Key;
+        let Some(a) = &self.actions else {
+            return Ok(ActionsPage::default());
+        };
+        let mut running: Vec<RunningWork> = a
+            .work()
+            .running()
+            .into_iter()
+            .map(|k| RunningWork {
+                kind: match &k {
+                    Key::Bisection(_) => "bisection",
+                    Key::Night(_) => "night",
+                    Key::Run(_) => "run",
+                }
+                .into(),
+                what: k.to_string(),
+                url: match &k {
+                    Key::Bisection(id) => Some(format!("/bisections/{id}")),
+                    Key::Night(job) => Some(format!("/jobs/{job}")),
+                    Key::Run(_) => None,
+                },
+            })
+            .collect();
+        running.sort_by(|x, y| x.what.cmp(&y.what));
+        Ok(ActionsPage {
+            enabled: false,
+            jobs: a.jobs().into_iter().map(|j| j.name).collect(),
+            running,
+            max_guests: a.work().guests().max() as u32,
+        })
+    }
+
+    fn start_run(&self, req: &StartRun) -> Result<ActionResult, WebError> {
+        let commit = self
+            .actions_or_off()?
+            .start_run(req)
+            .map_err(action_error)?;
+        Ok(ActionResult {
+            ok: true,
+            message: format!(
+                "run of {} started; it shows under the recent runs",
+                short(&commit)
+            ),
+            url: Some("/".into()),
+        })
+    }
+
+    fn start_bisection(&self, req: &StartBisection) -> Result<ActionResult, WebError> {
+        let (id, resumed) = self
+            .actions_or_off()?
+            .start_bisection(req)
+            .map_err(action_error)?;
+        Ok(ActionResult {
+            ok: true,
+            message: if resumed {
+                format!("bisection #{id} resumed")
+            } else {
+                format!("bisection #{id} started")
+            },
+            url: Some(format!("/bisections/{id}")),
+        })
+    }
+
+    fn cancel_bisection(&self, id: i64) -> Result<ActionResult, WebError> {
+        if !self.actions_or_off()?.cancel_bisection(id) {
+            return Err(WebError::BadRequest(format!(
+                "bisection #{id} does not run in this csdci serve"
+            )));
+        }
+        Ok(ActionResult {
+            ok: true,
+            message: format!(
+                "bisection #{id} stops; start it again (or csdci bisect --resume {id}) to resume it"
+            ),
+            url: Some(format!("/bisections/{id}")),
+        })
+    }
+
+    fn cancel_night(&self, name: &str) -> Result<ActionResult, WebError> {
+        if !self.actions_or_off()?.cancel_night(name) {
+            return Err(WebError::BadRequest(format!(
+                "no night of {name} runs in this csdci serve"
+            )));
+        }
+        Ok(ActionResult {
+            ok: true,
+            message: format!("the night of {name} stops; it resumes on its next start"),
+            url: Some(format!("/jobs/{name}")),
         })
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::store::Store;
+use crate::store::fix_validations::NewFixValidation;
 use crate::testers::{Prepared, RunOutcome, Tester};
 
 /// Infrastructure failures in a row tolerated before the validation stops.
@@ -86,6 +88,37 @@ pub fn validate(
         p_pass_if_unfixed: (1.0 - p).powi(runs as i32),
         passed: fails == 0 && runs > 0,
     })
+}
+
+/// Keeps `v` with bisection `bisection_id` (its page shows it beside the
+/// revert check); returns the row id.
+pub fn record(store: &Store, bisection_id: i64, v: &FixValidation) -> crate::Result<i64> {
+    Ok(store.fix_validation_put(&NewFixValidation {
+        bisection_id,
+        fix_commit: &v.commit,
+        runs: v.runs,
+        fails: v.fails,
+        failure_rate_upper_95: v.failure_rate_upper_95,
+        regression_rate: v.regression_failure_rate,
+        p_pass_if_unfixed: v.p_pass_if_unfixed,
+        fixed: v.passed,
+    })?)
+}
+
+/// Validates `commit` as a fix of bisection `bisection_id`'s culprit (at the
+/// failure rate its report measured) and stores the result with it.
+pub fn validate_and_record(
+    store: &Store,
+    bisection_id: i64,
+    tester: &mut dyn Tester,
+    commit: &str,
+    runs: u32,
+    regression_rate: f64,
+    progress: &mut dyn FnMut(&str),
+) -> crate::Result<FixValidation> {
+    let v = validate(tester, commit, runs, regression_rate, progress)?;
+    record(store, bisection_id, &v)?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Nothing here knows about clap, HTTP or terminals; progress is a stream of
 //! typed [`crate::events::Event`]s that each front end draws its own way.
 
+pub mod actions;
 pub mod bisect;
 pub mod dashboard;
 pub mod fix;
@@ -12,3 +13,4 @@ pub mod outbox;
 pub mod run;
 pub mod scheduler;
 pub mod slots;
+pub mod work;

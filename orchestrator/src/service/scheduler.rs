@@ -147,6 +147,9 @@ pub struct Options {
     pub max_guests: usize,
     /// The dashboard's public URL, for links in mails.
     pub public_url: Option<String>,
+    /// The work of this `csdci serve` (the dashboard's bisections and runs):
+    /// nights share its guest slots and can be cancelled through it.
+    pub work: Option<Arc<crate::service::work::Work>>,
 }
 
 /// How a night ended.
@@ -425,6 +428,8 @@ pub struct Scheduler {
     running: HashMap<String, JoinHandle<()>>,
     /// The slot last reported as queued, per running job.
     queued: HashMap<String, DateTime<Utc>>,
+    /// Where its nights are registered (cancellable from the dashboard).
+    work: Option<Arc<crate::service::work::Work>>,
 }
 
 impl Scheduler {
@@ -470,8 +475,13 @@ impl Scheduler {
             jobs,
             night_opts: night::Options {
                 public_url: opts.public_url.clone(),
-                guests: Some(Arc::new(Slots::new(opts.max_guests))),
+                guests: Some(
+                    opts.work
+                        .as_ref()
+                        .map_or_else(|| Arc::new(Slots::new(opts.max_guests)), |w| w.guests()),
+                ),
             },
+            work: opts.work.clone(),
             observer,
             inbox,
             running: HashMap::new(),
@@ -601,10 +611,18 @@ impl Scheduler {
         let events = self.observer.night_events(&job.name);
         let tx = self.inbox.tx.clone();
         let night_job = job.clone();
+        let work = self.work.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("night {}", job.name))
             .spawn(move || {
-                let outcome = run_night(&data_dir, &night_job, &opts, &events);
+                let night = || run_night(&data_dir, &night_job, &opts, &events);
+                let outcome = match &work {
+                    Some(w) => w.run_here(
+                        crate::service::work::Key::Night(night_job.name.clone()),
+                        night,
+                    ),
+                    None => night(),
+                };
                 let _ = tx.send(Msg::Done {
                     job: night_job.name.clone(),
                     outcome,

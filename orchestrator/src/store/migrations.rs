@@ -347,8 +347,35 @@ CREATE TABLE series_replies (
 );
 ";
 
+/// Version 6: fix validations: a fix commit of a bisection's regression run
+/// K times (`csdci demo`, `csdci bisect --validate-fix REV`), kept with the
+/// bisection (one row per bisection and fix commit; a new validation of the
+/// same fix replaces it).
+const V6_FIX_VALIDATIONS: &str = "
+CREATE TABLE fix_validations (
+    id                    INTEGER PRIMARY KEY,
+    bisection_id          INTEGER NOT NULL REFERENCES bisections (id),
+    fix_commit            TEXT NOT NULL,
+    runs                  INTEGER NOT NULL,
+    fails                 INTEGER NOT NULL,
+    failure_rate_upper_95 REAL NOT NULL,
+    regression_rate       REAL NOT NULL,
+    p_pass_if_unfixed     REAL NOT NULL,
+    status                TEXT NOT NULL CHECK (status IN ('fixed', 'not_fixed')),
+    finished_at           TEXT NOT NULL,
+    UNIQUE (bisection_id, fix_commit)
+);
+";
+
 /// Every migration, in order: entry `i` makes version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_TABLES, V2_STEP_KINDS, V3_FINDINGS, V4_NIGHTS, V5_SERIES];
+const MIGRATIONS: &[&str] = &[
+    V1_TABLES,
+    V2_STEP_KINDS,
+    V3_FINDINGS,
+    V4_NIGHTS,
+    V5_SERIES,
+    V6_FIX_VALIDATIONS,
+];
 
 /// The schema version this csdci writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -368,6 +395,9 @@ pub(crate) const NIGHTS_SINCE: u32 = 4;
 
 /// Whether the patch bot's tables exist at schema `version`.
 pub(crate) const SERIES_SINCE: u32 = 5;
+
+/// Whether the fix validations table exists at schema `version`.
+pub(crate) const FIX_VALIDATIONS_SINCE: u32 = 6;
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

@@ -13,6 +13,7 @@
 
 pub mod bisect;
 pub mod findings;
+pub mod fix_validations;
 pub mod mails;
 pub mod migrations;
 pub mod nights;

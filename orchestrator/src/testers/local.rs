@@ -340,13 +340,17 @@ impl LocalTester {
         let watcher = {
             let flag = flag.clone();
             let done = watcher_done.clone();
+            // The work's cancel scope (a web-started bisection) follows.
+            let scope = crate::interrupt::current().unwrap_or_default();
             std::thread::spawn(move || {
-                while !done.load(Ordering::SeqCst) {
-                    if interrupted() {
-                        flag.store(true, Ordering::SeqCst);
+                crate::interrupt::scoped(&scope, || {
+                    while !done.load(Ordering::SeqCst) {
+                        if interrupted() {
+                            flag.store(true, Ordering::SeqCst);
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
                     }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                })
             })
         };
         reporter.stage("building");
