@@ -1,6 +1,7 @@
 #!/bin/sh
 # csdci guest init (busybox sh, PID 1). Embedded into csdci at build time and
-# installed as /sbin/init of the guest root (see images/README.md).
+# installed as /sbin/init of the virtiofs root and as /init of the initramfs
+# (the same script for both; see images/README.md).
 #
 # Reads /csdci/params (written per run by csdci):
 #   CSDCI_SCFTORTURE  scftorture module parameters

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::image::GuestParams;
 use crate::kconfig::{self, Fragment};
-use crate::vm::Accel;
+use crate::vm::{Accel, RootKind};
 
 /// How a commit is tested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,30 @@ pub struct RunSpec {
     /// Which failures count: `any` (any crash finding), `csd` (a CSD-lock
     /// finding) or `title:REGEX`.
     pub predicate: String,
+    /// The guest's root file system: `virtiofs` (a host folder, the default)
+    /// or `initramfs` (an archive in RAM, what a LAVA lab boots; the kernel
+    /// gets `configs/initramfs.config` on top). Left out of the stored form
+    /// when `virtiofs`, so specs stored before the field read and hash the same.
+    #[serde(
+        skip_serializing_if = "is_virtiofs",
+        serialize_with = "root_out",
+        deserialize_with = "root_in"
+    )]
+    pub root: RootKind,
+}
+
+fn is_virtiofs(r: &RootKind) -> bool {
+    *r == RootKind::Virtiofs
+}
+
+fn root_out<S: Serializer>(r: &RootKind, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(r)
+}
+
+fn root_in<'de, D: Deserializer<'de>>(d: D) -> Result<RootKind, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 impl Default for RunSpec {
@@ -62,6 +86,7 @@ impl Default for RunSpec {
             grace_s: 240,
             stop_after_crash_s: None,
             predicate: "any".into(),
+            root: RootKind::Virtiofs,
         }
     }
 }
@@ -266,6 +291,19 @@ impl RunSpec {
         if let Err(e) = crate::bisect::Predicate::parse(&self.predicate) {
             return err("predicate", format!("'{}': {e}", self.predicate));
         }
+        if self.root == RootKind::Initramfs
+            && let Some(w) = self
+                .cmdline_extra
+                .split_whitespace()
+                .find(|w| w.starts_with("rdinit=") || w.starts_with("initrd="))
+        {
+            return err(
+                "root",
+                format!(
+                    "initramfs: cmdline_extra sets '{w}', but the initramfs root runs csdci's /init from csdci's archive; remove it from cmdline_extra"
+                ),
+            );
+        }
         Ok(fragments)
     }
 
@@ -359,5 +397,35 @@ mod tests {
         let back: RunSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(serde_json::from_str::<RunSpec>(r#"{"vpcus":4}"#).is_err());
+    }
+
+    #[test]
+    fn root_defaults_to_virtiofs_and_is_stored_only_when_initramfs() {
+        let s: RunSpec = serde_json::from_str(r#"{"vcpus":4}"#).unwrap();
+        assert_eq!(s.root, RootKind::Virtiofs);
+        assert!(!serde_json::to_string(&s).unwrap().contains("root"));
+        let s: RunSpec = serde_json::from_str(r#"{"root":"initramfs"}"#).unwrap();
+        assert_eq!(s.root, RootKind::Initramfs);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains(r#""root":"initramfs""#), "{json}");
+        let e = serde_json::from_str::<RunSpec>(r#"{"root":"nfs"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use virtiofs or initramfs"), "{e}");
+        let bad = RunSpec {
+            root: RootKind::Initramfs,
+            cmdline_extra: "quiet rdinit=/bin/sh".into(),
+            ..RunSpec::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--root initramfs: cmdline_extra sets 'rdinit=/bin/sh'"),
+            "{e}"
+        );
+        let ok = RunSpec {
+            root: RootKind::Initramfs,
+            ..RunSpec::default()
+        };
+        ok.validate().unwrap();
     }
 }

@@ -86,7 +86,7 @@ fn config(k: &Kernel, tmp: &Path, scftorture: &str, duration_s: u64) -> VmConfig
     let root = prepare_run_root(&data_dir(), &k.modules, &params, &run_dir).unwrap();
     VmConfig {
         kernel: k.vmlinux.clone(),
-        root_dir: root,
+        root: vm::Root::Virtiofs(root),
         vcpus: 8,
         memory_mb: 1024,
         accel: Accel::Auto,

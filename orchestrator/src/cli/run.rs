@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// run until the kernel panics or the test ends).
     #[arg(long, value_name = "SECONDS")]
     pub stop_after_crash: Option<u64>,
+    /// Guest root file system: virtiofs (a host folder) or initramfs (an
+    /// archive in RAM, as a LAVA lab boots it; the kernel is built with
+    /// configs/initramfs.config on top).
+    #[arg(long, default_value = "virtiofs", value_name = "ROOT")]
+    pub root: String,
 }
 
 impl RunArgs {
@@ -73,6 +78,10 @@ impl RunArgs {
                 .parse::<Accel>()
                 .map_err(|e| Error::Usage(format!("--accel: {e}")))?,
             stop_after_crash_s: self.stop_after_crash,
+            root: self
+                .root
+                .parse()
+                .map_err(|e| Error::Usage(format!("--root: {e}")))?,
             ..RunSpec::default()
         })
     }

@@ -1,8 +1,10 @@
 //! The guest root file system: a base built once from Debian's static busybox
 //! and the init in `images/init.sh`, and a per-run root with the kernel's
-//! modules and the run's parameters. See `images/README.md`.
+//! modules and the run's parameters, served by virtiofsd; or the same packed
+//! into an initramfs archive ([`initramfs`]). See `images/README.md`.
 
 mod base;
+pub mod initramfs;
 mod params;
 mod run_root;
 
@@ -40,6 +42,10 @@ pub enum Error {
     BadParams { params: String, bad: char },
     #[error("duration must be at least 1 s")]
     BadDuration,
+    #[error(
+        "the kernel cannot boot an initramfs: {config} lacks {missing} (build it with root: initramfs, which adds configs/initramfs.config)"
+    )]
+    NoInitrd { config: PathBuf, missing: String },
 }
 
 impl Error {

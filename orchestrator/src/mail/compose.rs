@@ -347,6 +347,9 @@ pub fn reproduce(
         if let Some(n) = s.stop_after_crash_s {
             args.push(format!("--stop-after-crash {n}"));
         }
+        if s.root != d.root {
+            args.push(format!("--root {}", s.root));
+        }
     }
     lines.push(args.join(" "));
     lines

@@ -77,10 +77,14 @@ impl RunOptions {
         })
     }
 
-    /// csdci's fragments followed by the user's.
+    /// csdci's fragments followed by the user's; for an initramfs root,
+    /// [`image::initramfs::fragment`] last (initrd support).
     pub fn all_fragments(&self) -> Vec<Fragment> {
         let mut f = Fragment::defaults();
         f.extend(self.fragments.iter().cloned());
+        if self.spec.root == vm::RootKind::Initramfs {
+            f.push(image::initramfs::fragment());
+        }
         f
     }
 
@@ -319,7 +323,10 @@ impl LocalTester {
         &self.opts
     }
 
-    fn build(
+    /// Builds `commit` (a full sha) or finds it in the cache, once per
+    /// tester (later calls return the first answer); `Err(Untestable)` when
+    /// it does not configure or compile. The LAVA tester builds with it.
+    pub fn build(
         &mut self,
         commit: &str,
         reporter: &mut dyn Reporter,
@@ -552,12 +559,17 @@ impl LocalTester {
 
         reporter.stage("preparing guest root");
         let params = self.opts.guest_params();
-        let root = match image::prepare_run_root(
-            &self.opts.data_dir,
-            &b.entry.modules(),
-            &params,
-            &run_dir,
-        ) {
+        let root = match self.opts.spec.root {
+            vm::RootKind::Virtiofs => {
+                image::prepare_run_root(&self.opts.data_dir, &b.entry.modules(), &params, &run_dir)
+                    .map(vm::Root::Virtiofs)
+            }
+            vm::RootKind::Initramfs => {
+                image::initramfs::for_artifact(&self.opts.data_dir, &b.entry, &params)
+                    .map(vm::Root::Initramfs)
+            }
+        };
+        let root = match root {
             Ok(r) => r,
             Err(e) => {
                 let verdict = Verdict::Infra {
@@ -571,7 +583,7 @@ impl LocalTester {
         reporter.stage("booting");
         let cfg = vm::VmConfig {
             kernel: b.entry.vmlinux(),
-            root_dir: root.clone(),
+            root: root.clone(),
             vcpus: self.opts.spec.vcpus,
             memory_mb: self.opts.spec.memory_mb,
             accel: self.opts.spec.accel,
@@ -628,8 +640,11 @@ impl LocalTester {
             vm::Control::Continue
         });
         // The per-run root is a copy of the base image plus modules; the console
-        // log and QEMU/virtiofsd logs are what is kept.
-        let _ = std::fs::remove_dir_all(&root);
+        // log and QEMU/virtiofsd logs are what is kept (an initramfs stays
+        // cached with the kernel).
+        if let vm::Root::Virtiofs(dir) = &root {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let analysis = analyzer.finish();
         if user_stop {
             self.store.interrupt_run(id, "interrupted by the user")?;

@@ -1,5 +1,6 @@
-//! Running one guest: virtiofsd + QEMU + QMP, the serial console streamed to a
-//! log file and to the caller, deadlines, and cleanup.
+//! Running one guest: QEMU with a virtiofs root (virtiofsd) or an initramfs
+//! root (`-initrd`), QMP, the serial console streamed to a log file and to the
+//! caller, deadlines, and cleanup.
 //!
 //! [`run`] is synchronous; it uses threads inside. Every process it starts is
 //! owned ([`process::OwnedChild`]): killed when the run ends however it ends,
@@ -93,20 +94,73 @@ impl std::str::FromStr for Accel {
     }
 }
 
+/// Which kind of root file system the guest boots with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootKind {
+    /// A host folder served by virtiofsd (csdci's local default).
+    #[default]
+    Virtiofs,
+    /// A gzip'd cpio archive passed with `-initrd` (what a LAVA lab boots,
+    /// see [`crate::image::initramfs`]).
+    Initramfs,
+}
+
+impl std::fmt::Display for RootKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RootKind::Virtiofs => "virtiofs",
+            RootKind::Initramfs => "initramfs",
+        })
+    }
+}
+
+impl std::str::FromStr for RootKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "virtiofs" => Ok(RootKind::Virtiofs),
+            "initramfs" => Ok(RootKind::Initramfs),
+            _ => Err(format!(
+                "unknown guest root '{s}' (use virtiofs or initramfs)"
+            )),
+        }
+    }
+}
+
+/// The guest's root file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// A host folder (from [`crate::image::prepare_run_root`]) served by virtiofsd.
+    Virtiofs(PathBuf),
+    /// An initramfs archive (from [`crate::image::initramfs::for_artifact`]).
+    Initramfs(PathBuf),
+}
+
+impl Root {
+    /// The kind of root.
+    pub fn kind(&self) -> RootKind {
+        match self {
+            Root::Virtiofs(_) => RootKind::Virtiofs,
+            Root::Initramfs(_) => RootKind::Initramfs,
+        }
+    }
+}
+
 /// One guest run.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     /// The kernel (`vmlinux`, booted via PVH with `-kernel`).
     pub kernel: PathBuf,
-    /// The guest's root folder (from [`crate::image::prepare_run_root`]).
-    pub root_dir: PathBuf,
+    /// The guest's root file system.
+    pub root: Root,
     /// vCPUs.
     pub vcpus: u32,
     /// Guest RAM in MiB.
     pub memory_mb: u64,
     /// Accelerator wanted.
     pub accel: Accel,
-    /// Appended to csdci's kernel command line ([`qemu::BASE_CMDLINE`]).
+    /// Appended to csdci's kernel command line ([`qemu::cmdline_for`]).
     pub cmdline_extra: String,
     /// Where the raw serial console is written.
     pub console_log: PathBuf,

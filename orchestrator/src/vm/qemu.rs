@@ -2,12 +2,14 @@
 //!
 //! The guest boots `vmlinux` directly (PVH, `-kernel`), its root file system is a
 //! host folder served by virtiofsd (`vhost-user-fs-pci`, which needs guest RAM in
-//! a shared memfd), the serial console goes to QEMU's stdout (a pipe csdci
+//! a shared memfd) or an initramfs (`-initrd`, as a LAVA lab boots it), the serial console goes to QEMU's stdout (a pipe csdci
 //! reads), QMP runs over an inherited socket (no path-length limits), and
 //! `-device pvpanic` reports guest panics as QMP `GUEST_PANICKED` events.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+use super::RootKind;
 
 /// The QEMU binary (`CSDCI_QEMU` overrides it).
 pub fn binary() -> PathBuf {
@@ -47,17 +49,44 @@ impl Engine {
 pub const BASE_CMDLINE: &str = "console=ttyS0,115200 rootfstype=virtiofs root=root rw \
      csdlock_debug=1 panic=-1 unknown_nmi_panic panic_print=0x40";
 
+/// [`BASE_CMDLINE`] without the virtiofs root options: the kernel runs the
+/// initramfs's `/init` (the default `rdinit=`).
+pub const INITRAMFS_CMDLINE: &str = "console=ttyS0,115200 \
+     csdlock_debug=1 panic=-1 unknown_nmi_panic panic_print=0x40";
+
 /// The virtiofs tag the guest mounts as its root (`root=` above).
 pub const ROOT_TAG: &str = "root";
 
-/// Builds the full kernel command line.
+/// Builds the full kernel command line of a virtiofs-root guest.
 pub fn cmdline(extra: &str) -> String {
+    cmdline_for(RootKind::Virtiofs, extra)
+}
+
+/// Builds the full kernel command line for a guest with a `root` root:
+/// [`BASE_CMDLINE`] or [`INITRAMFS_CMDLINE`], then `extra`.
+pub fn cmdline_for(root: RootKind, extra: &str) -> String {
+    let base = match root {
+        RootKind::Virtiofs => BASE_CMDLINE,
+        RootKind::Initramfs => INITRAMFS_CMDLINE,
+    };
     let extra = extra.trim();
     if extra.is_empty() {
-        BASE_CMDLINE.to_string()
+        base.to_string()
     } else {
-        format!("{BASE_CMDLINE} {extra}")
+        format!("{base} {extra}")
     }
+}
+
+/// Where the guest's root comes from, as QEMU sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum RootArg<'a> {
+    /// virtiofsd's vhost-user socket (relative to QEMU's working directory is fine).
+    Virtiofs {
+        /// The socket.
+        socket: &'a Path,
+    },
+    /// The initramfs archive (`-initrd`).
+    Initrd(&'a Path),
 }
 
 /// Everything the argv depends on.
@@ -73,8 +102,8 @@ pub struct Spec<'a> {
     pub memory_mb: u64,
     /// Full kernel command line.
     pub append: &'a str,
-    /// virtiofsd's vhost-user socket (relative to QEMU's working directory is fine).
-    pub virtiofs_socket: &'a Path,
+    /// The root file system.
+    pub root: RootArg<'a>,
     /// File descriptor number of the QMP socket QEMU inherits.
     pub qmp_fd: i32,
 }
@@ -95,11 +124,22 @@ pub fn argv(spec: &Spec<'_>) -> Vec<OsString> {
         spec.vcpus.to_string(),
         "-m".into(),
         format!("{m}M"),
-        "-object".into(),
-        format!("memory-backend-memfd,id=mem,size={m}M,share=on"),
-        "-numa".into(),
-        "node,memdev=mem".into(),
-        "-display".into(),
+    ] {
+        push(&s);
+    }
+    if let RootArg::Virtiofs { .. } = spec.root {
+        // vhost-user needs the guest RAM in memory virtiofsd can map.
+        for s in [
+            "-object".into(),
+            format!("memory-backend-memfd,id=mem,size={m}M,share=on"),
+            "-numa".into(),
+            "node,memdev=mem".into(),
+        ] {
+            push(&s);
+        }
+    }
+    for s in [
+        "-display".to_string(),
         "none".into(),
         "-chardev".into(),
         "stdio,id=con,signal=off".into(),
@@ -117,12 +157,20 @@ pub fn argv(spec: &Spec<'_>) -> Vec<OsString> {
     ] {
         push(&s);
     }
-    let mut fs = OsString::from("socket,id=fs,path=");
-    fs.push(spec.virtiofs_socket);
-    a.push("-chardev".into());
-    a.push(fs);
-    a.push("-device".into());
-    a.push(format!("vhost-user-fs-pci,chardev=fs,tag={ROOT_TAG}").into());
+    match spec.root {
+        RootArg::Virtiofs { socket } => {
+            let mut fs = OsString::from("socket,id=fs,path=");
+            fs.push(socket);
+            a.push("-chardev".into());
+            a.push(fs);
+            a.push("-device".into());
+            a.push(format!("vhost-user-fs-pci,chardev=fs,tag={ROOT_TAG}").into());
+        }
+        RootArg::Initrd(archive) => {
+            a.push("-initrd".into());
+            a.push(archive.into());
+        }
+    }
     a.push("-kernel".into());
     a.push(spec.kernel.into());
     a.push("-append".into());
@@ -181,7 +229,9 @@ mod tests {
             vcpus: 8,
             memory_mb: 2048,
             append: &append,
-            virtiofs_socket: Path::new("virtiofs.sock"),
+            root: RootArg::Virtiofs {
+                socket: Path::new("virtiofs.sock"),
+            },
             qmp_fd: 3,
         };
         let s = joined(&argv(&spec));
@@ -220,5 +270,35 @@ mod tests {
     #[test]
     fn empty_extra_adds_nothing() {
         assert_eq!(cmdline("  "), BASE_CMDLINE);
+    }
+
+    #[test]
+    fn initramfs_guest_gets_initrd_and_no_virtiofs() {
+        let engine = Engine::Tcg;
+        let append = cmdline_for(RootKind::Initramfs, "foo=1");
+        let spec = Spec {
+            kernel: Path::new("/k/vmlinux"),
+            engine: &engine,
+            vcpus: 4,
+            memory_mb: 1024,
+            append: &append,
+            root: RootArg::Initrd(Path::new("/c/initramfs.cpio.gz")),
+            qmp_fd: 3,
+        };
+        let s = joined(&argv(&spec));
+        assert!(s.contains("-smp 4 -m 1024M -display none"), "{s}");
+        assert!(
+            s.contains("-initrd /c/initramfs.cpio.gz -kernel /k/vmlinux"),
+            "{s}"
+        );
+        for absent in ["vhost-user-fs", "memory-backend-memfd", "-numa", "virtiofs"] {
+            assert!(!s.contains(absent), "{absent} in {s}");
+        }
+        // The same options as a virtiofs guest, less the virtiofs root ones.
+        assert_eq!(
+            BASE_CMDLINE.replace(" rootfstype=virtiofs root=root rw", ""),
+            INITRAMFS_CMDLINE
+        );
+        assert_eq!(append, format!("{INITRAMFS_CMDLINE} foo=1"));
     }
 }

@@ -1,4 +1,4 @@
-//! The run loop: start virtiofsd and QEMU, pump the console, react to QMP events
+//! The run loop: start virtiofsd (for a folder root) and QEMU, pump the console, react to QMP events
 //! and limits, and make sure both processes are gone before returning.
 
 use std::fs::File;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::process::{self, OwnedChild};
 use super::qemu::{self, Spec};
 use super::qmp::{self, Qmp};
-use super::{Control, Error, NMI_MARKER, VmConfig, VmExit, VmOutcome, accel, virtiofsd};
+use super::{Control, Error, NMI_MARKER, Root, VmConfig, VmExit, VmOutcome, accel, virtiofsd};
 
 /// How long the guest gets after an NMI to print its backtraces.
 const NMI_GRACE: Duration = Duration::from_secs(10);
@@ -43,11 +43,20 @@ fn validate(cfg: &VmConfig) -> Result<(), Error> {
             cfg.kernel.display()
         )));
     }
-    if !cfg.root_dir.is_dir() {
-        return Err(Error::Config(format!(
-            "root folder {} does not exist",
-            cfg.root_dir.display()
-        )));
+    match &cfg.root {
+        Root::Virtiofs(dir) if !dir.is_dir() => {
+            return Err(Error::Config(format!(
+                "root folder {} does not exist",
+                dir.display()
+            )));
+        }
+        Root::Initramfs(archive) if !archive.is_file() => {
+            return Err(Error::Config(format!(
+                "initramfs {} does not exist",
+                archive.display()
+            )));
+        }
+        _ => {}
     }
     if cfg.vcpus == 0 {
         return Err(Error::Config("vcpus must be at least 1".into()));
@@ -67,24 +76,32 @@ pub(super) fn run(
 ) -> Result<VmOutcome, Error> {
     validate(cfg)?;
     std::fs::create_dir_all(&cfg.run_dir).map_err(|e| Error::io(&cfg.run_dir, e))?;
-    let root_dir = std::path::absolute(&cfg.root_dir).map_err(|e| Error::io(&cfg.root_dir, e))?;
+    let (Root::Virtiofs(root_path) | Root::Initramfs(root_path)) = &cfg.root;
+    let root_path = std::path::absolute(root_path).map_err(|e| Error::io(root_path, e))?;
     let kernel = std::path::absolute(&cfg.kernel).map_err(|e| Error::io(&cfg.kernel, e))?;
     let procs = process::procs_dir(&cfg.data_dir);
     let (engine, accel) = accel::resolve(cfg.accel, &kernel, &cfg.data_dir)?;
     let mut log = File::create(&cfg.console_log).map_err(|e| Error::io(&cfg.console_log, e))?;
 
-    let mut vfs = virtiofsd::spawn(&root_dir, &cfg.run_dir, &procs)?;
+    let mut vfs = match cfg.root {
+        Root::Virtiofs(_) => Some(virtiofsd::spawn(&root_path, &cfg.run_dir, &procs)?),
+        Root::Initramfs(_) => None,
+    };
+    let socket = virtiofsd::socket_path(&cfg.run_dir);
 
     let (qmp_host, qmp_guest) =
         UnixStream::pair().map_err(|e| Error::Qmp(format!("socketpair: {e}")))?;
-    let append = qemu::cmdline(&cfg.cmdline_extra);
+    let append = qemu::cmdline_for(cfg.root.kind(), &cfg.cmdline_extra);
     let spec = Spec {
         kernel: &kernel,
         engine: &engine,
         vcpus: cfg.vcpus,
         memory_mb: cfg.memory_mb,
         append: &append,
-        virtiofs_socket: &virtiofsd::socket_path(&cfg.run_dir),
+        root: match cfg.root {
+            Root::Virtiofs(_) => qemu::RootArg::Virtiofs { socket: &socket },
+            Root::Initramfs(_) => qemu::RootArg::Initrd(&root_path),
+        },
         qmp_fd: QMP_FD,
     };
     let stderr_path = cfg.run_dir.join("qemu.stderr");
@@ -216,7 +233,7 @@ pub(super) fn run(
         // virtiofsd exits by itself once QEMU drops the vhost-user connection,
         // which QEMU does while shutting down: only its death while QEMU keeps
         // running without a shutdown is an infrastructure failure.
-        if let Ok(Some(status)) = vfs.try_wait() {
+        if let Some(Ok(Some(status))) = vfs.as_mut().map(|v| v.try_wait()) {
             let since = *vfs_gone_at.get_or_insert(now);
             if st.shutdown_reason.is_none() && now.duration_since(since) > Duration::from_secs(5) {
                 return Err(Error::VirtiofsdDied {
@@ -284,9 +301,13 @@ pub(super) fn run(
     drain(&rx, &mut log, on_console, Duration::from_millis(200));
     let status = qemu_child.try_wait().ok().flatten();
     qemu_child.kill();
-    vfs.kill();
+    if let Some(v) = vfs.as_mut() {
+        v.kill();
+    }
     drop(qmp.take());
-    let _ = std::fs::remove_file(virtiofsd::socket_path(&cfg.run_dir));
+    if vfs.is_some() {
+        let _ = std::fs::remove_file(&socket);
+    }
     let _ = log.flush();
 
     let exit = match st.ending.take() {

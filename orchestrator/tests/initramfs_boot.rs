@@ -1,0 +1,219 @@
+//! `csdci run --root initramfs`: the guest a LAVA lab boots (kernel +
+//! initramfs, no virtiofs), booted by the local QEMU pipeline on a real Linux
+//! 6.12 kernel, judged as a virtiofs run of the same commit is.
+//!
+//! Shares the imported kernel repository (`/var/tmp/csdci-linux-6.12`, or
+//! `CSDCI_TEST_KERNEL_REPO`) and the data directory (`CSDCI_TEST_DATA_DIR`,
+//! else `<target>/tmp/csdci-run-tests`) with `run_real.rs` and the demo tests,
+//! so the virtiofs kernels come from the artifact cache and the initramfs
+//! kernels (the same tree with `configs/initramfs.config` on top) from ccache.
+//! The tests run one at a time (TCG guests and kernel builds are CPU hungry).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+
+use common::{csdci_within, kernel_repo};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The imported tree with its `demo-base` tag.
+fn base_tree() -> PathBuf {
+    let dir = kernel_repo();
+    csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
+        .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
+    dir
+}
+
+/// `csdci run --json` of `commit` with `root`: (exit code, result JSON).
+fn run(tree: &Path, commit: &str, root: &str, extra: &[&str]) -> (i32, Value) {
+    let args = [
+        &[
+            "run",
+            "--tree",
+            tree.to_str().unwrap(),
+            "--commit",
+            commit,
+            "--vcpus",
+            "4",
+            "--memory",
+            "1G",
+            "--accel",
+            "auto",
+            "--root",
+            root,
+            "--json",
+        ][..],
+        extra,
+    ]
+    .concat();
+    let (code, out) = csdci_within(&args, Duration::from_secs(40 * 60));
+    let v =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("no JSON ({e}), exit {code}: {out}"));
+    (code, v)
+}
+
+fn console(v: &Value) -> String {
+    std::fs::read_to_string(v["console_log"].as_str().expect("console log")).unwrap()
+}
+
+/// The `csdci: ` lines of the guest's init, numbers left out: what the host's
+/// stage detection reads.
+fn init_markers(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|l| l.find("csdci: ").map(|i| &l[i..]))
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.starts_with("csdci: init started") && !l.starts_with("csdci: modprobe"))
+        .collect()
+}
+
+fn qemu_cmdline(v: &Value) -> String {
+    let dir = PathBuf::from(v["run_dir"].as_str().expect("run dir"));
+    std::fs::read_to_string(dir.join("qemu-cmdline.txt")).unwrap()
+}
+
+#[test]
+fn initramfs_boot_of_the_good_kernel_is_clean_like_virtiofs() {
+    let _g = serial();
+    let tree = base_tree();
+    let rev = csdci::demo::import::BASE_TAG;
+    let (code, ramfs) = run(&tree, rev, "initramfs", &["--duration", "15"]);
+    assert_eq!(code, 0, "{ramfs:#}");
+    assert_eq!(ramfs["verdict"]["verdict"], "clean", "{ramfs:#}");
+    assert_eq!(ramfs["vm"]["exit"], "PoweredOff", "{ramfs:#}");
+    assert!(ramfs["timings"]["boot"].as_f64().is_some(), "{ramfs:#}");
+    let c = console(&ramfs);
+    for want in [
+        "Run /init as init process",
+        "csdci: init started",
+        "csdci: modprobe scftorture nthreads=4 weight_resched=0",
+        "csdci: workload running for 15 s",
+        "scftorture: --- End of test: SUCCESS",
+        "csdci: workload done",
+        "csdci: powering off (done)",
+    ] {
+        assert!(c.contains(want), "no {want:?} in the console:\n{c}");
+    }
+    // Booted from the archive: -initrd, no virtiofs device, no virtiofsd.
+    let q = qemu_cmdline(&ramfs);
+    assert!(q.contains(" -initrd ") && q.contains(".cpio.gz"), "{q}");
+    assert!(
+        !q.contains("vhost-user-fs") && !q.contains("virtiofs"),
+        "{q}"
+    );
+    let run_dir = PathBuf::from(ramfs["run_dir"].as_str().unwrap());
+    assert!(!run_dir.join("virtiofsd.log").exists());
+    // The kernel was built with initrd support, and the archive is cached
+    // with it.
+    let artifacts = PathBuf::from(ramfs["build"]["artifacts"].as_str().unwrap());
+    let config = std::fs::read_to_string(artifacts.join("config")).unwrap();
+    assert!(config.lines().any(|l| l == "CONFIG_BLK_DEV_INITRD=y"));
+    let archives: Vec<_> = std::fs::read_dir(artifacts.join("initramfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    let mtime = std::fs::metadata(&archives[0]).unwrap().modified().unwrap();
+
+    // The same commit with the virtiofs root: the same verdict, and the init
+    // said the same things.
+    let (code, vfs) = run(&tree, rev, "virtiofs", &["--duration", "15"]);
+    assert_eq!(code, 0, "{vfs:#}");
+    assert_eq!(vfs["verdict"], ramfs["verdict"]);
+    assert_eq!(init_markers(&console(&vfs)), init_markers(&c));
+    assert_ne!(
+        vfs["build"]["artifact_id"], ramfs["build"]["artifact_id"],
+        "an initramfs kernel has initrd support on top"
+    );
+
+    // Again: kernel and archive come from the cache.
+    let (code, again) = run(&tree, rev, "initramfs", &["--duration", "15"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["build"]["cached"], true);
+    assert_eq!(again["build"]["artifact_id"], ramfs["build"]["artifact_id"]);
+    assert_eq!(
+        std::fs::metadata(&archives[0]).unwrap().modified().unwrap(),
+        mtime,
+        "the archive was rebuilt"
+    );
+}
+
+#[test]
+fn initramfs_boot_of_the_bad_kernel_fails_with_the_csd_title_like_virtiofs() {
+    let _g = serial();
+    let tree = base_tree();
+    // The demo history (the same one the demo and nightly tests write).
+    let (code, out) = csdci_within(
+        &[
+            "demo",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--commits",
+            "16",
+            "--seed",
+            "5",
+            "--prepare-only",
+            "--json",
+        ],
+        Duration::from_secs(1200),
+    );
+    assert_eq!(code, 0, "{out}");
+    let h: Value = serde_json::from_str(&out).expect("history json");
+    let bad = h["history"]["bad"].as_str().expect("bad sha").to_string();
+    let opts = [
+        "--duration",
+        "20",
+        "--stop-after-crash",
+        "15",
+        "--vcpus",
+        "8",
+    ];
+    let (code, ramfs) = run(&tree, &bad, "initramfs", &opts);
+    assert_eq!(code, 1, "{ramfs:#}");
+    let title = ramfs["verdict"]["title"]
+        .as_str()
+        .expect("title")
+        .to_string();
+    assert!(
+        title.to_ascii_lowercase().contains("csd"),
+        "not a CSD-lock finding: {title}"
+    );
+    assert!(qemu_cmdline(&ramfs).contains(" -initrd "));
+    let (code, vfs) = run(&tree, &bad, "virtiofs", &opts);
+    assert_eq!(code, 1, "{vfs:#}");
+    assert_eq!(vfs["verdict"]["title"], ramfs["verdict"]["title"]);
+}
+
+#[test]
+fn an_unknown_root_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_csdci"))
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["run", "--tree", "/nonexistent", "--root", "nfs"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--root: unknown guest root 'nfs' (use virtiofs or initramfs)"),
+        "{stderr}"
+    );
+}
