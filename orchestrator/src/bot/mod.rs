@@ -13,11 +13,13 @@
 //! tree: ~/src/linux                             # URL or path; csdci clones it
 //! branch: master                                # base when a series has no base-commit:
 //! poll: 10m                                     # default 10m; backs off on HTTP errors
-//! incomplete_after: 6h                          # a series missing patches waits this long
+//! incomplete_after: 6h                          # a series missing patches waits this long (default), then one reply names them
 //! paths: [kernel/smp.c, kernel/scftorture.c, "include/linux/smp*.h"]
 //! subjects: ["smp:", "scftorture"]              # either matches; none: every series
-//! build: make -j2                               # in the sandbox, from the tree's top
-//! run: ./tools/testing/run-scf.sh               # in the sandbox: 0 good, 125 skip, else bad
+//! test: {vcpus: 8, duration: 60, predicate: csd} # the QEMU pipeline (a nightly job's RunSpec)
+//! # or, instead of test:, commands:
+//! # build: make -j2                             # in the sandbox, from the tree's top
+//! # run: ./tools/testing/run-scf.sh             # in the sandbox: 0 good, 125 skip, else bad
 //! runs: 3                                       # runs of the tip and of the base
 //! sandbox: {timeout: 30m, memory_mb: 4096, processes: 512, file_size_mb: 2048}
 //! reply:
@@ -44,7 +46,11 @@
 //!    it) or the branch head.
 //! 4. [`test`] builds every patch in order, runs the tip and the base,
 //!    bisects inside the series on a new failure, and bounds a fix — every
-//!    build and run inside [`crate::sandbox`] (no network, host read-only).
+//!    build (and `run:` command) inside [`crate::sandbox`] (no network, host
+//!    read-only). With `test:` it is [`qemu`]: the QEMU pipeline, the
+//!    kernel's kconfig and make in the sandbox, the guest in QEMU; a base a
+//!    nightly job already tested with the same RunSpec is not run again
+//!    (its runs are the base's, and the reply says whose).
 //! 5. [`reply`] writes the answer; one per series, rate-limited.
 //!
 //! Everything is in the store before it is acted on (tables of
@@ -411,9 +417,12 @@ fn test_one(
         branch,
         outcome,
         patches,
-        known_base: known,
     };
-    let json = serde_json::to_string(&facts).unwrap_or_default();
+    let json = serde_json::to_string(&Report {
+        facts: facts.clone(),
+        known_base: known,
+    })
+    .unwrap_or_default();
     let summary = summary(&facts.outcome, s.total);
     store.series_set(
         id,
@@ -440,7 +449,15 @@ pub struct Facts {
     pub branch: String,
     pub outcome: test::Outcome,
     pub patches: Vec<test::PatchResult>,
-    /// The base's runs when they came from a nightly job.
+}
+
+/// `series.report`: the [`Facts`] (its fields at the top level, so a
+/// reader of `Facts` reads it) and where the base's runs came from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub facts: Facts,
+    /// The base's runs when they came from a nightly job (not run again).
     #[serde(default)]
     pub known_base: Option<test::KnownBase>,
 }
@@ -500,10 +517,12 @@ fn reply_one(
     let Some(row) = store.series_by_id(id)? else {
         return Ok(false);
     };
-    let Some(facts) = row
+    let Some(Report {
+        facts, known_base, ..
+    }) = row
         .report
         .as_deref()
-        .and_then(|j| serde_json::from_str::<Facts>(j).ok())
+        .and_then(|j| serde_json::from_str::<Report>(j).ok())
     else {
         return Ok(false);
     };
@@ -520,8 +539,8 @@ fn reply_one(
             from: &policy.from,
             list: policy.list.as_deref(),
             tested_by: policy.tested_by,
-            base_note: facts.known_base.as_ref().map(|k| k.source.as_str()),
-            base_runs: facts.known_base.as_ref().map(|k| k.runs),
+            base_note: known_base.as_ref().map(|k| k.source.as_str()),
+            base_runs: known_base.as_ref().map(|k| k.runs),
         },
         &facts.outcome,
         &facts.patches,
@@ -564,9 +583,9 @@ fn nightly_base(
 /// `6h`, `30m`, `45s`.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -701,4 +720,37 @@ fn send(n: &crate::jobs::Notify, r: &Reply) -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_reads_as_facts_and_keeps_the_known_base() {
+        let r = Report {
+            facts: Facts {
+                base: "b".into(),
+                from_trailer: true,
+                branch: "main".into(),
+                outcome: test::Outcome::Clean { runs: 3 },
+                patches: Vec::new(),
+            },
+            known_base: Some(test::KnownBase {
+                runs: 2,
+                fails: 0,
+                source: "2 clean runs from the nightly job n on 2026-12-03 (night 1)".into(),
+            }),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        let f: Facts = serde_json::from_str(&json).unwrap();
+        assert_eq!(f.outcome, test::Outcome::Clean { runs: 3 });
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.known_base, r.known_base);
+        // Reports stored before have no known base.
+        let old: Report = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(old.known_base, None);
+        assert_eq!(human(Duration::from_secs(6 * 3600)), "6h");
+        assert_eq!(human(Duration::from_secs(90)), "90s");
+    }
 }

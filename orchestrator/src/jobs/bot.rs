@@ -561,3 +561,67 @@ pub fn load_file(path: &Path) -> Result<BotJob, Vec<JobError>> {
         reply,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<BotJob, Vec<JobError>> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bot.yaml");
+        std::fs::write(&f, text).unwrap();
+        load_file(&f)
+    }
+
+    const HEAD: &str = "kind: bot\nname: smp-bot\ninbox: https://lore.kernel.org/linux-kernel\ntree: https://example.org/linux.git\nbranch: master\n";
+
+    #[test]
+    fn test_is_the_qemu_pipeline_with_a_checked_runspec() {
+        let j = load(&format!(
+            "{HEAD}paths: [kernel/smp.c, kernel/scftorture.c, \"include/linux/smp*.h\"]\ntest: {{vcpus: 8, duration: 60, scftorture: \"nthreads=16\", predicate: csd}}\nruns: 3\nincomplete_after: 6h\nreply: {{from: \"csdci bot <ci@example.org>\", list: linux-kernel@vger.kernel.org,\n        smtp: {{url: \"smtp://localhost:25\"}}}}\n"
+        ))
+        .unwrap();
+        let Testing::Qemu(spec) = &j.testing else {
+            panic!("{:?}", j.testing)
+        };
+        assert_eq!((spec.vcpus, spec.duration_s), (8, 60));
+        assert_eq!(spec.predicate, "csd");
+        assert_eq!(j.incomplete_after, Duration::from_secs(6 * 3600));
+        assert!(j.testing.describe().starts_with("QEMU, 8 vCPUs"));
+        // The default wait for missing patches.
+        let j = load(&format!("{HEAD}run: ./t.sh\n")).unwrap();
+        assert_eq!(j.incomplete_after, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            j.testing,
+            Testing::Commands {
+                build: "make".into(),
+                run: "./t.sh".into()
+            }
+        );
+    }
+
+    #[test]
+    fn test_errors_name_the_field_and_the_fix() {
+        let msg = |text: &str| {
+            load(text)
+                .unwrap_err()
+                .iter()
+                .map(|e| format!("{}:{}: {}: {}", e.line, e.column, e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let m = msg(&format!("{HEAD}test: {{vcpu: 4}}\n"));
+        assert!(m.contains("test.vcpu: unknown field `vcpu`"), "{m}");
+        let m = msg(&format!("{HEAD}test: {{vcpus: 0}}\n"));
+        assert!(m.contains("6:") && m.contains("test:"), "{m}");
+        let m = msg(&format!("{HEAD}test: {{vcpus: 4}}\nrun: ./t.sh\n"));
+        assert!(m.contains("not both"), "{m}");
+        let m = msg(HEAD);
+        assert!(m.contains("`test:`") && m.contains("`run:`"), "{m}");
+        let m = msg(&format!("{HEAD}test: {{vcpus: 4}}\nbuild: make\n"));
+        assert!(
+            m.contains("build: with `test` the kernel is built by csdci"),
+            "{m}"
+        );
+    }
+}
