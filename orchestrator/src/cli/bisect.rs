@@ -99,12 +99,16 @@ pub struct Args {
     #[command(flatten)]
     pub pipeline: super::run::RunArgs,
 
+    /// Where the QEMU pipeline's commits are tested: here, or on a LAVA lab.
+    #[command(flatten)]
+    pub lab: super::run::LabArgs,
+
     /// Continue bisection ID where it stopped (after a crash, kill or infra
     /// error), testing as it was started; only --confidence and --max-runs
     /// may be changed.
     #[arg(long, value_name = "ID", conflicts_with_all = [
         "revs", "good", "run", "timeout", "deterministic", "predicate", "verify_bad",
-        "first_parent", "no_revert_check", "tree", "RunArgs",
+        "first_parent", "no_revert_check", "tree", "RunArgs", "LabArgs",
     ])]
     pub resume: Option<i64>,
 }
@@ -161,6 +165,9 @@ fn usage(msg: impl Into<String>) -> crate::Error {
 fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
     match &args.run {
         Some(cmd) if cmd.trim().is_empty() => Err(usage("csdci bisect: --run needs a command")),
+        Some(_) if args.lab.lab != super::run::LabKind::Local => Err(usage(
+            "csdci bisect: --run tests commits with your command on this host; it cannot be combined with --lab lava",
+        )),
         Some(cmd) => {
             let cwd = std::env::current_dir().map_err(|e| crate::Error::io(".", e))?;
             let cmd = crate::bisect::command::resolve(cmd, &cwd, &args.tree)
@@ -190,8 +197,20 @@ fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
                 ..args.pipeline.spec()?
             }
             .absolute()?;
-            spec.validate()?;
-            Ok(TesterSpec::Local { spec })
+            match args.lab.lava()? {
+                None => {
+                    spec.validate()?;
+                    Ok(TesterSpec::Local { spec })
+                }
+                Some(lab) => {
+                    let spec = RunSpec {
+                        root: crate::vm::RootKind::Initramfs,
+                        ..spec
+                    };
+                    spec.validate()?;
+                    Ok(TesterSpec::Lava { spec, lab })
+                }
+            }
         }
     }
 }

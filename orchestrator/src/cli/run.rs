@@ -24,6 +24,8 @@ pub struct Args {
     pub commit: String,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub lab: LabArgs,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +62,79 @@ pub struct RunArgs {
     /// configs/initramfs.config on top).
     #[arg(long, default_value = "virtiofs", value_name = "ROOT")]
     pub root: String,
+}
+
+/// Where commits are tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabKind {
+    /// QEMU on this host.
+    Local,
+    /// A LAVA lab (--lava-url, --lava-token-file, --device-type, --lava-tag).
+    Lava,
+}
+
+/// `--lab` and the LAVA lab's flags: shared by `csdci run` and `csdci bisect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabArgs {
+    /// Where commits are tested: local (QEMU on this host) or lava (a LAVA
+    /// lab boots each kernel; csdci builds it and judges the console).
+    #[arg(long, value_enum, default_value = "local", value_name = "LAB")]
+    pub lab: LabKind,
+    /// With --lab lava: the LAVA server (e.g. http://lava.example.org/).
+    #[arg(long, value_name = "URL", env = "CSDCI_LAVA_URL")]
+    pub lava_url: Option<String>,
+    /// With --lab lava: a file holding the API token (default: the
+    /// CSDCI_LAVA_TOKEN environment variable). The token is never stored.
+    #[arg(long, value_name = "FILE")]
+    pub lava_token_file: Option<PathBuf>,
+    /// With --lab lava: the device type jobs ask for.
+    #[arg(long, value_name = "TYPE", default_value = "qemu")]
+    pub device_type: String,
+    /// With --lab lava: a device tag the jobs need (repeatable).
+    #[arg(long = "lava-tag", value_name = "TAG")]
+    pub lava_tags: Vec<String>,
+    /// With --lab lava: the URL under which <data-dir>/lava/artifacts is
+    /// served to the lab's workers (default: file:// URLs, for a worker on
+    /// this host).
+    #[arg(long, value_name = "URL")]
+    pub lava_artifacts_url: Option<String>,
+}
+
+impl LabArgs {
+    /// The LAVA lab asked for (`None`: local).
+    pub fn lava(&self) -> Result<Option<crate::testers::lava::Lab>> {
+        if self.lab == LabKind::Local {
+            if self.lava_token_file.is_some()
+                || !self.lava_tags.is_empty()
+                || self.lava_artifacts_url.is_some()
+            {
+                return Err(Error::Usage(
+                    "--lava-token-file, --lava-tag and --lava-artifacts-url need --lab lava".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let url = self.lava_url.clone().ok_or_else(|| {
+            Error::Usage("--lab lava needs --lava-url URL (or CSDCI_LAVA_URL)".into())
+        })?;
+        crate::lava::client::base_url(&url)?;
+        if let Some(a) = &self.lava_artifacts_url {
+            crate::lava::client::base_url(a).map_err(|_| {
+                Error::Usage(format!(
+                    "--lava-artifacts-url '{a}': use an http:// or https:// URL"
+                ))
+            })?;
+        }
+        let mut lab = crate::testers::lava::Lab::new(url);
+        lab.token_file = self
+            .lava_token_file
+            .as_deref()
+            .map(crate::lava::client::absolute_token_file);
+        lab.device_type = self.device_type.clone();
+        lab.tags = self.lava_tags.clone();
+        lab.artifacts_url = self.lava_artifacts_url.clone();
+        Ok(Some(lab))
+    }
 }
 
 impl RunArgs {
@@ -143,8 +218,23 @@ pub fn exec(cli: &Cli, args: &Args) -> Result<u8> {
         Some(s) => s,
         None => &mut log,
     };
-    let result =
-        crate::service::run::test_commit(&args.tree, &cli.data_dir(), &args.commit, spec, reporter);
+    let result = match args.lab.lava()? {
+        None => crate::service::run::test_commit(
+            &args.tree,
+            &cli.data_dir(),
+            &args.commit,
+            spec,
+            reporter,
+        ),
+        Some(lab) => crate::service::run::test_commit_on_lava(
+            &args.tree,
+            &cli.data_dir(),
+            &args.commit,
+            spec,
+            lab,
+            reporter,
+        ),
+    };
     if let Some(s) = &spinner {
         s.bar.finish_and_clear();
     }

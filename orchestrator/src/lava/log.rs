@@ -57,6 +57,10 @@ pub struct Log {
     lava_panic: Option<String>,
     end_marker_seen: bool,
     unparsed: usize,
+    first_console_at: Option<chrono::NaiveDateTime>,
+    init_at: Option<chrono::NaiveDateTime>,
+    last_console_at: Option<chrono::NaiveDateTime>,
+    boot_command: Option<String>,
 }
 
 /// The line csdci's guest init prints on every way out (images/init.sh).
@@ -103,8 +107,14 @@ impl Log {
             self.unparsed += 1;
             return;
         };
+        let at = chrono::NaiveDateTime::parse_from_str(&e.dt, "%Y-%m-%dT%H:%M:%S%.f").ok();
         if let Some(text) = e.console() {
             self.console_lines += 1;
+            self.first_console_at = self.first_console_at.or(at);
+            self.last_console_at = at.or(self.last_console_at);
+            if self.init_at.is_none() && text.contains(super::job::START_MARKER) {
+                self.init_at = at;
+            }
             if is_kernel_output(text) {
                 self.kernel_lines += 1;
             }
@@ -114,6 +124,14 @@ impl Log {
             console.extend_from_slice(text.as_bytes());
             console.push(b'\n');
             return;
+        }
+        if e.lvl == "info"
+            && let Some(cmd) = e
+                .msg
+                .as_str()
+                .and_then(|m| m.strip_prefix("Boot command: "))
+        {
+            self.boot_command = Some(cmd.to_string());
         }
         if e.lvl != "results" {
             return;
@@ -177,6 +195,23 @@ impl Log {
         self.console_lines
     }
 
+    /// Seconds from the first console line to the guest init's first line.
+    pub fn boot_seconds(&self) -> Option<f64> {
+        let (a, b) = (self.first_console_at?, self.init_at?);
+        Some((b - a).num_milliseconds() as f64 / 1000.0)
+    }
+
+    /// Seconds from the first console line to the last.
+    pub fn console_seconds(&self) -> Option<f64> {
+        let (a, b) = (self.first_console_at?, self.last_console_at?);
+        Some((b - a).num_milliseconds() as f64 / 1000.0)
+    }
+
+    /// The QEMU command line the dispatcher ran.
+    pub fn boot_command(&self) -> Option<&str> {
+        self.boot_command.as_deref()
+    }
+
     /// Entries that did not parse (not JSON): skipped.
     pub fn unparsed(&self) -> usize {
         self.unparsed
@@ -231,6 +266,15 @@ mod tests {
         assert!(!console.contains("lava-test-monitor"));
         assert!(!console.contains("downloading file://"));
         assert!(log.kernel_output() && log.end_marker_seen());
+        // From SeaBIOS to csdci's init, and on to the power-off.
+        let boot = log.boot_seconds().unwrap();
+        assert!(boot > 3.0 && boot < 10.0, "{boot}");
+        assert!(log.console_seconds().unwrap() > boot);
+        let cmd = log.boot_command().unwrap();
+        assert!(
+            cmd.contains("qemu-system-x86_64") && cmd.contains("-smp 2"),
+            "{cmd}"
+        );
         assert_eq!(log.unparsed(), 0);
         let r = log.job_result().unwrap();
         assert_eq!((r.result.as_str(), r.error_type.as_deref()), ("pass", None));

@@ -44,7 +44,10 @@ impl Request {
         let mut s = Settings::default();
         s.engine.confidence = self.confidence.unwrap_or(s.engine.confidence);
         s.engine.max_runs = self.max_runs;
-        if matches!(self.tester, TesterSpec::Local { .. }) {
+        if matches!(
+            self.tester,
+            TesterSpec::Local { .. } | TesterSpec::Lava { .. }
+        ) {
             s.engine = bisect::for_pipeline(s.engine);
         }
         if let Some(runs) = self.verify_bad {

@@ -203,7 +203,8 @@ pub struct BuildInfo {
 }
 
 impl BuildInfo {
-    fn from_built(b: &Built) -> Self {
+    /// The build step of a usable kernel.
+    pub fn from_built(b: &Built) -> Self {
         let m = &b.entry.manifest;
         BuildInfo {
             cached: b.cached,
@@ -375,7 +376,9 @@ impl LocalTester {
         Ok(result)
     }
 
-    fn new_run(&self, commit: &str) -> NewRun {
+    /// The `runs` row of a run of `commit` with these options (filled
+    /// further as the run goes on).
+    pub fn new_run(&self, commit: &str) -> NewRun {
         NewRun {
             repo: self.repo.display().to_string(),
             commit: commit.to_string(),

@@ -5,6 +5,7 @@
 
 pub mod build_only;
 pub mod command;
+pub mod lava;
 pub mod local;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +116,14 @@ pub enum TesterSpec {
         /// The configuration (its fragments) the commit is built with.
         spec: RunSpec,
     },
+    /// A LAVA lab: csdci builds each commit, the lab boots it (an initramfs
+    /// root) on a device of the lab's type and csdci judges the console.
+    Lava {
+        /// How each commit is tested (its root is always `initramfs`).
+        spec: RunSpec,
+        /// Where the lab is and what its jobs ask for.
+        lab: lava::Lab,
+    },
 }
 
 fn abort() -> OnTimeout {
@@ -164,6 +173,19 @@ impl TesterSpec {
                     local::LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
                 ))
             }
+            TesterSpec::Lava { spec, lab } => {
+                let spec = RunSpec {
+                    root: crate::vm::RootKind::Initramfs,
+                    ..spec.clone()
+                };
+                let opts = local::RunOptions::new(ctx.repo, ctx.data_dir, spec.clone())?;
+                crate::interrupt::install_interrupt_handler();
+                Ok(Box::new(
+                    lava::LavaTester::new(opts, lab.clone())?.with_reporter(Box::new(
+                        local::EventReporter::new(events, spec.duration_s),
+                    )),
+                ))
+            }
             TesterSpec::Build { spec } => {
                 let opts = local::RunOptions::new(ctx.repo, ctx.data_dir, spec.clone())?;
                 crate::interrupt::install_interrupt_handler();
@@ -179,7 +201,7 @@ impl TesterSpec {
     pub fn predicate(&self) -> Option<&str> {
         match self {
             TesterSpec::Command { .. } | TesterSpec::Build { .. } => None,
-            TesterSpec::Local { spec } => Some(&spec.predicate),
+            TesterSpec::Local { spec } | TesterSpec::Lava { spec, .. } => Some(&spec.predicate),
         }
     }
 }
