@@ -908,3 +908,364 @@ fn dashboard_in_a_real_browser() {
         c.close().await.unwrap();
     });
 }
+
+/// A POST from outside any browser (as another site's page would make it
+/// with curl-like freedom): the status code.
+fn raw_post(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {out:?}"))
+}
+
+/// Waits up to `secs` for `f` to hold, polling.
+async fn until<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what} (waited {secs} s)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&c).contains(marker)
+        {
+            found.push(String::from_utf8_lossy(&c).replace('\0', " "));
+        }
+    }
+    found
+}
+
+/// Sets the form field `name` of form `form` (text, or a checkbox).
+async fn fill_in(c: &Client, form: &str, name: &str, value: &str) {
+    let field = c
+        .find(Locator::Css(&format!("form#{form} [name=\"{name}\"]")))
+        .await
+        .unwrap_or_else(|e| panic!("{form}: no field {name}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn action_result(c: &Client) -> String {
+    let mut text = String::new();
+    until(20, "the action's answer is shown", || {
+        let c = c.clone();
+        async move {
+            let t: Value = c
+                .execute(
+                    "const o = document.getElementById('action-result');
+                     return o && o.getAttribute('data-status') ? o.textContent : null;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            t.is_string()
+        }
+    })
+    .await;
+    let t = c
+        .find(Locator::Id("action-result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.push_str(&t);
+    text
+}
+
+/// The actions in a real browser against a real `csdci serve`: a fix
+/// validation `csdci bisect --validate-fix` stored shows on the bisection
+/// page; a bisection started from the actions page (a `--run` command on a
+/// small git repository) appears and finishes live with the right culprit;
+/// a running one is cancelled from its page (its command's processes end,
+/// the journal resumes with `csdci bisect --resume`); without the token, or
+/// cross-site, nothing starts; an invalid RunSpec value shows the
+/// validation message.
+#[test]
+fn actions_in_a_real_browser() {
+    let (repo, mut shas) = Repo::linear(12, 7, |_| false);
+    // The fix: commit 13 makes the state good again.
+    std::fs::write(repo.path.join("state"), "good\n").unwrap();
+    common::repo::git(&repo.path, &["commit", "-qam", "fix the state"]);
+    let fix = common::repo::git(&repo.path, &["rev-parse", "HEAD"]);
+    shas.push(fix.clone());
+    let (code, report) = repo.bisect_json(
+        "base",
+        &shas[11],
+        DETERMINISTIC,
+        &["--validate-fix", &fix, "--fix-runs", "4"],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["culprit"]["sha"], json!(shas[6]));
+    assert_eq!(report["fix_validation"]["runs"], json!(4), "{report}");
+    assert_eq!(report["fix_validation"]["fails"], json!(0), "{report}");
+    assert_eq!(report["fix_validation"]["passed"], json!(true), "{report}");
+    // The culprit itself is no fix: refused with why.
+    let out = repo.csdci(&[
+        "bisect",
+        "base",
+        &shas[11],
+        "--tree",
+        &repo.path.to_string_lossy(),
+        "--run",
+        DETERMINISTIC,
+        "--validate-fix",
+        &shas[11],
+        "--fix-runs",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a bad commit is no fix");
+
+    let token_file = repo.data.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (_serve, addr) = serve(&repo.data, &token_file, None);
+    let base = format!("http://{addr}");
+    let (_driver, port) = chromedriver();
+    let bisections = || {
+        Store::open_read_only(&repo.data)
+            .unwrap()
+            .bisect_list()
+            .unwrap()
+    };
+    let known = bisections().len();
+    assert_eq!(known, 2, "the two CLI bisections");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1000"]
+            }),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a chromedriver session");
+
+        // The fix validation beside the revert check, and in the JSON.
+        page(&c, &base, "/bisections/1", "bisection-fix").await;
+        let text = c.find(Locator::Css("#report")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("revert check"), "{text}");
+        assert!(
+            text.contains(&format!("fix {}", &fix[..12])) && text.contains("FIXED: 0 failures in 4 runs"),
+            "{text}"
+        );
+        let row = c.find(Locator::Css("#fix-validations tbody tr.fix")).await.unwrap().text().await.unwrap();
+        assert!(row.contains(&fix[..12]) && row.contains("fixed"), "{row}");
+        let j: Value = c
+            .execute_async("fetch('/api/v1/bisections/1').then(r => r.json()).then(arguments[0])", vec![])
+            .await
+            .unwrap();
+        assert_eq!(j["fix_validations"][0]["commit"], json!(fix), "{j}");
+        assert_eq!(j["fix_validations"][0]["verdict"], json!("fixed"), "{j}");
+        assert_eq!(j["cancellable"], json!(false), "{j}");
+
+        // The actions page; without the token the start is refused and
+        // nothing starts.
+        page(&c, &base, "/actions", "actions").await;
+        let tree = repo.path.display().to_string();
+        fill_in(&c, "start-bisection", "good", &shas[0]).await;
+        fill_in(&c, "start-bisection", "bad", &shas[11]).await;
+        fill_in(&c, "start-bisection", "tree", &tree).await;
+        fill_in(&c, "start-bisection", "command", &format!("sleep 0.2; {DETERMINISTIC}")).await;
+        c.find(Locator::Id("start-bisection-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("401: this action needs the token"), "{t}");
+        assert_eq!(bisections().len(), known, "nothing started without the token");
+        // Cross-site with the token: refused (403), nothing starts.
+        let body = json!({"good": shas[0], "bad": shas[11], "tree": tree, "command": DETERMINISTIC}).to_string();
+        for h in [("Origin", "http://evil.example"), ("Sec-Fetch-Site", "cross-site")] {
+            let code = raw_post(&addr, "/api/v1/bisections", &[h, ("X-Csdci-Token", TOKEN)], &body);
+            assert_eq!(code, 403, "{h:?}");
+        }
+        assert_eq!(raw_post(&addr, "/api/v1/bisections", &[], &body), 401);
+        assert_eq!(bisections().len(), known, "nothing started cross-site");
+
+        // The token typed in; an invalid value: the validation message, no 500.
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        fill_in(&c, "start-bisection", "confidence", "2").await;
+        c.find(Locator::Id("start-bisection-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("400: --confidence must be between 0.5 and 1"), "{t}");
+        fill_in(&c, "start-run", "commit", "HEAD").await;
+        fill_in(&c, "start-run", "tree", &tree).await;
+        fill_in(&c, "start-run", "vcpus", "0").await;
+        c.find(Locator::Id("start-run-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("400: --vcpus 0: must be at least 1"), "{t}");
+        fill_in(&c, "start-run", "vcpus", "2").await;
+        c.find(Locator::Id("start-run-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("400: tree:") && t.contains("not a Linux kernel tree"), "{t}");
+        assert_eq!(bisections().len(), known, "nothing started on a bad value");
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+
+        // Started: it appears, runs inside csdci serve and ends live with
+        // the right culprit, the page never reloaded.
+        fill_in(&c, "start-bisection", "confidence", "").await;
+        c.find(Locator::Id("start-bisection-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        let id = known as i64 + 1;
+        assert!(t.starts_with(&format!("202: bisection #{id} started")), "{t}");
+        c.find(Locator::Id("action-link")).await.unwrap().click().await.unwrap();
+        until(10, "the bisection page opens", || {
+            let c = c.clone();
+            async move { c.current_url().await.unwrap().path() == format!("/bisections/{id}") }
+        })
+        .await;
+        c.execute("window.__notReloaded = true;", vec![]).await.unwrap();
+        until(120, "the web-started bisection ends on its page", || {
+            let c = c.clone();
+            async move {
+                c.find(Locator::Id("bisect-status")).await.unwrap().text().await.unwrap() == "done"
+            }
+        })
+        .await;
+        let state = |c: Client| async move {
+            c.execute(
+                "return [window.__notReloaded === true, document.getElementById('report').textContent,
+                         document.querySelectorAll('#steps tr.step').length]",
+                vec![],
+            )
+            .await
+            .unwrap()
+        };
+        until(10, "the report appears", || {
+            let c = c.clone();
+            async move { state(c).await[1].as_str().unwrap().contains("culprit") }
+        })
+        .await;
+        let v = state(c.clone()).await;
+        assert_eq!(v[0], json!(true), "the page was not reloaded");
+        assert!(v[1].as_str().unwrap().contains(&shas[6]), "the culprit: {v}");
+        assert!(v[2].as_u64().unwrap() >= 3, "its steps: {v}");
+        let b = Store::open_read_only(&repo.data).unwrap().bisect_get(id).unwrap().unwrap();
+        assert_eq!(b.status, "done");
+        let r: Value = serde_json::from_str(b.result.as_deref().unwrap()).unwrap();
+        assert_eq!(r["culprit"]["sha"], json!(shas[6]));
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        std::fs::write(screenshots().join("bisection-started.png"), c.screenshot().await.unwrap()).unwrap();
+
+        // A slow one, cancelled from its page while a run is going on: its
+        // command's processes end, the journal keeps its steps, and
+        // `csdci bisect --resume` finishes it.
+        let marker = "csdci-web-cancel-marker";
+        page(&c, &base, "/actions", "actions-again").await;
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        fill_in(&c, "start-bisection", "good", &shas[1]).await;
+        fill_in(&c, "start-bisection", "bad", &shas[11]).await;
+        fill_in(&c, "start-bisection", "tree", &tree).await;
+        fill_in(&c, "start-bisection", "command", &format!(": {marker}; sleep 1.5; {DETERMINISTIC}")).await;
+        c.find(Locator::Id("start-bisection-button")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        let slow = id + 1;
+        assert!(t.starts_with(&format!("202: bisection #{slow} started")), "{t}");
+        page(&c, &base, &format!("/bisections/{slow}"), "bisection-running").await;
+        c.find(Locator::Id("cancel")).await.expect("a running bisection has its cancel button");
+        until(60, "a step is journalled and a run is going on", || {
+            let c = c.clone();
+            async move {
+                let rows = c
+                    .execute("return document.querySelectorAll('#steps tr.step').length", vec![])
+                    .await
+                    .unwrap()
+                    .as_u64()
+                    .unwrap();
+                rows >= 1 && !processes_with(marker).is_empty()
+            }
+        })
+        .await;
+        let steps_before = Store::open_read_only(&repo.data).unwrap().bisect_steps(slow, false).unwrap().len();
+        // The actions page lists it as running here.
+        let a: Value = c
+            .execute_async("fetch('/api/v1/actions').then(r => r.json()).then(arguments[0])", vec![])
+            .await
+            .unwrap();
+        assert_eq!(a["running"][0]["what"], json!(format!("bisection #{slow}")), "{a}");
+        // Without the token: refused, it goes on.
+        c.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("401"), "{t}");
+        assert_eq!(
+            Store::open_read_only(&repo.data).unwrap().bisect_get(slow).unwrap().unwrap().status,
+            "running"
+        );
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        c.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with(&format!("202: bisection #{slow} stops")), "{t}");
+        until(30, "the cancelled bisection stops", || async {
+            Store::open_read_only(&repo.data).unwrap().bisect_get(slow).unwrap().unwrap().status != "running"
+        })
+        .await;
+        until(10, "its command's processes end", || async { processes_with(marker).is_empty() }).await;
+        let b = Store::open_read_only(&repo.data).unwrap().bisect_get(slow).unwrap().unwrap();
+        assert!(b.error.as_deref().unwrap_or("").contains("interrupt"), "{b:?}");
+        until(20, "the page shows it stopped", || {
+            let c = c.clone();
+            async move {
+                c.find(Locator::Id("bisect-status")).await.unwrap().text().await.unwrap() != "running"
+            }
+        })
+        .await;
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        std::fs::write(screenshots().join("bisection-cancelled.png"), c.screenshot().await.unwrap()).unwrap();
+        // Cancelling what no longer runs: refused with why.
+        let v = c
+            .execute_async(
+                "fetch(arguments[0], {method: 'POST', headers: {'X-Csdci-Token': arguments[1]}})
+                   .then(r => r.json().then(j => arguments[2]([r.status, j.message])))",
+                vec![json!(format!("/api/v1/bisections/{slow}/cancel")), json!(TOKEN)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v[0], json!(400), "{v}");
+        c.close().await.unwrap();
+
+        // Resumable: the CLI goes on from the journal to the culprit.
+        let out = repo.csdci(&["bisect", "--resume", &slow.to_string(), "--json"]);
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
+        });
+        assert_eq!(out.status.code(), Some(0), "{r}");
+        assert_eq!(r["culprit"]["sha"], json!(shas[6]), "{r}");
+        let steps = Store::open_read_only(&repo.data).unwrap().bisect_steps(slow, false).unwrap();
+        assert!(steps.len() > steps_before, "the resumed journal goes on ({steps_before} → {})", steps.len());
+        assert!(
+            steps.iter().any(|s| s.status == "interrupted"),
+            "the cancelled run is journalled as interrupted: {:?}",
+            steps.iter().map(|s| &s.status).collect::<Vec<_>>()
+        );
+    });
+}

@@ -57,6 +57,13 @@ pub struct Args {
     )]
     pub on_timeout: OnTimeoutArg,
 
+    /// With --run: run up to W tests at once, each in a checkout of its own
+    /// (a parallel bisection: each round the engine picks W runs, several
+    /// commits or repeats of one, that together tell most; fewer rounds).
+    #[arg(long, value_name = "W", requires = "run",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_guests: Option<u32>,
+
     /// The test is deterministic: run each commit once, as `git bisect run`
     /// does (with the journal, --resume, skips and the revert check); results
     /// that contradict each other end the bisection as inconclusive.
@@ -95,6 +102,18 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// After the culprit, validate that REV fixes it (as `csdci demo` does):
+    /// run REV --fix-runs times with the same test and say what no failure
+    /// proves at the regression's failure rate; kept with the bisection
+    /// (its dashboard page shows it).
+    #[arg(long, value_name = "REV")]
+    pub validate_fix: Option<String>,
+
+    /// Runs of the --validate-fix commit.
+    #[arg(long, value_name = "K", default_value_t = 5, requires = "validate_fix",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub fix_runs: u32,
+
     /// How the QEMU pipeline tests a commit (when --run is not given).
     #[command(flatten)]
     pub pipeline: super::run::RunArgs,
@@ -107,7 +126,7 @@ pub struct Args {
     /// error), testing as it was started; only --confidence and --max-runs
     /// may be changed.
     #[arg(long, value_name = "ID", conflicts_with_all = [
-        "revs", "good", "run", "timeout", "deterministic", "predicate", "verify_bad",
+        "revs", "good", "run", "timeout", "max_guests", "deterministic", "predicate", "verify_bad",
         "first_parent", "no_revert_check", "tree", "RunArgs", "LabArgs",
     ])]
     pub resume: Option<i64>,
@@ -182,6 +201,7 @@ fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
                     OnTimeoutArg::Skip => OnTimeout::Skip,
                     OnTimeoutArg::Abort => OnTimeout::Abort,
                 },
+                max_guests: args.max_guests.filter(|&w| w > 1),
             })
         }
         None => {
@@ -291,10 +311,50 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
     let r = service::drive(&store, id, &mut before, &draw.sink());
     draw.finish();
     let r = r?;
+    let fix = match &args.validate_fix {
+        Some(rev) => {
+            let draw = Draw::new(format!("csdci bisect #{id} fix: "), Out::Stderr);
+            let v = crate::service::fix::validate_bisection(
+                &store,
+                id,
+                rev,
+                args.fix_runs,
+                &draw.sink(),
+                &mut |line: &str| draw.line(line),
+            );
+            draw.finish();
+            Some(v?)
+        }
+        None => None,
+    };
     if args.json {
-        emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
+        let mut v = serde_json::to_value(&r).unwrap_or_default();
+        if let (Some(f), Some(o)) = (&fix, v.as_object_mut()) {
+            o.insert(
+                "fix_validation".into(),
+                serde_json::to_value(f).unwrap_or_default(),
+            );
+        }
+        emit(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
     } else {
         emit(&report::render(&r));
+        if let Some(f) = &fix {
+            emit(&format!(
+                "Fix validation ({}): {} failures in {} runs => per-run failure rate < {:.2} at 95%; \
+                 the regression failed {:.0}% of runs, so an unfixed kernel would pass all {} with probability {:.1e}: {}\n",
+                crate::events::short(&f.commit),
+                f.fails,
+                f.runs,
+                f.failure_rate_upper_95,
+                f.regression_failure_rate * 100.0,
+                f.runs,
+                f.p_pass_if_unfixed,
+                if f.passed { "FIXED" } else { "NOT FIXED" }
+            ));
+        }
+    }
+    if fix.as_ref().is_some_and(|f| !f.passed) {
+        return Ok(super::EXIT_FAILED);
     }
     Ok(exit_code(&r))
 }

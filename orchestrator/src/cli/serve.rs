@@ -4,6 +4,12 @@
 //! schedule and logs one line when a night fires and one when it ends (with
 //! each branch's status), on standard error like every csdci log line.
 //!
+//! With `--listen` it serves the dashboard; with `--token-file` too, the
+//! dashboard's actions start bisections and runs in threads of this process
+//! ([`crate::service::work`]) and cancel them or the scheduler's nights; all
+//! of them share the `--max-guests` guest slots, and SIGTERM stops them with
+//! the nights (each is waited for before exit).
+//!
 //! When `--jobs` holds `kind: bot` files, a thread beside the scheduler
 //! polls them (see [`crate::bot::serve`]); `--no-bot` turns it off. A
 //! directory with bot jobs and no nightly job runs the bot alone.

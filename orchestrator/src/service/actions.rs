@@ -224,6 +224,7 @@ impl Actions {
                         cmd,
                         timeout_s: timeout,
                         on_timeout: OnTimeout::Abort,
+                        max_guests: None,
                     },
                     predicate,
                 )
@@ -231,8 +232,8 @@ impl Actions {
                 if timeout.is_some() {
                     return Err(usage("--timeout: only with a test command"));
                 }
-                Self::is_kernel(&tree)?;
                 let spec = spec_from_form(base, &f.spec)?;
+                Self::is_kernel(&tree)?;
                 let predicate = spec.predicate.clone();
                 (TesterSpec::Local { spec }, predicate)
             };
@@ -294,15 +295,15 @@ impl Actions {
             return Err(usage("commit: give the commit or revision to test"));
         }
         let job = self.job(&f.job)?;
-        let tree = self.tree(&f.tree, job.as_ref())?;
-        Self::is_kernel(&tree)?;
-        let commit = crate::vcs::resolve(&tree, rev).map_err(|e| usage(format!("commit: {e}")))?;
         let base = job
             .as_ref()
             .and_then(|j| j.cells.first())
             .map(|c| c.spec.clone())
             .unwrap_or_default();
         let spec = spec_from_form(base, &f.spec)?;
+        let tree = self.tree(&f.tree, job.as_ref())?;
+        Self::is_kernel(&tree)?;
+        let commit = crate::vcs::resolve(&tree, rev).map_err(|e| usage(format!("commit: {e}")))?;
         let data_dir = self.data_dir.clone();
         let guests = self.work.guests();
         let key = Key::Run(self.work.next_serial());

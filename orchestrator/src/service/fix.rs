@@ -121,6 +121,68 @@ pub fn validate_and_record(
     Ok(v)
 }
 
+/// Validates `rev` as the fix of finished bisection `id`'s culprit: `runs`
+/// runs with the tester the bisection used, against the failure rate its
+/// report measured; stores the result with the bisection (`csdci bisect
+/// --validate-fix REV`).
+pub fn validate_bisection(
+    store: &Store,
+    id: i64,
+    rev: &str,
+    runs: u32,
+    events: &crate::events::Sink,
+    progress: &mut dyn FnMut(&str),
+) -> crate::Result<FixValidation> {
+    use crate::bisect::Error as BisectError;
+    let b = store.bisect_get(id)?.ok_or(BisectError::NotFound(id))?;
+    let report: crate::bisect::Report = b
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "--validate-fix: bisection #{id} has not finished; there is no culprit to validate a fix of"
+            ))
+        })?;
+    let Some(culprit) = report
+        .culprit
+        .as_ref()
+        .filter(|_| report.status == "culprit")
+    else {
+        return Err(crate::Error::Usage(format!(
+            "--validate-fix: bisection #{id} named no culprit ({}); there is nothing a fix could fix",
+            report.status
+        )));
+    };
+    let repo = std::path::PathBuf::from(&b.repo);
+    let commit = crate::vcs::resolve(&repo, rev)
+        .map_err(|e| crate::Error::Usage(format!("--validate-fix: {e}")))?;
+    if commit == culprit.sha {
+        return Err(crate::Error::Usage(format!(
+            "--validate-fix {rev}: that is the culprit itself"
+        )));
+    }
+    let _lock = crate::bisect::driver::lock(store, id)?;
+    let spec = crate::service::bisect::tester_of(store, id)?;
+    let mut tester = spec.build(
+        &crate::testers::Context {
+            data_dir: store.data_dir(),
+            id,
+            repo: &repo,
+        },
+        events.clone(),
+    )?;
+    validate_and_record(
+        store,
+        id,
+        tester.as_mut(),
+        &commit,
+        runs,
+        report.fail_rate,
+        progress,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
