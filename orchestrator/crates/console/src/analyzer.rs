@@ -11,6 +11,7 @@ use crate::csd::{self, CsdEvent, CsdTracker};
 use crate::oops::{self, TABLE};
 use crate::prefix::{self, Context};
 use crate::report::{self, clean_line};
+use crate::span::Span;
 use crate::{Analysis, Finding, FindingKind, ScfErrors, ScfStats, Verdict, scf, title};
 
 /// Longest line kept whole; longer lines are split (a console cut mid-line, or
@@ -108,6 +109,14 @@ fn group_of(line: &[u8]) -> Option<usize> {
     None
 }
 
+/// Where a line lies in the console: its first byte and the byte just past
+/// it (its newline included, when the console has one).
+#[derive(Clone, Copy, Debug)]
+struct Pos {
+    start: u64,
+    end: u64,
+}
+
 /// A crash report being collected until it can be titled.
 struct Capture {
     /// Index into `findings`; `None` while a report that may be no crash (see
@@ -123,16 +132,39 @@ struct Capture {
     raw: Vec<u8>,
     /// Lines in `raw`.
     lines: usize,
+    /// Console byte offset of the first line.
+    start_byte: u64,
+    /// Console line where the first line ends (the next one when a mailer
+    /// wrapped it), and the byte just past it.
+    first_end: (u64, u64),
+    /// Offsets in `raw` of newlines the analyzer added (to cut overlong lines).
+    synthetic: Vec<usize>,
+    /// Console line where another finding starts: the report ends before.
+    cut: Option<u64>,
 }
 
 impl Capture {
+    /// The report's last console line and the byte just past it, from its
+    /// last line in `raw` (index, and offset just past it).
+    fn end(&self, (idx, raw_end): (usize, usize)) -> (u64, u64) {
+        let (tail, first_end) = self.first_end;
+        if idx == 0 {
+            return (tail, first_end);
+        }
+        let first_len = memchr::memchr(b'\n', &self.raw).map_or(self.raw.len(), |p| p + 1);
+        let added = self.synthetic.iter().filter(|&&o| o < raw_end).count();
+        let bytes = raw_end.saturating_sub(first_len).saturating_sub(added);
+        (tail + idx as u64, first_end + bytes as u64)
+    }
+
     /// Room left, in bytes and lines.
     fn full(&self) -> bool {
         self.lines > CAPTURE_LINES || self.raw.len() >= CAPTURE_BYTES
     }
 
-    /// Appends whole lines, up to the limits.
-    fn push(&mut self, seg: &[u8]) {
+    /// Appends whole lines, up to the limits; `seg` starts at console byte
+    /// `base` and no line of it ends past `limit`.
+    fn push(&mut self, seg: &[u8], base: u64, limit: u64) {
         if self.full() || seg.is_empty() {
             return;
         }
@@ -146,6 +178,10 @@ impl Capture {
         }
         let part = &seg[..take];
         self.lines += memchr::memchr_iter(b'\n', part).count();
+        if take == seg.len() && base + seg.len() as u64 > limit {
+            // The newline ending `seg` is not in the console.
+            self.synthetic.push(self.raw.len() + take - 1);
+        }
         self.raw.extend_from_slice(part);
         if take < seg.len() {
             // Mark full.
@@ -171,6 +207,13 @@ pub struct Analyzer {
     last_line: Vec<u8>,
     /// Lock id of each CSD finding, in the order of those findings.
     csd_finding_ids: Vec<u64>,
+    /// Console byte offset of the next line to process (bytes the analyzer
+    /// adds, the newline of a cut line, are not counted).
+    pos: u64,
+    /// Console byte offset of the last line seen (see `last_line`).
+    last_line_start: u64,
+    /// The CSD report being followed to its end: its finding, lock id and span.
+    csd_span: Option<(usize, u64, Span)>,
 }
 
 /// Bytes kept of the last line; longer lines are never wrapped ones.
@@ -199,6 +242,9 @@ impl Analyzer {
             vm_disconnected: false,
             last_line: Vec::new(),
             csd_finding_ids: Vec::new(),
+            pos: 0,
+            last_line_start: 0,
+            csd_span: None,
         }
     }
 
@@ -240,7 +286,7 @@ impl Analyzer {
                     line.push(b'\n');
                 }
                 // Already at most MAX_LINE bytes of content.
-                self.lines_block(&line);
+                self.lines_block(&line, !complete);
                 self.partial = line;
                 self.partial.clear();
             }
@@ -251,13 +297,13 @@ impl Analyzer {
     /// split exactly as they are when they arrive in pieces.
     fn block(&mut self, block: &[u8]) {
         if block.len() <= MAX_LINE || !may_have_long_line(block) {
-            return self.lines_block(block);
+            return self.lines_block(block, false);
         }
         let mut start = 0; // first byte not yet processed
         let mut line_start = 0;
         for nl in memchr::memchr_iter(b'\n', block) {
             if nl - line_start >= MAX_LINE {
-                self.lines_block(&block[start..line_start]);
+                self.lines_block(&block[start..line_start], false);
                 let mut content = &block[line_start..nl];
                 let mut piece = Vec::with_capacity(MAX_LINE + 1);
                 loop {
@@ -265,7 +311,8 @@ impl Analyzer {
                     piece.clear();
                     piece.extend_from_slice(&content[..take]);
                     piece.push(b'\n');
-                    self.lines_block(&piece);
+                    // The last piece's newline is the line's own.
+                    self.lines_block(&piece, take == MAX_LINE);
                     content = &content[take..];
                     if take < MAX_LINE {
                         break;
@@ -275,11 +322,15 @@ impl Analyzer {
             }
             line_start = nl + 1;
         }
-        self.lines_block(&block[start..]);
+        self.lines_block(&block[start..], false);
     }
 
-    /// Processes newline-terminated lines of normal length.
-    fn lines_block(&mut self, block: &[u8]) {
+    /// Processes newline-terminated lines of normal length; `synthetic`: the
+    /// block is one line whose newline the analyzer added (not in the console).
+    fn lines_block(&mut self, block: &[u8], synthetic: bool) {
+        let base = self.pos;
+        // Console bytes of the block.
+        let limit = base + block.len() as u64 - u64::from(synthetic && !block.is_empty());
         let mut seg = 0;
         while seg < block.len() {
             let Some(m) = TRIGGERS.find(&block[seg..]) else {
@@ -292,21 +343,31 @@ impl Analyzer {
             let le = memchr::memchr(b'\n', &block[at..])
                 .map(|p| at + p + 1)
                 .unwrap_or(block.len());
-            self.plain(&block[seg..ls]);
+            self.plain(&block[seg..ls], base + seg as u64, limit);
+            let at = Pos {
+                start: base + ls as u64,
+                end: (base + le as u64).min(limit),
+            };
             if ls > 0 {
                 let ps = memchr::memrchr(b'\n', &block[..ls - 1])
                     .map(|p| p + 1)
                     .unwrap_or(0);
                 let prev = &block[ps..ls - 1];
-                self.interesting(&block[ls..le], &prev[..prev.len().min(LAST_LINE)]);
+                let prev_start = base + ps as u64;
+                self.interesting(
+                    &block[ls..le],
+                    at,
+                    &prev[..prev.len().min(LAST_LINE)],
+                    prev_start,
+                );
             } else {
                 let prev = std::mem::take(&mut self.last_line);
-                self.interesting(&block[ls..le], &prev);
+                self.interesting(&block[ls..le], at, &prev, self.last_line_start);
                 self.last_line = prev;
             }
             seg = le;
         }
-        self.plain(&block[seg..]);
+        self.plain(&block[seg..], base + seg as u64, limit);
         // Remember the last line for the next block.
         let body = block.strip_suffix(b"\n").unwrap_or(block);
         if !block.is_empty() {
@@ -315,19 +376,64 @@ impl Analyzer {
             self.last_line.clear();
             self.last_line
                 .extend_from_slice(&last[..last.len().min(LAST_LINE)]);
+            self.last_line_start = base + ls as u64;
         }
+        self.pos = limit;
     }
 
-    /// Lines without any trigger: counted, and kept by open captures.
-    fn plain(&mut self, seg: &[u8]) {
+    /// Lines without any trigger: counted, and kept by open captures; `seg`
+    /// starts at console byte `base`, no line of it ends past `limit`.
+    fn plain(&mut self, seg: &[u8], base: u64, limit: u64) {
         if seg.is_empty() {
             return;
         }
         self.lines += count_newlines(seg);
         for c in &mut self.open {
-            c.push(seg);
+            c.push(seg, base, limit);
         }
+        self.follow_csd(seg, base, limit);
         self.close_full();
+    }
+
+    /// Feeds lines to the CSD report being followed; an ended one is done.
+    fn follow_csd(&mut self, seg: &[u8], base: u64, limit: u64) {
+        if let Some((_, _, s)) = &mut self.csd_span {
+            s.push(seg, base, limit);
+            if s.ended {
+                self.end_csd_span(None);
+            }
+        }
+    }
+
+    /// Stops following the CSD report (before line `before`, when given) and
+    /// records where it ends.
+    fn end_csd_span(&mut self, before: Option<u64>) {
+        if let Some((i, _, mut s)) = self.csd_span.take()
+            && let Some(f) = self.findings.get_mut(i)
+        {
+            if let Some(l) = before {
+                s.end_before(l);
+            }
+            f.last_line = s.last_line;
+            f.end_byte = s.end_byte;
+        }
+    }
+
+    /// Line `line_no` of context `ctx` starts another finding: the reports
+    /// followed so far end before it.
+    fn end_spans(&mut self, ctx: &Context, line_no: u64) {
+        for c in &mut self.open {
+            if c.cut.is_none() && !(c.ctx.is_caller() && ctx.is_caller() && *ctx != c.ctx) {
+                c.cut = Some(line_no);
+            }
+        }
+        if self
+            .csd_span
+            .as_ref()
+            .is_some_and(|(_, _, s)| s.ended_by(ctx))
+        {
+            self.end_csd_span(Some(line_no));
+        }
     }
 
     fn close_full(&mut self) {
@@ -342,8 +448,9 @@ impl Analyzer {
         }
     }
 
-    /// A line with a trigger literal; `prev` is the line before it.
-    fn interesting(&mut self, raw: &[u8], prev: &[u8]) {
+    /// A line with a trigger literal, at console bytes `at`; `prev` is the
+    /// line before it, starting at console byte `prev_start`.
+    fn interesting(&mut self, raw: &[u8], at: Pos, prev: &[u8], prev_start: u64) {
         self.lines += 1;
         let line_no = self.lines;
         let body = raw.strip_suffix(b"\n").unwrap_or(raw);
@@ -380,28 +487,39 @@ impl Analyzer {
                 }
             }
         }
-        for c in &mut self.open {
-            c.push(raw);
+        // The closing "---[ end Kernel panic - not syncing: ... ]---" repeats the panic.
+        let group = group.filter(|_| crate::find::find(line, b"---[ end ").is_none());
+        if group.is_some() {
+            // A wrapped first line starts on the line before.
+            let first = line_no - u64::from(joined.is_some());
+            self.end_spans(&prefix::context(line), first);
         }
+        for c in &mut self.open {
+            c.push(raw, at.start, at.end);
+        }
+        self.follow_csd(raw, at.start, at.end);
         self.close_full();
-        if let Some(g) = group
-            // The closing "---[ end Kernel panic - not syncing: ... ]---" repeats the panic.
-            && crate::find::find(line, b"---[ end ").is_none()
-        {
+        if let Some(g) = group {
             match &joined {
                 // The report starts on the previous line, of which this is the tail.
                 Some(j) => {
                     let mut r = j.clone();
                     r.push(b'\n');
-                    self.report_start(g, j, &r, line_no - 1);
+                    let first = Pos {
+                        start: prev_start,
+                        end: at.end,
+                    };
+                    self.report_start(g, j, &r, (line_no - 1, line_no), first);
                 }
-                None => self.report_start(g, line, raw, line_no),
+                None => self.report_start(g, line, raw, (line_no, line_no), at),
             }
         }
         if crate::find::find(line, PANIC_LINE).is_some() {
             self.panicked = true;
         }
         let text = String::from_utf8_lossy(line);
+        let at_line = at;
+        let mut lctx: Option<Context> = None;
         // Glued lines may carry several CSD messages.
         let mut from = 0;
         while let Some(p) = text[from..].find(CSD) {
@@ -410,11 +528,12 @@ impl Analyzer {
                 .find(CSD)
                 .map(|q| at + CSD.len() + q)
                 .unwrap_or(text.len());
-            self.csd_line(&text[at..end], line_no);
+            let ctx = lctx.get_or_insert_with(|| prefix::context(line));
+            self.csd_line(&text[at..end], line_no, at_line, ctx);
             from = end;
         }
         if text.contains(SCF) || text.contains(SCF_ERRORS) {
-            self.scf_line(&text, line_no);
+            self.scf_line(&text, line_no, at_line);
         }
         if text.contains(MEM_ORDER) {
             self.scf.memory_ordering_failures += 1;
@@ -425,10 +544,12 @@ impl Analyzer {
                 .filter(|s| !s.is_empty())
                 .map(|f| format!("scftorture: Memory-ordering failure in {f}"))
                 .unwrap_or_else(|| "scftorture: Memory-ordering failure".into());
+            self.end_spans(&prefix::context(line), line_no);
             self.add(
                 FindingKind::MemoryOrdering,
                 || title::normalize(&what),
                 line_no,
+                at_line,
                 None,
                 None,
             );
@@ -438,12 +559,14 @@ impl Analyzer {
         }
     }
 
-    /// Records a finding; returns its index when kept.
+    /// Records a finding starting on line `line`, at console bytes `at` (its
+    /// first line; a span may move its end later); returns its index when kept.
     fn add(
         &mut self,
         kind: FindingKind,
         title: impl FnOnce() -> String,
         line: u64,
+        at: Pos,
         cpu: Option<u32>,
         task: Option<String>,
     ) -> Option<usize> {
@@ -456,6 +579,9 @@ impl Analyzer {
             kind,
             title: title(),
             line,
+            last_line: line,
+            start_byte: at.start,
+            end_byte: at.end,
             cpu,
             task,
             corrupted: false,
@@ -464,7 +590,16 @@ impl Analyzer {
         Some(self.findings.len() - 1)
     }
 
-    fn report_start(&mut self, group: usize, line: &[u8], raw: &[u8], line_no: u64) {
+    /// A report of table group `group` starts on lines `lines` (first, last:
+    /// two lines when a mailer wrapped it), at console bytes `at`.
+    fn report_start(
+        &mut self,
+        group: usize,
+        line: &[u8],
+        raw: &[u8],
+        (line_no, tail): (u64, u64),
+        at: Pos,
+    ) {
         let g = &TABLE[group];
         let finding = if report::may_be_noise(group, line) {
             // Added when titled, if it is a crash after all.
@@ -476,7 +611,7 @@ impl Analyzer {
                     .map(|p| title::normalize(&text[p..]))
                     .unwrap_or_else(|| title::normalize(&text))
             };
-            let Some(idx) = self.add(g.kind, provisional, line_no, None, None) else {
+            let Some(idx) = self.add(g.kind, provisional, line_no, at, None, None) else {
                 return;
             };
             self.findings[idx].crash_report = true;
@@ -493,13 +628,23 @@ impl Analyzer {
             ctx: prefix::context(line),
             raw: Vec::with_capacity(4096),
             lines: 0,
+            start_byte: at.start,
+            first_end: (tail, at.end),
+            synthetic: Vec::new(),
+            cut: None,
         };
-        c.push(raw);
+        c.push(raw, at.start, at.end);
         self.open.push(c);
     }
 
-    /// Adds the finding of a capture that waited for its title, in console order.
-    fn insert_finding(&mut self, c: &Capture, t: &report::Titled) -> Option<usize> {
+    /// Adds the finding of a capture that waited for its title, in console order;
+    /// `end`: its last line and the byte just past it.
+    fn insert_finding(
+        &mut self,
+        c: &Capture,
+        t: &report::Titled,
+        end: (u64, u64),
+    ) -> Option<usize> {
         *self.counts.entry(t.kind).or_default() += 1;
         if self.findings.len() >= MAX_FINDINGS {
             self.dropped += 1;
@@ -513,12 +658,20 @@ impl Analyzer {
                 *i += 1;
             }
         }
+        if let Some((i, _, _)) = &mut self.csd_span
+            && *i >= at
+        {
+            *i += 1;
+        }
         self.findings.insert(
             at,
             Finding {
                 kind: t.kind,
                 title: String::new(),
                 line: c.line,
+                last_line: end.0,
+                start_byte: c.start_byte,
+                end_byte: end.1,
                 cpu: None,
                 task: None,
                 corrupted: false,
@@ -530,14 +683,19 @@ impl Analyzer {
 
     /// Titles a closed capture and updates its finding.
     fn title(&mut self, c: Capture) {
-        let (text, first_wrapped) = report::report_text_wrapped(&c.raw, &c.ctx);
+        // Lines of the capture from the one where another finding starts.
+        let cut = c.cut.map_or(usize::MAX, |l| {
+            usize::try_from(l.saturating_sub(c.first_end.0)).unwrap_or(usize::MAX)
+        });
+        let (text, first_wrapped, last) = report::report_text_end(&c.raw, &c.ctx, cut);
+        let end = c.end(last);
         let t = report::describe(c.group, &text);
         // A wrapped line's fragment that shows no evidence of a crash is none.
         let crash = t.evidence || !first_wrapped;
         let idx = match c.finding {
             Some(i) => i,
             None if !crash => return,
-            None => match self.insert_finding(&c, &t) {
+            None => match self.insert_finding(&c, &t, end) {
                 Some(i) => i,
                 None => return,
             },
@@ -552,20 +710,32 @@ impl Analyzer {
         }
         f.kind = t.kind;
         f.title = t.title;
+        (f.last_line, f.end_byte) = end;
         f.corrupted = t.corrupted;
         f.cpu = cpu;
         f.task = task;
     }
 
-    fn csd_line(&mut self, text: &str, line_no: u64) {
+    /// A CSD message on line `line_no` (console bytes `at`, context `ctx`).
+    fn csd_line(&mut self, text: &str, line_no: u64, at: Pos, ctx: &Context) {
         let Some(ev) = csd::parse(text) else { return };
         let waiting = matches!(ev, CsdEvent::Waiting { .. });
         let id = match &ev {
-            CsdEvent::Waiting { id, .. } => *id,
-            _ => 0,
+            CsdEvent::Waiting { id, .. }
+            | CsdEvent::State { id, .. }
+            | CsdEvent::Resent { id }
+            | CsdEvent::Unstuck { id } => *id,
         };
         let new = self.csd.record(ev);
+        // The report followed so far goes on with messages about its lock and
+        // ends with one about another.
+        match &mut self.csd_span {
+            Some((_, sid, s)) if *sid == id => s.extend(line_no, at.end),
+            Some(_) => self.end_csd_span(Some(line_no)),
+            None => {}
+        }
         if new && waiting {
+            self.end_spans(ctx, line_no);
             let (cpu, func) = match self.csd.get(id) {
                 Some(g) => (g.waiter_cpu, g.func.clone()),
                 None => (None, None),
@@ -579,12 +749,15 @@ impl Analyzer {
                     FindingKind::CsdLock,
                     || title::normalize(&title),
                     line_no,
+                    at,
                     cpu,
                     None,
                 )
                 .is_some()
             {
                 self.csd_finding_ids.push(id);
+                let i = self.findings.len() - 1;
+                self.csd_span = Some((i, id, Span::new(ctx.clone(), line_no, at.end)));
             }
         }
     }
@@ -617,7 +790,8 @@ impl Analyzer {
         }
     }
 
-    fn scf_line(&mut self, text: &str, line_no: u64) {
+    /// A scftorture line on line `line_no`, at console bytes `at`.
+    fn scf_line(&mut self, text: &str, line_no: u64, at: Pos) {
         let l = scf::parse(text);
         if l.start {
             self.scf.started = true;
@@ -640,6 +814,7 @@ impl Analyzer {
                 FindingKind::ScftortureFailure,
                 || "scftorture: error counters (!!!)".into(),
                 line_no,
+                at,
                 None,
                 None,
             );
@@ -650,6 +825,7 @@ impl Analyzer {
                     FindingKind::ScftortureFailure,
                     || "scftorture: End of test: FAILURE".into(),
                     line_no,
+                    at,
                     None,
                     None,
                 );
@@ -689,11 +865,13 @@ impl Analyzer {
         if !self.partial.is_empty() {
             let mut line = std::mem::take(&mut self.partial);
             line.push(b'\n');
-            self.block(&line);
+            // Shorter than MAX_LINE; its newline is not in the console.
+            self.lines_block(&line, true);
         }
         for c in std::mem::take(&mut self.open) {
             self.title(c);
         }
+        self.end_csd_span(None);
         let csd = self.csd.finish();
         self.retitle_csd(&csd);
         let failed = self.scf.result.as_deref() == Some("FAILURE");

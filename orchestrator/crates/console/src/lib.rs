@@ -35,6 +35,7 @@ pub mod oops;
 pub mod prefix;
 pub mod report;
 pub mod scf;
+mod span;
 pub mod stack;
 pub mod title;
 mod who;
@@ -123,6 +124,18 @@ pub struct Finding {
     pub title: String,
     /// 1-based line number in the console where the finding starts.
     pub line: u64,
+    /// 1-based line number where it ends: the end of its stack trace, its
+    /// `---[ end trace`, registers, the last line of a CSD report. 0 in
+    /// findings written before positions were reported (read them as `line`).
+    #[serde(default)]
+    pub last_line: u64,
+    /// Byte offset in the console of the finding's first line.
+    #[serde(default)]
+    pub start_byte: u64,
+    /// Byte offset just past its last line (newline included); 0 when not
+    /// reported (findings written by older versions).
+    #[serde(default)]
+    pub end_byte: u64,
     /// CPU the report names, when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,

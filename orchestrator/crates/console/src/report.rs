@@ -77,6 +77,16 @@ pub fn report_text(raw: &[u8], ctx: &Context) -> String {
 
 /// [`report_text`], and whether the report's first line was wrapped (a fragment).
 pub fn report_text_wrapped(raw: &[u8], ctx: &Context) -> (String, bool) {
+    let (text, wrapped, _) = report_text_end(raw, ctx, usize::MAX);
+    (text, wrapped)
+}
+
+/// [`report_text_wrapped`], and where the report ends in `raw`: the index of its
+/// last line and the offset just past that line (see [`crate::span`] for what
+/// belongs to a report). Lines from index `cut` on (where another finding
+/// starts) never do.
+pub fn report_text_end(raw: &[u8], ctx: &Context, cut: usize) -> (String, bool, (usize, usize)) {
+    let mut end = crate::span::End::new(raw);
     let mut first_wrapped = false;
     let mut text = String::with_capacity(raw.len().min(1 << 16));
     let mut lines = raw.split(|&b| b == b'\n');
@@ -87,12 +97,16 @@ pub fn report_text_wrapped(raw: &[u8], ctx: &Context) -> (String, bool) {
     let mut first = true;
     // The previous raw line, when its text was kept (a wrapped tail joins it).
     let mut prev: Option<Vec<u8>> = None;
-    for line in &mut lines {
-        let line = clean_line(line);
+    for (idx, raw_line) in (&mut lines).enumerate() {
+        let line = clean_line(raw_line);
+        if idx >= cut {
+            end.stop();
+        }
         if !first
             && let Some(p) = &prev
             && prefix::is_wrapped_tail(p, &line)
         {
+            end.wrapped_tail(idx, raw_line);
             first_wrapped |= !text[..text.len() - 1].contains('\n');
             text.pop();
             text.push(' ');
@@ -108,6 +122,9 @@ pub fn report_text_wrapped(raw: &[u8], ctx: &Context) -> (String, bool) {
             prefix::context(&line)
         };
         let (stripped, questionable) = prefix::strip(&line, &lctx);
+        if idx > 0 {
+            end.line(idx, raw_line, ctx, &lctx, stripped, questionable);
+        }
         if first {
             if crate::find::find(&line, b"BUG: KMSAN:").is_some() {
                 min_lines = 16;
@@ -142,7 +159,7 @@ pub fn report_text_wrapped(raw: &[u8], ctx: &Context) -> (String, bool) {
         text.push('\n');
         prev = Some(line.into_owned());
     }
-    (text, first_wrapped)
+    (text, first_wrapped, end.last())
 }
 
 /// Per-group set of single-line title patterns, to find candidates in one pass.
