@@ -17,7 +17,6 @@ use crate::service::work::{Key, Work};
 use crate::spec::{RunSpec, parse_memory};
 use crate::store::Store;
 use crate::testers::TesterSpec;
-use crate::testers::command::OnTimeout;
 
 fn usage(m: impl Into<String>) -> crate::Error {
     crate::Error::Usage(m.into())
@@ -81,6 +80,17 @@ pub fn spec_from_form(base: RunSpec, f: &SpecForm) -> crate::Result<RunSpec> {
     let s = s.absolute()?;
     s.validate()?;
     Ok(s)
+}
+
+/// A `--run`-style tester, made through its stored (serde) form so that a
+/// field the spec gains with a default keeps that default.
+fn command_tester(cmd: &str, timeout_s: Option<u64>) -> crate::Result<TesterSpec> {
+    serde_json::from_value(serde_json::json!({
+        "kind": "command",
+        "cmd": cmd,
+        "timeout_s": timeout_s,
+    }))
+    .map_err(|e| usage(format!("command: {e}")))
 }
 
 /// What the dashboard's actions start and stop.
@@ -219,15 +229,7 @@ impl Actions {
                     "" => "any".to_string(),
                     p => p.to_string(),
                 };
-                (
-                    TesterSpec::Command {
-                        cmd,
-                        timeout_s: timeout,
-                        on_timeout: OnTimeout::Abort,
-                        max_guests: None,
-                    },
-                    predicate,
-                )
+                (command_tester(&cmd, timeout)?, predicate)
             } else {
                 if timeout.is_some() {
                     return Err(usage("--timeout: only with a test command"));
