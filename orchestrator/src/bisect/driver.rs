@@ -985,13 +985,7 @@ pub fn run_locked(
             tip_check,
             inconsistent: d.inconsistent.clone(),
             deterministic: d.settings.deterministic,
-            first_finding_line: &|run| {
-                store
-                    .first_finding(run)
-                    .ok()
-                    .flatten()
-                    .map(|f| f.first_line)
-            },
+            first_finding: &|run| store.first_finding(run).ok().flatten(),
         })
     })();
     match outcome {

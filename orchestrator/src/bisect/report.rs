@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::short;
 use crate::store::bisect::Step;
+use crate::store::findings::StoredFinding;
 use crate::vcs::graph::{CommitInfo, Graph};
 
 /// One tested commit.
@@ -128,7 +129,8 @@ pub struct FirstFailure {
     pub commit: String,
     /// Log path.
     pub log: String,
-    /// Its last lines (or the lines around the first finding).
+    /// Its first finding's lines with a few lines of context (else the
+    /// console's last lines).
     pub excerpt: Vec<String>,
 }
 
@@ -226,26 +228,59 @@ pub struct Input<'a> {
     pub inconsistent: Option<String>,
     /// `--deterministic`.
     pub deterministic: bool,
-    /// The console line of a recorded run's first finding, from the store.
-    pub first_finding_line: &'a dyn Fn(i64) -> Option<u64>,
+    /// A recorded run's first finding, with its position, from the store.
+    pub first_finding: &'a dyn Fn(i64) -> Option<StoredFinding>,
 }
 
-/// The lines of `log` around its first finding (line `first`, as the store
-/// has it: the console is never analysed again), else its last 20 lines.
-fn excerpt(log: &str, first: Option<u64>) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(log) else {
+/// Context lines quoted before and after a finding.
+const CONTEXT: usize = 5;
+/// Lines of a finding quoted at most.
+const FINDING_LINES: usize = 60;
+/// Lines quoted from a run whose first finding's end is not stored.
+const FROM_FIRST_LINE: usize = 30;
+/// Last lines quoted from a run without findings.
+const TAIL: usize = 20;
+
+/// The lines of `log` of its first finding as the store has it (the console is
+/// never analysed again): its byte range read with a few lines of context
+/// around; for runs stored before positions were, the lines from its first
+/// line; without a finding, the console's last lines. Reads a few KiB
+/// whatever the console's size.
+fn excerpt(log: &str, first: Option<&StoredFinding>) -> Vec<String> {
+    let Ok(mut f) = std::fs::File::open(log) else {
         return Vec::new();
     };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    let (from, to) = match first {
-        Some(line) => {
-            let l = (line as usize).saturating_sub(1).min(lines.len());
-            (l.saturating_sub(5), (l + 30).min(lines.len()))
-        }
-        None => (lines.len().saturating_sub(20), lines.len()),
+    let got = match first {
+        Some(fd) => match fd.bytes() {
+            Some(r) => {
+                csdci_console::excerpt::around(&mut f, r, CONTEXT, FINDING_LINES).map(|e| e.all())
+            }
+            None => from_line(f, fd.first_line),
+        },
+        None => csdci_console::excerpt::tail(&mut f, TAIL),
     };
-    lines[from..to].iter().map(|l| l.to_string()).collect()
+    got.unwrap_or_default()
+}
+
+/// Lines `first - CONTEXT ..` of a console, read line by line (runs stored
+/// without byte positions).
+fn from_line(f: std::fs::File, first: u64) -> std::io::Result<Vec<String>> {
+    use std::io::BufRead;
+    let from = first.saturating_sub(CONTEXT as u64).max(1);
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
+        let line = line?;
+        let n = n as u64 + 1;
+        if n < from {
+            continue;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        out.push(String::from_utf8_lossy(line).into_owned());
+        if out.len() >= CONTEXT + FROM_FIRST_LINE {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Builds the report.
@@ -339,7 +374,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
                         first_failure = Some(FirstFailure {
                             commit: s.commit.clone(),
                             log: log.clone(),
-                            excerpt: excerpt(log, s.run_id.and_then(i.first_finding_line)),
+                            excerpt: excerpt(log, s.run_id.and_then(i.first_finding).as_ref()),
                         });
                     }
                 }
@@ -656,22 +691,55 @@ pub fn render(r: &Report) -> String {
 mod tests {
     use super::*;
 
+    fn stored(first_line: u64, last_line: Option<u64>, bytes: Option<(u64, u64)>) -> StoredFinding {
+        StoredFinding {
+            ordinal: 0,
+            kind: "soft_lockup".into(),
+            title: "BUG: soft lockup in f".into(),
+            first_line,
+            last_line,
+            start_byte: bytes.map(|b| b.0),
+            end_byte: bytes.map(|b| b.1),
+            cpu: None,
+            task: None,
+            corrupted: false,
+            crash_report: true,
+        }
+    }
+
     #[test]
-    fn excerpt_is_around_the_stored_first_finding_else_the_tail() {
+    fn excerpt_is_the_stored_first_finding_with_context_else_the_tail() {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("console.log");
         let text: String = (1..=200).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(&log, text).unwrap();
+        std::fs::write(&log, &text).unwrap();
         let log = log.to_string_lossy();
-        let around = excerpt(&log, Some(100));
+        // Lines 100..=140 by their bytes: 5 lines before, the 41 lines, 5 after.
+        let start = text.find("line 100\n").unwrap() as u64;
+        let end = text.find("line 141\n").unwrap() as u64;
+        let around = excerpt(&log, Some(&stored(100, Some(140), Some((start, end)))));
         assert_eq!(around.first().map(String::as_str), Some("line 95"));
-        assert!(around.contains(&"line 100".to_string()));
-        assert_eq!(around.len(), 35);
+        assert_eq!(around.get(5).map(String::as_str), Some("line 100"));
+        assert!(around.contains(&"line 140".to_string()));
+        assert_eq!(around.last().map(String::as_str), Some("line 145"));
+        assert_eq!(around.len(), 51);
+        // Stored before positions: from its first line.
+        let old = excerpt(&log, Some(&stored(100, None, None)));
+        assert_eq!(old.first().map(String::as_str), Some("line 95"));
+        assert_eq!(old.len(), 35);
         let tail = excerpt(&log, None);
         assert_eq!(tail.first().map(String::as_str), Some("line 181"));
         assert_eq!(tail.last().map(String::as_str), Some("line 200"));
-        // A stale line number past the end gives the end, never a panic.
-        assert!(excerpt(&log, Some(10_000)).len() <= 35);
+        // A stale position past the end gives little or nothing, never a panic.
+        assert!(excerpt(&log, Some(&stored(10_000, None, None))).is_empty());
+        assert!(
+            excerpt(
+                &log,
+                Some(&stored(10_000, Some(10_001), Some((90_000, 90_100))))
+            )
+            .len()
+                <= 5
+        );
     }
 
     #[test]

@@ -19,13 +19,16 @@ pub struct StoredFinding {
     pub title: String,
     /// 1-based console line where the finding starts.
     pub first_line: u64,
-    /// 1-based console line where it ends (not reported by the analyzer yet).
+    /// 1-based console line where it ends (NULL for runs stored before the
+    /// analyzer reported it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_line: Option<u64>,
-    /// Byte offset in the console log where it starts (not reported yet).
+    /// Byte offset in the console log where its first line starts (NULL for
+    /// runs stored before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_byte: Option<u64>,
-    /// Byte offset just past its end (not reported yet).
+    /// Byte offset just past its last line, newline included (NULL for runs
+    /// stored before).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_byte: Option<u64>,
     /// CPU the report names.
@@ -41,25 +44,45 @@ pub struct StoredFinding {
 }
 
 impl StoredFinding {
-    /// The analyzer's findings (in their order) as rows.
+    /// The analyzer's findings (in their order) as rows, with their positions
+    /// (none for findings of an older analyzer, read back from JSON without
+    /// them: their `end_byte` is 0).
     pub fn from_console(findings: &[csdci_console::Finding]) -> Vec<StoredFinding> {
         findings
             .iter()
             .enumerate()
-            .map(|(i, f)| StoredFinding {
-                ordinal: u32::try_from(i).unwrap_or(u32::MAX),
-                kind: f.kind.as_str().to_string(),
-                title: f.title.clone(),
-                first_line: f.line,
-                last_line: None,
-                start_byte: None,
-                end_byte: None,
-                cpu: f.cpu,
-                task: f.task.clone(),
-                corrupted: f.corrupted,
-                crash_report: f.crash_report,
+            .map(|(i, f)| {
+                let known = f.end_byte > f.start_byte;
+                StoredFinding {
+                    ordinal: u32::try_from(i).unwrap_or(u32::MAX),
+                    kind: f.kind.as_str().to_string(),
+                    title: f.title.clone(),
+                    first_line: f.line,
+                    last_line: known.then_some(f.last_line.max(f.line)),
+                    start_byte: known.then_some(f.start_byte),
+                    end_byte: known.then_some(f.end_byte),
+                    cpu: f.cpu,
+                    task: f.task.clone(),
+                    corrupted: f.corrupted,
+                    crash_report: f.crash_report,
+                }
             })
             .collect()
+    }
+
+    /// Its last line: the first when not known (runs stored before positions).
+    pub fn last_line_or_first(&self) -> u64 {
+        self.last_line
+            .unwrap_or(self.first_line)
+            .max(self.first_line)
+    }
+
+    /// Its byte range in the console, when stored.
+    pub fn bytes(&self) -> Option<std::ops::Range<u64>> {
+        match (self.start_byte, self.end_byte) {
+            (Some(s), Some(e)) if e > s => Some(s..e),
+            _ => None,
+        }
     }
 }
 
@@ -188,6 +211,23 @@ mod tests {
         assert_eq!(stored[0].kind, "csd_lock");
         assert_eq!(stored[0].first_line, 2);
         assert_eq!(stored[1].first_line, 3);
+        // Positions: the byte range of each finding is its lines.
+        for f in &stored {
+            let r = f.bytes().expect("positions stored");
+            let text = std::str::from_utf8(&console[r.start as usize..r.end as usize]).unwrap();
+            assert_eq!(
+                text.lines().count() as u64,
+                f.last_line_or_first() - f.first_line + 1
+            );
+            assert!(text.ends_with('\n'));
+        }
+        assert!(stored[0].bytes().unwrap().start > 0);
+        assert!(stored[1].title.contains("soft lockup"), "{stored:?}");
+        assert!(
+            std::str::from_utf8(&console[stored[1].bytes().unwrap().start as usize..])
+                .unwrap()
+                .contains("BUG: soft lockup")
+        );
         assert_eq!(store.first_finding(id).unwrap(), Some(rows[0].clone()));
         // Nothing for a run that found nothing, or an unknown one.
         let clean = store.insert_run(&new_run()).unwrap();
@@ -202,6 +242,37 @@ mod tests {
             .unwrap();
         assert!(store.run_findings(clean).unwrap().is_empty());
         assert_eq!(store.first_finding(999).unwrap(), None);
+    }
+
+    /// Findings read back from the JSON of an older analyzer (no positions)
+    /// are stored with NULL positions and read as one line.
+    #[test]
+    fn findings_without_positions_store_nulls() {
+        let old: Vec<csdci_console::Finding> = serde_json::from_str(
+            r#"[{"kind":"warning","title":"WARNING in f","line":7,"corrupted":false,"crash_report":true}]"#,
+        )
+        .unwrap();
+        let rows = StoredFinding::from_console(&old);
+        assert_eq!(
+            (rows[0].last_line, rows[0].start_byte, rows[0].end_byte),
+            (None, None, None)
+        );
+        assert_eq!(rows[0].last_line_or_first(), 7);
+        assert_eq!(rows[0].bytes(), None);
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let id = store.insert_run(&new_run()).unwrap();
+        store
+            .finish_run(
+                id,
+                &Finish {
+                    verdict: "failed".into(),
+                    console_findings: rows.clone(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(store.run_findings(id).unwrap(), rows);
     }
 
     /// The run's finish and its findings are one transaction: when the

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 mod analyzer;
 pub mod corpus;
 pub mod csd;
+pub mod excerpt;
 mod find;
 pub mod oops;
 pub mod prefix;
