@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use csdci_bisect::{Conclusion, Config, Engine, Obs, Step as EngineStep, StopReason};
+use csdci_bisect::{BatchStep, Conclusion, Config, Engine, Obs, Step as EngineStep, StopReason};
 use serde::{Deserialize, Serialize};
 
 use super::report::{self, Report};
@@ -12,7 +12,7 @@ use super::{Error, Predicate};
 use crate::events::{Event, Events, short};
 use crate::store::Store;
 use crate::store::bisect::{BisectLock, Finish, NewBisection, PosteriorRow, Step};
-use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
+use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
 use crate::vcs::graph::Graph;
 use crate::vcs::revert::{Revert, revert_on_tip};
 
@@ -258,6 +258,8 @@ struct Driver<'a> {
     /// The commit the tester has prepared now, and its artifact id.
     prepared: Option<(String, Option<String>)>,
     infra_streak: u32,
+    /// In a parallel bisection: the commits prepared for the round before.
+    ready: HashSet<String>,
     /// With `--deterministic`: why the results contradict each other, once they do.
     inconsistent: Option<String>,
 }
@@ -453,6 +455,13 @@ impl Driver<'_> {
             .as_ref()
             .map(|p| p.0.clone())
             .unwrap_or_else(|| commit.to_string());
+        let step = self.start_run(kind, commit, attempt)?;
+        let report = tester.run_once(&physical, attempt);
+        self.finish_run(step, kind, commit, attempt, report)
+    }
+
+    /// Announces a run and journals its start; returns the step's id.
+    fn start_run(&mut self, kind: &str, commit: &str, attempt: u32) -> crate::Result<i64> {
         let done = self
             .store
             .bisect_steps(self.id, true)?
@@ -474,10 +483,23 @@ impl Driver<'_> {
             leader_p,
             candidates,
         });
-        let step = self
+        Ok(self
             .store
-            .bisect_step_start(self.id, kind, commit, Some(attempt))?;
-        let report = match tester.run_once(&physical, attempt) {
+            .bisect_step_start(self.id, kind, commit, Some(attempt))?)
+    }
+
+    /// Journals the result of the run started as `step`: the tester's error
+    /// as an infrastructure failure (an abort ends the bisection, the step
+    /// left unfinished), a report as what it showed.
+    fn finish_run(
+        &mut self,
+        step: i64,
+        kind: &str,
+        commit: &str,
+        attempt: u32,
+        report: crate::Result<RunReport>,
+    ) -> crate::Result<Option<(i64, &'static str)>> {
+        let report = match report {
             Ok(r) => r,
             Err(e) if Self::is_abort(&e) => return Err(e),
             Err(e) => {
@@ -655,6 +677,173 @@ impl Driver<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// One round of a parallel bisection with `workers` testers: the engine's
+    /// batch, its commits prepared one after another (an untestable or noop
+    /// commit, or an infrastructure failure, sends the round back to the
+    /// engine), then its runs at once ([`Tester::run_batch`]), each journalled
+    /// as it would be alone: started before the batch, finished with its own
+    /// result, so a kill mid-round loses only the unfinished runs.
+    fn batch_step(
+        &mut self,
+        tester: &mut dyn Tester,
+        workers: usize,
+    ) -> crate::Result<Option<(Stage, Conclusion)>> {
+        let steps = self.store.bisect_steps(self.id, true)?;
+        let stage = self.stage(&steps)?;
+        let runs = match stage.engine.next_batch(workers) {
+            BatchStep::Done(c) => return Ok(Some((stage, c))),
+            BatchStep::Test { runs } => runs,
+        };
+        if self.settings.deterministic
+            && let Some(&again) = runs.iter().find(|&&i| stage.engine.counts(i).0 > 0)
+        {
+            let (best, confidence) = stage.engine.best();
+            self.inconsistent = Some(format!(
+                "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
+                short(&stage.candidates[again])
+            ));
+            return Ok(Some((
+                stage,
+                Conclusion {
+                    candidates: best,
+                    confidence,
+                    reason: StopReason::NothingToTest,
+                },
+            )));
+        }
+        let mut distinct = runs.clone();
+        distinct.dedup();
+        let commits: Vec<String> = distinct
+            .iter()
+            .map(|&i| stage.candidates[i].clone())
+            .collect();
+        // Commits of the round before that this one runs again stay prepared.
+        self.ready.retain(|c| commits.contains(c));
+        let artifacts: HashMap<String, String> = steps
+            .iter()
+            .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
+            .filter_map(|s| s.artifact_id.clone().map(|a| (s.commit.clone(), a)))
+            .collect();
+        let run: HashSet<&str> = steps
+            .iter()
+            .filter(|s| counted_run(s))
+            .map(|s| s.commit.as_str())
+            .collect();
+        let among: Vec<String> = stage
+            .candidates
+            .iter()
+            .filter(|c| run.contains(c.as_str()))
+            .cloned()
+            .collect();
+        for commit in &commits {
+            if self.ready.contains(commit) {
+                continue;
+            }
+            match self.prepare(tester, "build", commit, &among, &artifacts)? {
+                Some((_, None)) => {
+                    self.ready.insert(commit.clone());
+                }
+                // Untestable, infra, or a noop commit: let the engine decide anew.
+                _ => return Ok(None),
+            }
+        }
+        let (best, p) = stage.engine.best();
+        self.leader = (
+            match best.as_slice() {
+                [i] => Some(stage.candidates[*i].clone()),
+                _ => None,
+            },
+            p,
+            stage.candidates.len(),
+        );
+        self.say(format!(
+            "round of {} run{} on {} commit{} at once",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            commits.len(),
+            if commits.len() == 1 { "" } else { "s" }
+        ));
+        let mut requests = Vec::with_capacity(runs.len());
+        let mut started = Vec::with_capacity(runs.len());
+        let mut again: HashMap<usize, u32> = HashMap::new();
+        for &i in &runs {
+            let commit = stage.candidates[i].clone();
+            let before = steps
+                .iter()
+                .filter(|s| s.commit == commit && counted_run(s))
+                .count() as u32;
+            let k = again.entry(i).or_insert(0);
+            let attempt = before + *k;
+            *k += 1;
+            let step = self.start_run("run", &commit, attempt)?;
+            requests.push(RunRequest {
+                commit: commit.clone(),
+                attempt,
+            });
+            started.push((step, commit, attempt));
+        }
+        let mut results: Vec<Option<crate::Result<RunReport>>> =
+            tester.run_batch(&requests).into_iter().map(Some).collect();
+        results.resize_with(started.len(), || {
+            Some(Err(crate::Error::Usage(
+                "the tester returned fewer results than runs asked for".into(),
+            )))
+        });
+        // Infrastructure failures first, then the runs that worked: one run
+        // that worked in the round ends the streak of failures.
+        let infra = |r: &crate::Result<RunReport>| match r {
+            Ok(r) => matches!(r.outcome, RunOutcome::Infra { .. }),
+            Err(e) => !Self::is_abort(e),
+        };
+        let mut order: Vec<usize> = (0..started.len()).collect();
+        order.sort_by_key(|&k| !results[k].as_ref().is_some_and(infra));
+        let (mut abort, mut infra_err, mut hard) = (None, None, None);
+        let mut last = None;
+        for k in order {
+            let (step, commit, attempt) = &started[k];
+            let Some(result) = results[k].take() else {
+                continue;
+            };
+            match result {
+                Err(e) if Self::is_abort(&e) => {
+                    abort.get_or_insert(e);
+                }
+                result => match self.finish_run(*step, "run", commit, *attempt, result) {
+                    Ok(Some(done)) => {
+                        infra_err = None;
+                        last = last.max(Some(done.0));
+                    }
+                    Ok(None) => {}
+                    Err(e @ crate::Error::Bisect(Error::Infra { .. })) => {
+                        infra_err.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        hard.get_or_insert(e);
+                    }
+                },
+            }
+        }
+        if let Some(step) = last {
+            let steps = self.store.bisect_steps(self.id, true)?;
+            let stage = self.stage(&steps)?;
+            self.journal_posterior(step, &stage)?;
+            let (best, conf) = stage.engine.best();
+            if let [i] = best.as_slice()
+                && conf >= 0.5
+            {
+                self.say(format!(
+                    "most likely culprit {} ({:.1}%)",
+                    short(&stage.candidates[*i]),
+                    conf * 100.0
+                ));
+            }
+        }
+        match abort.or(hard).or(infra_err) {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 
     /// Runs that make a failure of a still-bad kernel likely at 99%, at the
@@ -899,6 +1088,7 @@ pub fn run_locked(
         leader: (None, 0.0, 0),
         prepared: None,
         infra_streak: 0,
+        ready: HashSet::new(),
         inconsistent: None,
     };
     let outcome = (|| -> crate::Result<Report> {
@@ -921,7 +1111,13 @@ pub fn run_locked(
                     Turn::Later => {}
                 }
             }
-            if let Some((stage, c)) = d.step(tester)? {
+            let workers = tester.workers();
+            let step = if workers > 1 {
+                d.batch_step(tester, workers)?
+            } else {
+                d.step(tester)?
+            };
+            if let Some((stage, c)) = step {
                 break Ending::Concluded(stage, c);
             }
         };

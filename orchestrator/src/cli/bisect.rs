@@ -57,6 +57,13 @@ pub struct Args {
     )]
     pub on_timeout: OnTimeoutArg,
 
+    /// With --run: run up to W tests at once, each in a checkout of its own
+    /// (a parallel bisection: each round the engine picks W runs, several
+    /// commits or repeats of one, that together tell most; fewer rounds).
+    #[arg(long, value_name = "W", requires = "run",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_guests: Option<u32>,
+
     /// The test is deterministic: run each commit once, as `git bisect run`
     /// does (with the journal, --resume, skips and the revert check); results
     /// that contradict each other end the bisection as inconclusive.
@@ -119,7 +126,7 @@ pub struct Args {
     /// error), testing as it was started; only --confidence and --max-runs
     /// may be changed.
     #[arg(long, value_name = "ID", conflicts_with_all = [
-        "revs", "good", "run", "timeout", "deterministic", "predicate", "verify_bad",
+        "revs", "good", "run", "timeout", "max_guests", "deterministic", "predicate", "verify_bad",
         "first_parent", "no_revert_check", "tree", "RunArgs", "LabArgs",
     ])]
     pub resume: Option<i64>,
@@ -194,6 +201,7 @@ fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
                     OnTimeoutArg::Skip => OnTimeout::Skip,
                     OnTimeoutArg::Abort => OnTimeout::Abort,
                 },
+                max_guests: args.max_guests.filter(|&w| w > 1),
             })
         }
         None => {

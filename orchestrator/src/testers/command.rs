@@ -3,6 +3,9 @@
 //! 1..=124: bad; 126 or 127 (the command was not found or is not executable),
 //! 128 or more (or killed by a signal): abort.
 //!
+//! With `--max-guests W` a round's runs go at once, each in a worktree of its
+//! own (all in csdci's mirror of the repository).
+//!
 //! The command runs in its own process group under a guardian shell (see
 //! [`crate::process_group`]): when it ends, when it runs past its timeout, when
 //! csdci is asked to stop (SIGINT/SIGTERM: the run ends as interrupted, the
@@ -16,7 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::process_group::{self, Group};
-use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
+use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
 use crate::vcs::worktree::Worktree;
 
 /// What a run that exceeds its timeout means (never "bad").
@@ -29,11 +32,29 @@ pub enum OnTimeout {
     Abort,
 }
 
-/// Runs a shell command per test.
+/// One csdci-owned worktree and the commit checked out in it.
+struct Slot {
+    worktree: Worktree,
+    head: Option<String>,
+    /// When it was last prepared or run (a counter): the least recently used
+    /// slot takes the next commit.
+    used: u64,
+}
+
+/// A run in progress.
+struct Running {
+    group: Group,
+    log: PathBuf,
+    start: Instant,
+    commit: String,
+}
+
+/// Runs a shell command per test, in up to `workers` worktrees at once.
 pub struct CommandTester {
     cmd: String,
     repo: PathBuf,
-    worktree: Worktree,
+    slots: Vec<Slot>,
+    clock: u64,
     log_dir: PathBuf,
     timeout: Option<(Duration, OnTimeout)>,
 }
@@ -49,10 +70,33 @@ impl CommandTester {
         Ok(CommandTester {
             cmd: cmd.to_string(),
             repo: repo.to_path_buf(),
-            worktree,
+            slots: vec![Slot {
+                worktree,
+                head: None,
+                used: 0,
+            }],
+            clock: 0,
             log_dir: log_dir.to_path_buf(),
             timeout: None,
         })
+    }
+
+    /// Runs up to `workers` commands at once (`--max-guests`), each in its own
+    /// worktree beside the first (`<worktree>-w1`, `-w2`, ...), all in csdci's
+    /// mirror of the repository.
+    pub fn with_workers(mut self, workers: usize) -> crate::Result<Self> {
+        let first = self.slots[0].worktree.path().to_path_buf();
+        for k in self.slots.len()..workers.max(1) {
+            let mut name = first.file_name().unwrap_or_default().to_os_string();
+            name.push(format!("-w{k}"));
+            let worktree = Worktree::ensure(&self.repo, &first.with_file_name(name))?;
+            self.slots.push(Slot {
+                worktree,
+                head: None,
+                used: 0,
+            });
+        }
+        Ok(self)
     }
 
     /// Kills a run after `timeout` (its whole process group) and counts it as
@@ -61,6 +105,160 @@ impl CommandTester {
         self.timeout = Some((timeout, on_timeout));
         self
     }
+
+    /// Checks `commit` out in slot `k` (unless it is there already).
+    fn checkout(&mut self, k: usize, commit: &str) -> crate::Result<()> {
+        self.clock += 1;
+        let slot = &mut self.slots[k];
+        slot.used = self.clock;
+        if slot.head.as_deref() != Some(commit) {
+            slot.head = None;
+            slot.worktree.checkout(commit)?;
+            slot.head = Some(commit.to_string());
+        }
+        Ok(())
+    }
+
+    /// The slot holding `commit` among `free`, else the least recently used
+    /// of them.
+    fn pick(&self, commit: &str, free: &[usize]) -> Option<usize> {
+        free.iter()
+            .copied()
+            .find(|&k| self.slots[k].head.as_deref() == Some(commit))
+            .or_else(|| free.iter().copied().min_by_key(|&k| self.slots[k].used))
+    }
+
+    /// Starts one run of `commit` in slot `k`.
+    fn spawn(&mut self, k: usize, commit: &str, attempt: u32) -> crate::Result<Running> {
+        self.checkout(k, commit)?;
+        let short = crate::events::short(commit);
+        let log = self.log_dir.join(format!("{short}-{attempt}.log"));
+        let out = File::create(&log).map_err(|e| crate::Error::io(&log, e))?;
+        let err = out.try_clone().map_err(|e| crate::Error::io(&log, e))?;
+        let start = Instant::now();
+        let mut cmd = process_group::command("csdci-run", "sh");
+        cmd.arg("-c")
+            .arg(&self.cmd)
+            .current_dir(self.slots[k].worktree.path())
+            .env("CSDCI_COMMIT", commit)
+            .env("CSDCI_ATTEMPT", attempt.to_string())
+            .env("CSDCI_REPO", &self.repo)
+            .env("CSDCI_WORKER", k.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let group = Group::spawn(&mut cmd).map_err(|e| crate::Error::io("sh", e))?;
+        Ok(Running {
+            group,
+            log,
+            start,
+            commit: commit.to_string(),
+        })
+    }
+
+    /// A run that ran past its timeout (already killed).
+    fn timed_out(&self, r: Running) -> crate::Result<RunReport> {
+        let (timeout, on_timeout) = self.timeout.expect("a deadline passed");
+        let what = format!("timed out after {}", seconds(timeout));
+        match on_timeout {
+            OnTimeout::Skip => Ok(RunReport {
+                outcome: RunOutcome::Skip { reason: what },
+                analysis: None,
+                console_log: Some(r.log),
+                run_id: None,
+                seconds: r.start.elapsed().as_secs_f64(),
+            }),
+            OnTimeout::Abort => Err(crate::bisect::Error::Aborted {
+                commit: r.commit,
+                status: what,
+                log: r.log,
+            }
+            .into()),
+        }
+    }
+
+    /// Waits for `runs` (polling every 50 ms), each until it ends or runs past
+    /// its timeout; on SIGINT/SIGTERM the unfinished ones are killed and end
+    /// as interrupted. One result per run, in order.
+    fn wait_all(&mut self, runs: Vec<crate::Result<Running>>) -> Vec<crate::Result<RunReport>> {
+        let mut runs: Vec<Option<crate::Result<Running>>> = runs.into_iter().map(Some).collect();
+        let mut out: Vec<Option<crate::Result<RunReport>>> = runs.iter().map(|_| None).collect();
+        loop {
+            let interrupted = crate::interrupt::interrupted();
+            let mut pending = false;
+            for (slot, result) in runs.iter_mut().zip(out.iter_mut()) {
+                let Some(run) = slot.take() else { continue };
+                let mut r = match run {
+                    Ok(r) => r,
+                    Err(e) => {
+                        *result = Some(Err(e));
+                        continue;
+                    }
+                };
+                match r.group.try_wait() {
+                    Ok(Some(status)) => *result = Some(finished(r, status)),
+                    Ok(None) if interrupted => {
+                        let _ = r.group.kill();
+                        *result = Some(Err(crate::Error::Interrupted));
+                    }
+                    Ok(None) => {
+                        let late = self.timeout.is_some_and(|(t, _)| r.start.elapsed() >= t);
+                        if late {
+                            let _ = r.group.kill();
+                            *result = Some(self.timed_out(r));
+                        } else {
+                            *slot = Some(Ok(r));
+                            pending = true;
+                        }
+                    }
+                    Err(e) => *result = Some(Err(crate::Error::io("sh", e))),
+                }
+            }
+            if !pending {
+                return out
+                    .into_iter()
+                    .map(|r| r.unwrap_or(Err(crate::Error::Interrupted)))
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The report of a run that ended with `status`, or the end of the
+/// bisection when the status says so (126, 127, 128 or more, a signal).
+fn finished(r: Running, status: std::process::ExitStatus) -> crate::Result<RunReport> {
+    drop(r.group);
+    let seconds = r.start.elapsed().as_secs_f64();
+    let outcome = match status.code() {
+        Some(0) => RunOutcome::Pass,
+        Some(125) => RunOutcome::Skip {
+            reason: "--run command exited 125".into(),
+        },
+        Some(1..=124) => RunOutcome::Fail,
+        code => {
+            let status = match code {
+                Some(c @ (126 | 127)) => {
+                    format!("exit {c}: command not found or not executable")
+                }
+                Some(c) => format!("exit {c}"),
+                None => "killed by a signal".to_string(),
+            };
+            return Err(crate::bisect::Error::Aborted {
+                commit: r.commit,
+                status,
+                log: r.log,
+            }
+            .into());
+        }
+    };
+    Ok(RunReport {
+        outcome,
+        analysis: None,
+        console_log: Some(r.log),
+        run_id: None,
+        seconds,
+    })
 }
 
 /// `N s` for a timeout: whole seconds without a fraction.
@@ -77,91 +275,74 @@ impl Tester for CommandTester {
         if crate::interrupt::interrupted() {
             return Err(crate::Error::Interrupted);
         }
-        self.worktree.checkout(commit)?;
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let k = self.pick(commit, &all).unwrap_or(0);
+        self.checkout(k, commit)?;
         Ok(Prepared::Ready { artifact_id: None })
     }
 
     fn run_once(&mut self, commit: &str, attempt: u32) -> crate::Result<RunReport> {
-        if crate::interrupt::interrupted() {
-            return Err(crate::Error::Interrupted);
+        let mut out = self.run_batch(&[RunRequest {
+            commit: commit.to_string(),
+            attempt,
+        }]);
+        out.pop().unwrap_or(Err(crate::Error::Interrupted))
+    }
+
+    fn workers(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Runs every request at once, each in a worktree of its own (a commit
+    /// run twice gets two), in waves of [`Tester::workers`] when there are
+    /// more.
+    fn run_batch(&mut self, runs: &[RunRequest]) -> Vec<crate::Result<RunReport>> {
+        let mut out = Vec::with_capacity(runs.len());
+        for wave in runs.chunks(self.slots.len()) {
+            if crate::interrupt::interrupted() {
+                out.extend(wave.iter().map(|_| Err(crate::Error::Interrupted)));
+                continue;
+            }
+            // Requests first take the slots that hold their commit, then the
+            // least recently used of the rest.
+            let mut free: Vec<usize> = (0..self.slots.len()).collect();
+            let mut slot_of: Vec<Option<usize>> = vec![None; wave.len()];
+            for (i, r) in wave.iter().enumerate() {
+                if let Some(pos) = free
+                    .iter()
+                    .position(|&k| self.slots[k].head.as_deref() == Some(r.commit.as_str()))
+                {
+                    slot_of[i] = Some(free.remove(pos));
+                }
+            }
+            for (i, r) in wave.iter().enumerate() {
+                if slot_of[i].is_none() {
+                    let wanted = |k: usize| {
+                        wave.iter()
+                            .any(|w| self.slots[k].head.as_deref() == Some(w.commit.as_str()))
+                    };
+                    let k = free
+                        .iter()
+                        .copied()
+                        .filter(|&k| !wanted(k))
+                        .min_by_key(|&k| self.slots[k].used)
+                        .or_else(|| self.pick(&r.commit, &free));
+                    if let Some(k) = k {
+                        free.retain(|&x| x != k);
+                        slot_of[i] = Some(k);
+                    }
+                }
+            }
+            let started: Vec<crate::Result<Running>> = wave
+                .iter()
+                .zip(&slot_of)
+                .map(|(r, k)| match k {
+                    Some(k) => self.spawn(*k, &r.commit, r.attempt),
+                    None => Err(crate::Error::Interrupted),
+                })
+                .collect();
+            out.extend(self.wait_all(started));
         }
-        let short = crate::events::short(commit);
-        let log = self.log_dir.join(format!("{short}-{attempt}.log"));
-        let out = File::create(&log).map_err(|e| crate::Error::io(&log, e))?;
-        let err = out.try_clone().map_err(|e| crate::Error::io(&log, e))?;
-        let start = Instant::now();
-        let mut cmd = process_group::command("csdci-run", "sh");
-        cmd.arg("-c")
-            .arg(&self.cmd)
-            .current_dir(self.worktree.path())
-            .env("CSDCI_COMMIT", commit)
-            .env("CSDCI_ATTEMPT", attempt.to_string())
-            .env("CSDCI_REPO", &self.repo)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let mut group = Group::spawn(&mut cmd).map_err(|e| crate::Error::io("sh", e))?;
-        let deadline = self.timeout.map(|(t, _)| start + t);
-        let waited = group.wait_while(|| {
-            !crate::interrupt::interrupted() && deadline.is_none_or(|d| Instant::now() < d)
-        });
-        let status = match waited {
-            Ok(Some(status)) => status,
-            Ok(None) => {
-                let _ = group.kill();
-                if crate::interrupt::interrupted() {
-                    return Err(crate::Error::Interrupted);
-                }
-                let (timeout, on_timeout) = self.timeout.expect("a deadline passed");
-                let what = format!("timed out after {}", seconds(timeout));
-                return match on_timeout {
-                    OnTimeout::Skip => Ok(RunReport {
-                        outcome: RunOutcome::Skip { reason: what },
-                        analysis: None,
-                        console_log: Some(log),
-                        run_id: None,
-                        seconds: start.elapsed().as_secs_f64(),
-                    }),
-                    OnTimeout::Abort => Err(crate::bisect::Error::Aborted {
-                        commit: commit.to_string(),
-                        status: what,
-                        log,
-                    }
-                    .into()),
-                };
-            }
-            Err(e) => return Err(crate::Error::io("sh", e)),
-        };
-        drop(group);
-        let seconds = start.elapsed().as_secs_f64();
-        let outcome = match status.code() {
-            Some(0) => RunOutcome::Pass,
-            Some(125) => RunOutcome::Skip {
-                reason: "--run command exited 125".into(),
-            },
-            Some(1..=124) => RunOutcome::Fail,
-            code => {
-                let status = match code {
-                    Some(c @ (126 | 127)) => {
-                        format!("exit {c}: command not found or not executable")
-                    }
-                    Some(c) => format!("exit {c}"),
-                    None => "killed by a signal".to_string(),
-                };
-                return Err(crate::bisect::Error::Aborted {
-                    commit: commit.to_string(),
-                    status,
-                    log,
-                }
-                .into());
-            }
-        };
-        Ok(RunReport {
-            outcome,
-            analysis: None,
-            console_log: Some(log),
-            run_id: None,
-            seconds,
-        })
+        out
     }
 }

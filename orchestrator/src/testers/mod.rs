@@ -102,6 +102,10 @@ pub enum TesterSpec {
         /// What a timeout means.
         #[serde(default = "abort", skip_serializing_if = "is_abort")]
         on_timeout: OnTimeout,
+        /// Runs at once (`--max-guests`), each in a worktree of its own;
+        /// absent: one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_guests: Option<u32>,
     },
     /// The QEMU pipeline on this host.
     #[serde(alias = "qemu")]
@@ -153,13 +157,15 @@ impl TesterSpec {
                 cmd,
                 timeout_s,
                 on_timeout,
+                max_guests,
             } => {
                 let wt = ctx
                     .data_dir
                     .join("worktrees")
                     .join(format!("bisect-{}", ctx.id));
                 let logs = ctx.data_dir.join("bisect").join(ctx.id.to_string());
-                let mut t = command::CommandTester::new(ctx.repo, &wt, &logs, cmd)?;
+                let mut t = command::CommandTester::new(ctx.repo, &wt, &logs, cmd)?
+                    .with_workers(max_guests.unwrap_or(1) as usize)?;
                 if let Some(s) = timeout_s {
                     t = t.with_timeout(std::time::Duration::from_secs(*s), *on_timeout);
                 }
@@ -218,7 +224,8 @@ mod tests {
             TesterSpec::Command {
                 cmd: "./t.sh".into(),
                 timeout_s: None,
-                on_timeout: OnTimeout::Abort
+                on_timeout: OnTimeout::Abort,
+                max_guests: None,
             }
         );
         let q: TesterSpec = serde_json::from_str(

@@ -389,7 +389,7 @@ impl Engine {
         })
     }
 
-    fn testable(&self, i: usize) -> bool {
+    pub(crate) fn testable(&self, i: usize) -> bool {
         i + 1 < self.n && !self.untestable[i] && self.alias[i].is_none()
     }
 
@@ -435,7 +435,7 @@ impl Engine {
     /// The bad tip's verification: `Some(step)` while it is under way or when it
     /// failed, `None` once it is done (or off, or impossible: an untestable tip is
     /// trusted to be bad, as `git bisect` would).
-    fn verify_step(&self) -> Option<Step> {
+    pub(crate) fn verify_step(&self) -> Option<Step> {
         let tip = self.n - 1;
         let (runs, fails) = (self.runs[tip], self.fails[tip]);
         if self.cfg.verify_bad_runs == 0 || self.untestable[tip] {

@@ -14,14 +14,19 @@
 //! The engine's state is a pure function of its [`Config`] and the observations fed
 //! to it: replaying them (e.g. from a journal) rebuilds it exactly.
 //!
+//! [`Engine::next_batch`] chooses a round of several runs at once (W testers
+//! free): the batch whose joint outcome tells most about the culprit.
+//!
 //! The [`TimedEngine`] is the same search on failure-time evidence: a bad commit
 //! fails at a rate per second of workload, each run's length is chosen (and a run
 //! can be ended early) by information per guest-second, boot included.
 
+mod batch;
 mod engine;
 mod posterior;
 pub mod sim;
 mod timed;
 
+pub use batch::BatchStep;
 pub use engine::{Conclusion, Config, Engine, Error, Obs, Step, StopReason};
 pub use timed::{TimedConfig, TimedEngine, TimedObs, TimedStep};

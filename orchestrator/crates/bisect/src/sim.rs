@@ -1,6 +1,7 @@
 //! Simulation: synthetic histories with a known culprit, flaky runs, false
 //! failures and untestable commits, and three policies to bisect them: the
 //! Bayesian [`Engine`], syzbot's fixed-runs policy and plain one-run bisection.
+//! [`batch`]: the engine with W testers, rounds of W runs at once.
 //! [`timed`]: the same on failure-time histories, costed in guest-seconds.
 
 use rand::Rng;
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use crate::{Config, Engine, Obs, Step};
 
+pub mod batch;
 pub mod timed;
 
 /// A synthetic history of `n` candidates with a known culprit.

@@ -1,11 +1,14 @@
 //! `csdci bench bisect-sim`: the Bayesian bisection policy against syzbot's
 //! fixed-runs policy and plain one-run bisection, on synthetic histories.
+//! `--workers`: rounds (wall-clock) and runs of parallel bisection with W
+//! testers against one.
 //! `--failure-time`: guest-seconds of today's per-run policy, syzbot's and the
 //! failure-time engine on histories of failure onsets with a boot overhead.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use csdci_bisect::sim::batch::{BatchOutcome, BatchSummary, simulate_batch, summarize_batch};
 use csdci_bisect::sim::timed::{
     Onset, TimedHistory, TimedOutcome, TimedPolicy, TimedSummary, simulate_timed, summarize_timed,
 };
@@ -57,6 +60,11 @@ pub struct Args {
     /// exponential only; below 1: heavier tails, more robust, longer clean runs).
     #[arg(long, value_delimiter = ',', value_name = "K,...")]
     pub shapes: Option<Vec<f64>>,
+    /// Parallel bisection instead: rounds (wall-clock, a round's runs go at
+    /// once) and total runs of the engine with W testers, for each W given
+    /// (default 1,2,4,8,16), against W = 1 at the same confidence.
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "W,...")]
+    pub workers: Option<Vec<usize>>,
 }
 
 /// One table row: a family of histories.
@@ -188,6 +196,9 @@ pub fn exec(_cli: &Cli, args: &Args) -> crate::Result<u8> {
     }
     if args.failure_time {
         return failure_time(args);
+    }
+    if let Some(w) = &args.workers {
+        return workers(args, w);
     }
     let start = std::time::Instant::now();
     let base = Config {
@@ -499,6 +510,185 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
             "MISSED"
         }
     );
+    println!("took {:.1} s", start.elapsed().as_secs_f64());
+    Ok(0)
+}
+
+/// One row of `--workers`: a family of histories and the engine's settings.
+struct WorkerRow {
+    label: &'static str,
+    p: f64,
+    max_false_fail: f64,
+    max_skip: f64,
+    cfg: Config,
+}
+
+/// `csdci bench bisect-sim --workers W,...`.
+fn workers(args: &Args, given: &[usize]) -> crate::Result<u8> {
+    let usage = |m: String| crate::Error::Usage(m);
+    let mut ws: Vec<usize> = if given.is_empty() {
+        vec![1, 2, 4, 8, 16]
+    } else {
+        given.to_vec()
+    };
+    if ws.contains(&0) {
+        return Err(usage("--workers: each W must be at least 1".into()));
+    }
+    ws.push(1);
+    ws.sort_unstable();
+    ws.dedup();
+    let start = std::time::Instant::now();
+    let base = Config {
+        confidence: args.confidence,
+        ..Config::default()
+    };
+    base.validate()
+        .map_err(|e| usage(format!("--confidence: {e}")))?;
+    let engine = if args.pipeline {
+        crate::bisect::for_pipeline(base)
+    } else {
+        base
+    };
+    let n = args.commits.unwrap_or(256);
+    let rows = [
+        WorkerRow {
+            label: "--deterministic",
+            p: 1.0,
+            max_false_fail: 0.0,
+            max_skip: 0.0,
+            cfg: crate::bisect::for_deterministic(engine.clone()),
+        },
+        WorkerRow {
+            label: "flake-aware",
+            p: 1.0,
+            max_false_fail: 0.0,
+            max_skip: 0.0,
+            cfg: engine.clone(),
+        },
+        WorkerRow {
+            label: "flake-aware",
+            p: 1.0,
+            max_false_fail: 0.02,
+            max_skip: 0.10,
+            cfg: engine.clone(),
+        },
+        WorkerRow {
+            label: "flake-aware",
+            p: 0.5,
+            max_false_fail: 0.0,
+            max_skip: 0.0,
+            cfg: engine.clone(),
+        },
+        WorkerRow {
+            label: "flake-aware",
+            p: 0.5,
+            max_false_fail: 0.02,
+            max_skip: 0.10,
+            cfg: engine.clone(),
+        },
+    ];
+    println!(
+        "bisect-sim --workers: N = {n}, {} trials per row and W, seed {}; engine confidence {}, as set up for {}",
+        args.trials,
+        args.seed,
+        args.confidence,
+        if args.pipeline {
+            "the QEMU pipeline"
+        } else {
+            "--run"
+        }
+    );
+    println!(
+        "rounds = wall-clock rounds (a round's runs go at once on W testers); runs = total runs; ×W1 = W = 1's mean over this W's"
+    );
+    println!(
+        "(eps, skip drawn uniformly up to the row's maximum; the same histories and seeds for every W)"
+    );
+    println!();
+    println!(
+        "{:>15} {:>4} {:>5} {:>5} {:>3} | {:>6} {:>7} {:>5} {:>7} {:>6} | {:>9} {:>8}",
+        "engine",
+        "p",
+        "eps≤",
+        "skip≤",
+        "W",
+        "acc",
+        "rounds",
+        "p95",
+        "runs",
+        "builds",
+        "rounds×W1",
+        "log_W+1 N"
+    );
+    let mut det_ok = true;
+    let mut flaky_ratio: Option<(f64, f64)> = None;
+    for (ri, row) in rows.iter().enumerate() {
+        let mut w1: Option<BatchSummary> = None;
+        for &w in &ws {
+            let seed = args.seed;
+            let outs: Vec<(History, BatchOutcome)> = par_trials(args.trials, |t| {
+                let base = seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add((ri as u64 + 100) << 32)
+                    .wrapping_add(t as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(base);
+                let ff = if row.max_false_fail > 0.0 {
+                    rng.random_range(0.0..=row.max_false_fail)
+                } else {
+                    0.0
+                };
+                let skip = if row.max_skip > 0.0 {
+                    rng.random_range(0.0..=row.max_skip)
+                } else {
+                    0.0
+                };
+                let h = History::random(&mut rng, n, row.p, ff, skip);
+                let mut r = ChaCha8Rng::seed_from_u64(base ^ (1 << 56));
+                let o = simulate_batch(&row.cfg, &h, w, &mut r);
+                (h, o)
+            });
+            let s = summarize_batch(outs.iter().map(|(h, o)| (h, o)));
+            let base = w1.get_or_insert_with(|| s.clone()).clone();
+            let ratio = base.mean_rounds / s.mean_rounds.max(1e-9);
+            let ideal = (n as f64).ln() / ((w + 1) as f64).ln();
+            println!(
+                "{:>15} {:>4.1} {:>4.0}% {:>4.0}% {:>3} | {:>5.1}% {:>7.1} {:>5} {:>7.1} {:>6.1} | {:>9.2} {:>8.2}",
+                row.label,
+                row.p,
+                row.max_false_fail * 100.0,
+                row.max_skip * 100.0,
+                w,
+                s.accuracy * 100.0,
+                s.mean_rounds,
+                s.p95_rounds,
+                s.mean_runs,
+                s.mean_builds,
+                ratio,
+                ideal
+            );
+            if ri == 0 && w > 1 {
+                // k-ary search: within one round of ⌈log_{W+1} N⌉ on average.
+                det_ok &= s.accuracy >= 1.0 && s.mean_rounds <= ideal.ceil() + 1.0;
+            }
+            if ri == rows.len() - 1 && w == 8 {
+                flaky_ratio = Some((ratio, s.accuracy.min(base.accuracy)));
+            }
+        }
+        println!();
+    }
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "target p = 1 (--deterministic): rounds ≈ log_(W+1) N (k-ary search; mean within ⌈log_(W+1) N⌉ + 1, exact answers): {}",
+        verdict(det_ok)
+    );
+    match flaky_ratio {
+        Some((r, acc)) => println!(
+            "target p = 0.5 (eps ≤ 2%, skip ≤ 10%): rounds fall ≥ 2.5× from W = 1 to W = 8 at accuracy ≥ 99%: {r:.2}× at {:.1}% ({})",
+            acc * 100.0,
+            verdict(r >= 2.5 && acc >= 0.99)
+        ),
+        None => println!("target p = 0.5: W = 8 not simulated (add it to --workers)"),
+    }
     println!("took {:.1} s", start.elapsed().as_secs_f64());
     Ok(0)
 }

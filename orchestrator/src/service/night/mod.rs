@@ -374,6 +374,7 @@ fn request(
                 cmd: cmd.clone(),
                 timeout_s: None,
                 on_timeout: OnTimeout::Abort,
+                max_guests: None,
             },
             false,
             "any".to_string(),
