@@ -520,6 +520,42 @@ fn dashboard_in_a_real_browser() {
         )
         .unwrap();
 
+        // A multi-line finding is highlighted first..last (its end marked),
+        // as the store has its positions; its stored byte offset opens the
+        // same window (the server finds the line without reading the log).
+        let stored = Store::open_read_only(&repo.data).unwrap().run_findings(big).unwrap();
+        let f = stored.iter().find(|f| f.first_line == line).expect("the linked finding");
+        let last = f.last_line.expect("its last line is stored");
+        assert!(last > line, "a multi-line finding: {f:?}");
+        let v = c
+            .execute(
+                "const [a, b] = arguments;
+                 const at = n => { const e = document.getElementById('L' + n);
+                                   return e ? {cls: e.className, f: e.getAttribute('data-finding')} : null; };
+                 const all = [];
+                 for (let n = a; n <= b; n++) all.push(at(n));
+                 return {first: at(a), last: at(b), after: at(b + 1), all: all};",
+                vec![json!(line), json!(last)],
+            )
+            .await
+            .unwrap();
+        let ord = json!(f.ordinal.to_string());
+        assert!(v["last"]["cls"].as_str().unwrap().contains("hit-last"), "{v}");
+        assert_eq!(v["last"]["f"], ord, "{v}");
+        assert!(v["first"]["cls"].as_str().unwrap().contains("hit-first"), "{v}");
+        assert!(
+            v["all"].as_array().unwrap().iter().all(|l| l["cls"].as_str().unwrap().contains("hit") && l["f"] == ord),
+            "every line of the finding is highlighted: {v}"
+        );
+        assert_ne!(v["after"]["f"], ord, "the line after is not the finding's: {v}");
+        c.goto(&format!("{base}/runs/{big}/console?byte={}", f.start_byte.unwrap()))
+            .await
+            .unwrap();
+        c.wait().for_element(Locator::Css(&format!("#L{line}.hit-first"))).await.unwrap();
+        let hash: String = c.execute("return location.hash", vec![]).await.unwrap().as_str().unwrap().into();
+        assert_eq!(hash, format!("#L{line}"));
+        assert!(js_errors(&c).await.is_empty());
+
         // The XSS console and title render as text.
         for (path, name) in [
             (format!("/runs/{xss}"), "xss-run"),

@@ -60,6 +60,14 @@ pub trait Dashboard: Send + Sync + 'static {
     fn run(&self, id: i64) -> Result<RunPage, WebError>;
     /// Lines `from_line ..` (1-based), at most `count`, of a run's console.
     fn console(&self, run_id: i64, from_line: u64, count: u32) -> Result<ConsoleWindow, WebError>;
+    /// The 1-based line of a run's console holding byte `byte` (a finding's
+    /// stored offset), found without reading the console whole.
+    fn console_line_at(&self, run_id: i64, byte: u64) -> Result<u64, WebError> {
+        let _ = byte;
+        Err(WebError::NotFound(format!(
+            "run #{run_id}: no byte positions"
+        )))
+    }
     /// The file behind a download of a run.
     fn download(&self, run_id: i64, what: Download) -> Result<PathBuf, WebError>;
     fn bisection(&self, id: i64) -> Result<BisectionPage, WebError>;
@@ -319,6 +327,8 @@ async fn run_json(State(app): State<App>, Path(id): Path<String>) -> Api<RunPage
 struct WindowQuery {
     from: Option<u64>,
     count: Option<u32>,
+    /// A byte offset in the console: the window opens at its line.
+    byte: Option<u64>,
 }
 
 fn window(q: &WindowQuery) -> (u64, u32) {
@@ -332,11 +342,20 @@ async fn console(
     State(app): State<App>,
     Path(id): Path<String>,
     Query(q): Query<WindowQuery>,
-) -> Page {
+) -> Result<Response, WebError> {
     let id = parse_id(&id)?;
     let (from, count) = window(&q);
+    if let Some(byte) = q.byte {
+        // The page of that line, scrolled to it.
+        let line = call(&app, move |d| d.console_line_at(id, byte)).await?;
+        let to = format!(
+            "/runs/{id}/console?from={}&count={count}#L{line}",
+            pages::window_start(line)
+        );
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response());
+    }
     let w = call(&app, move |d| d.console(id, from, count)).await?;
-    Ok(pages::console(&w, count))
+    Ok(pages::console(&w, count).into_response())
 }
 
 async fn console_json(
@@ -345,7 +364,12 @@ async fn console_json(
     Query(q): Query<WindowQuery>,
 ) -> Api<ConsoleWindow> {
     let id = parse_id(&id).map_err(JsonError)?;
-    let (from, count) = window(&q);
+    let (mut from, count) = window(&q);
+    if let Some(byte) = q.byte {
+        from = call(&app, move |d| d.console_line_at(id, byte))
+            .await
+            .map_err(JsonError)?;
+    }
     api(call(&app, move |d| d.console(id, from, count)).await)
 }
 

@@ -46,7 +46,8 @@ fn render(t: &impl Template) -> Html {
 /// Console lines shown before a finding when jumping to it.
 const CONTEXT: u64 = 40;
 
-fn window_start(line: u64) -> u64 {
+/// The first line of the window that shows line `line` with context.
+pub(crate) fn window_start(line: u64) -> u64 {
     line.saturating_sub(CONTEXT).max(1)
 }
 
@@ -153,6 +154,37 @@ impl ConsoleTpl<'_> {
     fn next(&self) -> Option<u64> {
         let last = self.w.lines.last()?.n;
         (last < self.w.total_lines).then_some(last + 1)
+    }
+
+    /// Extra classes of a line of a finding: `hit-first` on a multi-line
+    /// finding's first line, `hit-last` on its last (every line of it is a
+    /// `hit`; the ends are marked).
+    fn edges(&self, l: &ConsoleLine) -> &'static str {
+        let Some(f) = l
+            .finding
+            .and_then(|o| self.w.findings.iter().find(|f| f.ordinal == o))
+        else {
+            return "";
+        };
+        if f.last_line <= f.first_line {
+            // One line: nothing to mark.
+            ""
+        } else if l.n == f.first_line {
+            " hit-first"
+        } else if l.n == f.last_line {
+            " hit-last"
+        } else {
+            ""
+        }
+    }
+
+    /// `line N` or `lines N–M` of a finding.
+    fn span(&self, f: &Finding) -> String {
+        if f.last_line > f.first_line {
+            format!("lines {}–{}", f.first_line, f.last_line)
+        } else {
+            format!("line {}", f.first_line)
+        }
     }
 }
 

@@ -111,6 +111,33 @@ impl LineIndex {
         self.lines
     }
 
+    /// The 1-based line holding byte `byte` (a finding's stored offset): seeks
+    /// to the nearest indexed line before it and counts the newlines between
+    /// (at most [`STRIDE`] lines are read). A byte past the end gives the last
+    /// line.
+    pub fn line_at(&self, path: &Path, byte: u64) -> std::io::Result<u64> {
+        let byte = byte.min(self.size.saturating_sub(1));
+        let k = self
+            .offsets
+            .partition_point(|&o| o <= byte)
+            .saturating_sub(1);
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(self.offsets[k]))?;
+        let mut left = byte - self.offsets[k];
+        let mut n = k as u64 * STRIDE + 1;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let got = f.read(&mut buf[..want])?;
+            if got == 0 {
+                break;
+            }
+            n += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+            left -= got as u64;
+        }
+        Ok(n.min(self.lines.max(1)))
+    }
+
     /// Reads lines `from..` (1-based), at most `count`, each cut at
     /// [`MAX_LINE`] bytes.
     pub fn read(&self, path: &Path, from: u64, count: u32) -> std::io::Result<Vec<(u64, String)>> {
@@ -1163,6 +1190,14 @@ impl Dashboard for StoreDashboard {
         })
     }
 
+    fn console_line_at(&self, run_id: i64, byte: u64) -> Result<u64, WebError> {
+        let store = self.store()?;
+        let r = Self::get_run(&store, run_id)?;
+        let path = Self::console_path(&r)
+            .ok_or_else(|| WebError::NotFound(format!("run #{run_id} has no console log")))?;
+        self.index(&path)?.line_at(&path, byte).map_err(internal)
+    }
+
     fn download(&self, run_id: i64, what: Download) -> Result<PathBuf, WebError> {
         let store = self.store()?;
         let r = Self::get_run(&store, run_id)?;
@@ -1492,6 +1527,15 @@ mod tests {
         assert_eq!(w[2], (5002, "last".to_string()));
         assert!(ix.read(&p, 6000, 10).unwrap().is_empty());
         assert_eq!(ix.read(&p, 1, 1).unwrap(), [(1, "line 1".to_string())]);
+        // Byte offsets to lines: at a line's start, inside it, past the index
+        // stride, past the end.
+        let at = |n: usize| s.find(&format!("line {n}\n")).unwrap() as u64;
+        assert_eq!(ix.line_at(&p, 0).unwrap(), 1);
+        assert_eq!(ix.line_at(&p, at(2)).unwrap(), 2);
+        assert_eq!(ix.line_at(&p, at(2) + 3).unwrap(), 2);
+        assert_eq!(ix.line_at(&p, at(3000)).unwrap(), 3000);
+        assert_eq!(ix.line_at(&p, at(4096) - 1).unwrap(), 4095);
+        assert_eq!(ix.line_at(&p, u64::MAX).unwrap(), 5002);
     }
 
     #[test]
