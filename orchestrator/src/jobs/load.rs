@@ -557,6 +557,17 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
         }
         None => None,
     };
+    let lab = f.lab.as_ref().and_then(|l| check_lab(&mut cx, l, dir));
+    if let (Some(r), Some(l)) = (&f.run, &f.lab) {
+        cx.at(
+            &r.referenced,
+            "run",
+            format!(
+                "`run` tests commits with a command on this host and `lab` ({}) boots them on a lab: keep one of them",
+                l.kind.value
+            ),
+        );
+    }
     let notify = f.notify.as_ref().and_then(|n| check_notify(&mut cx, n));
     let keep = match &f.keep {
         Some(k) => match parse_keep(&k.value) {
@@ -689,6 +700,12 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
+    // A lab boots an initramfs root: every cell is built and run that way.
+    if lab.is_some() {
+        for c in &mut cells {
+            c.spec.root = crate::vm::RootKind::Initramfs;
+        }
+    }
     Ok(Job {
         file: path.to_path_buf(),
         name,
@@ -707,7 +724,80 @@ fn check(path: &Path, dir: &Path, f: JobFile) -> Result<Job, Vec<JobError>> {
         bisect,
         notify,
         keep,
+        lab,
     })
+}
+
+fn check_lab(cx: &mut Ctx, l: &super::LabFile, dir: &Path) -> Option<crate::testers::lava::Lab> {
+    let before = cx.errors.len();
+    if l.kind.value != "lava" {
+        cx.at(
+            &l.kind.referenced,
+            "lab.kind",
+            format!(
+                "`{}`: the only lab kind is `lava` (leave `lab` out to test on this host)",
+                l.kind.value
+            ),
+        );
+    }
+    if let Err(e) = crate::lava::client::base_url(&l.url.value) {
+        cx.at(&l.url.referenced, "lab.url", e.to_string());
+    }
+    let token_file = l.token_file.as_ref().map(|t| {
+        let v = t.value.trim();
+        let p = match v.strip_prefix("~/") {
+            Some(rest) => dirs::home_dir().map_or(PathBuf::from(v), |h| h.join(rest)),
+            None => dir.join(v),
+        };
+        if !p.is_file() {
+            cx.at(
+                &t.referenced,
+                "lab.token_file",
+                format!(
+                    "`{v}`: {} is not a file; give the file holding the LAVA API token, or leave `token_file` out to use CSDCI_LAVA_TOKEN",
+                    p.display()
+                ),
+            );
+        }
+        p
+    });
+    for t in &l.tags {
+        if t.value.is_empty()
+            || !t
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            cx.at(
+                &t.referenced,
+                "lab.tags",
+                format!(
+                    "`{}`: a device tag is letters, digits, '-', '_', '.'",
+                    t.value
+                ),
+            );
+        }
+    }
+    if let Some(a) = &l.artifacts_url
+        && crate::lava::client::base_url(&a.value).is_err()
+    {
+        cx.at(
+            &a.referenced,
+            "lab.artifacts_url",
+            format!("`{}`: use an http:// or https:// URL", a.value),
+        );
+    }
+    if cx.errors.len() > before {
+        return None;
+    }
+    let mut lab = crate::testers::lava::Lab::new(l.url.value.trim());
+    lab.token_file = token_file;
+    if let Some(d) = &l.device_type {
+        lab.device_type = d.value.trim().to_string();
+    }
+    lab.tags = l.tags.iter().map(|t| t.value.clone()).collect();
+    lab.artifacts_url = l.artifacts_url.as_ref().map(|a| a.value.trim().to_string());
+    Some(lab)
 }
 
 fn check_notify(cx: &mut Ctx, n: &super::NotifyFile) -> Option<Notify> {
@@ -797,4 +887,72 @@ fn check_notify(cx: &mut Ctx, n: &super::NotifyFile) -> Option<Notify> {
             .as_ref()
             .map(|p| p.value.trim().to_string()),
     })
+}
+
+#[cfg(test)]
+mod lab_tests {
+    use super::*;
+
+    const BASE: &str = "name: t\ntree: /tmp\nbranch: master\nschedule: \"0 2 * * *\"\n";
+
+    fn load(text: &str) -> (tempfile::TempDir, Result<Job, Vec<JobError>>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("token"), "secret\n").unwrap();
+        let f = d.path().join("j.yaml");
+        std::fs::write(&f, text).unwrap();
+        let r = load_file(&f);
+        (d, r)
+    }
+
+    #[test]
+    fn a_lava_lab_is_read_with_the_token_file_beside_the_job() {
+        let (d, r) = load(&format!(
+            "{BASE}test:\n  vcpus: 4\nlab:\n  kind: lava\n  url: http://lava.example.org/\n  token_file: token\n  tags: [big]\n"
+        ));
+        let job = r.unwrap();
+        let lab = job.lab.expect("lab");
+        assert_eq!(lab.url, "http://lava.example.org/");
+        assert_eq!(lab.token_file, Some(d.path().join("token")));
+        assert_eq!(lab.device_type, "qemu");
+        assert_eq!(lab.tags, ["big"]);
+        // A lab boots an initramfs root, so every cell is built for one.
+        assert!(
+            job.cells
+                .iter()
+                .all(|c| c.spec.root == crate::vm::RootKind::Initramfs)
+        );
+    }
+
+    #[test]
+    fn bad_labs_name_the_line_and_the_fix() {
+        let (_d, r) = load(&format!(
+            "{BASE}lab:\n  kind: lavva\n  url: lava.example.org\n  token_file: nope\n"
+        ));
+        let errs = r.unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.line_text()).collect();
+        assert_eq!(errs.len(), 3, "{text:#?}");
+        assert!(
+            errs[0].line == 6 && errs[0].field == "lab.kind",
+            "{text:#?}"
+        );
+        assert!(text[0].contains("the only lab kind is `lava`"), "{text:#?}");
+        assert!(
+            errs[1].line == 7 && text[1].contains("http://"),
+            "{text:#?}"
+        );
+        assert!(
+            errs[2].field == "lab.token_file" && text[2].contains("CSDCI_LAVA_TOKEN"),
+            "{text:#?}"
+        );
+        let (_d, r) = load(&format!(
+            "{BASE}lab:\n  kind: lava\n  url: http://l/\n  token: x\n"
+        ));
+        let e = r.unwrap_err()[0].line_text();
+        assert!(e.contains("token"), "{e}");
+        let (_d, r) = load(&format!(
+            "{BASE}run: /bin/true\nlab:\n  kind: lava\n  url: http://l/\n"
+        ));
+        let e = r.unwrap_err()[0].line_text();
+        assert!(e.contains("keep one of them"), "{e}");
+    }
 }

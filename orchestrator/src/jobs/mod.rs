@@ -140,6 +140,34 @@ pub struct JobFile {
     /// or `w` (`30d`, `12h`); default `30d`.
     #[serde(default)]
     pub keep: Option<Spanned<String>>,
+    /// Where commits are tested: a LAVA lab boots them instead of QEMU on
+    /// this host (csdci still builds them and judges the console).
+    #[serde(default)]
+    pub lab: Option<LabFile>,
+}
+
+/// `lab:` as written. The API token never lives in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabFile {
+    /// The kind of lab: `lava`.
+    pub kind: Spanned<String>,
+    /// The LAVA server (`http://lava.example.org/`).
+    pub url: Spanned<String>,
+    /// A file holding the API token (relative to the job file; `~` is the
+    /// home directory); none: the `CSDCI_LAVA_TOKEN` environment variable.
+    #[serde(default)]
+    pub token_file: Option<Spanned<String>>,
+    /// The device type jobs ask for (default `qemu`).
+    #[serde(default)]
+    pub device_type: Option<Spanned<String>>,
+    /// Device tags the jobs need.
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    /// The URL under which csdci's `<data-dir>/lava/artifacts` is served to
+    /// the lab's workers (default: `file://` URLs, for a worker on this host).
+    #[serde(default)]
+    pub artifacts_url: Option<Spanned<String>>,
 }
 
 /// `bisect:` as written.
@@ -229,6 +257,8 @@ pub struct Job {
     pub notify: Option<Notify>,
     /// How long run logs are kept.
     pub keep: Duration,
+    /// The LAVA lab that boots the commits (none: QEMU on this host).
+    pub lab: Option<crate::testers::lava::Lab>,
 }
 
 /// Validated `bisect:`.

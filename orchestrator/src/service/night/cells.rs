@@ -24,7 +24,7 @@ const INFRA_RETRIES: u32 = 3;
 pub const COMMAND_FAILED: &str = "run: the job's test command failed";
 
 /// The tester of one cell: the job's `run` command, or the QEMU pipeline
-/// with `spec`.
+/// with `spec` (on the job's LAVA lab when it has `lab:`).
 pub fn tester(
     job: &Job,
     tree: &Path,
@@ -43,6 +43,12 @@ pub fn tester(
             let opts = RunOptions::new(tree, data_dir, spec.clone())?;
             crate::interrupt::install_interrupt_handler();
             let reporter = EventReporter::new(events.clone(), spec.duration_s);
+            if let Some(lab) = &job.lab {
+                return Ok(Box::new(
+                    crate::testers::lava::LavaTester::new(opts, lab.clone())?
+                        .with_reporter(Box::new(reporter)),
+                ));
+            }
             Ok(Box::new(
                 LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
             ))

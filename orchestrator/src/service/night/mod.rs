@@ -382,7 +382,17 @@ fn request(
         (None, "build") => (TesterSpec::Build { spec }, true, "any".to_string()),
         (None, _) => {
             let predicate = spec.predicate.clone();
-            (TesterSpec::Local { spec }, false, predicate)
+            match &job.lab {
+                Some(lab) => (
+                    TesterSpec::Lava {
+                        spec,
+                        lab: lab.clone(),
+                    },
+                    false,
+                    predicate,
+                ),
+                None => (TesterSpec::Local { spec }, false, predicate),
+            }
         }
     };
     crate::service::bisect::Request {
