@@ -15,12 +15,16 @@ use serde_json::Value;
 /// `flaky_script(50)` (fails half the runs of a bad commit), logging
 /// `start|end COMMIT ATTEMPT WORKER SECONDS` around a `sleep`.
 fn timed_script(log: &Path, sleep: f64) -> String {
+    timed(log, sleep, &flaky_script(50))
+}
+
+/// `test`, logging `start|end COMMIT ATTEMPT WORKER SECONDS` around a `sleep`.
+fn timed(log: &Path, sleep: f64, test: &str) -> String {
     let log = log.display();
     format!(
         "echo \"start $CSDCI_COMMIT $CSDCI_ATTEMPT $CSDCI_WORKER $(date +%s.%N)\" >> {log}; \
-         sleep {sleep}; ( {} ); rc=$?; \
-         echo \"end $CSDCI_COMMIT $CSDCI_ATTEMPT $CSDCI_WORKER $(date +%s.%N)\" >> {log}; exit $rc",
-        flaky_script(50)
+         sleep {sleep}; ( {test} ); rc=$?; \
+         echo \"end $CSDCI_COMMIT $CSDCI_ATTEMPT $CSDCI_WORKER $(date +%s.%N)\" >> {log}; exit $rc"
     )
 }
 
@@ -172,7 +176,10 @@ fn kill_9_mid_round_then_resume_repeats_no_finished_run() {
     // Wait for a round in flight after at least 6 finished runs.
     loop {
         let l = intervals(&log);
-        if finished(&l) >= 6 && l.iter().any(|i| i.end.is_none()) {
+        // A round just started: runs in flight, all begun after the last end.
+        let last_end = l.iter().filter_map(|i| i.end).fold(0.0, f64::max);
+        let open: Vec<&Interval> = l.iter().filter(|i| i.end.is_none()).collect();
+        if finished(&l) >= 6 && !open.is_empty() && open.iter().all(|i| i.start > last_end) {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(90), "no runs: {l:?}");
@@ -216,6 +223,24 @@ fn kill_9_mid_round_then_resume_repeats_no_finished_run() {
     // The journal marks the runs the kill cut short.
     let out = r.csdci(&["bisect", "log", "1"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"));
+}
+
+#[test]
+fn a_deterministic_test_with_three_guests_is_a_four_way_search() {
+    // 64 candidates: git bisect's 6 rounds; cut in four per round, 3.
+    let (r, shas) = Repo::linear(64, 37, |_| false);
+    let log = r.path.parent().unwrap().join("runs.log");
+    let v = bisect(
+        &r,
+        &timed(&log, 0.2, DETERMINISTIC),
+        &["--deterministic", "--max-guests", "3", "--no-revert-check"],
+    );
+    assert_eq!(v["culprit"]["sha"], shas[36], "{v}");
+    let runs = intervals(&log);
+    assert!(rounds(&runs) <= 3, "{} rounds: {runs:?}", rounds(&runs));
+    // One run per commit, as with git bisect.
+    let commits: HashSet<&String> = runs.iter().map(|i| &i.key.0).collect();
+    assert_eq!(commits.len(), runs.len(), "{runs:?}");
 }
 
 #[test]
