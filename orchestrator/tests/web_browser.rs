@@ -1287,7 +1287,60 @@ fn actions_in_a_real_browser() {
             .await
             .unwrap();
         assert_eq!(v[0], json!(400), "{v}");
+
+        // A job's night, re-run from its page inside a csdci serve with
+        // --jobs, then cancelled from the same page: its command ends, the
+        // night stays unfinished, and the next run resumes it.
+        let night_marker = "csdci-web-night-marker";
+        let jobs = repo.data.parent().unwrap().join("jobs-slow");
+        std::fs::create_dir_all(&jobs).unwrap();
+        std::fs::write(
+            jobs.join("slow.yaml"),
+            format!(
+                "name: slow\ntree: {}\nbranch: main\nschedule: \"0 2 1 1 *\"\nrun: \": {night_marker}; sleep 2; grep -q good state\"\nruns: 4\n",
+                repo.path.display()
+            ),
+        )
+        .unwrap();
+        let (_serve2, addr2) = serve(&repo.data, &token_file, Some(&jobs));
+        let base2 = format!("http://{addr2}");
+        page(&c, &base2, "/jobs/slow", "job-slow").await;
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        c.find(Locator::Id("rerun")).await.unwrap().click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("200: night of slow started in this csdci serve"), "{t}");
+        until(60, "the night's command runs", || async { !processes_with(night_marker).is_empty() }).await;
+        page(&c, &base2, "/jobs/slow", "job-slow-running").await;
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        c.find(Locator::Id("cancel-night")).await.expect("a running night has its cancel button").click().await.unwrap();
+        let t = action_result(&c).await;
+        assert!(t.starts_with("202: the night of slow stops"), "{t}");
+        until(30, "the night's command ends", || async { processes_with(night_marker).is_empty() }).await;
+        until(30, "the night no longer runs here", || {
+            let c = c.clone();
+            async move {
+                let j: Value = c
+                    .execute_async("fetch('/api/v1/jobs/slow').then(r => r.json()).then(arguments[0])", vec![])
+                    .await
+                    .unwrap();
+                j["cancellable"] == json!(false)
+            }
+        })
+        .await;
+        assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
+        let nights = Store::open_read_only(&repo.data).unwrap().nights(Some("slow"), None, 10).unwrap();
+        assert_eq!(nights.len(), 1, "{nights:?}");
+        assert!(nights[0].finished_at.is_none(), "a cancelled night stays unfinished: {:?}", nights[0]);
+        let cells = Store::open_read_only(&repo.data).unwrap().cells(nights[0].id).unwrap();
+        assert!(cells[0].runs < 4, "cancelled before its 4 runs: {:?}", cells[0]);
         c.close().await.unwrap();
+        let out = repo.csdci(&["job", "run", "slow", "--once", "--jobs", &jobs.to_string_lossy()]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let nights = Store::open_read_only(&repo.data).unwrap().nights(Some("slow"), None, 10).unwrap();
+        assert_eq!(nights.len(), 1, "the same night resumed: {nights:?}");
+        assert!(nights[0].finished_at.is_some());
+        let cells = Store::open_read_only(&repo.data).unwrap().cells(nights[0].id).unwrap();
+        assert_eq!(cells[0].runs, 4, "{:?}", cells[0]);
 
         // Resumable: the CLI goes on from the journal to the culprit.
         let out = repo.csdci(&["bisect", "--resume", &slow.to_string(), "--json"]);

@@ -144,7 +144,7 @@ document.addEventListener("securitypolicyviolation", function (e) {
     var tokenInput = document.getElementById("token");
     var token = tokenInput ? tokenInput.value : "";
     if (token) headers["X-Csdci-Token"] = token;
-    out.textContent = "…";
+    out.textContent = "";
     out.setAttribute("data-status", "");
     return fetch(url, { method: "POST", headers: headers, body: body === null ? "" : JSON.stringify(body) })
       .then(function (r) {
@@ -210,12 +210,7 @@ document.addEventListener("securitypolicyviolation", function (e) {
     var out = document.getElementById("action-result");
     button.addEventListener("click", function () {
       var job = form.getAttribute("data-job");
-      var headers = {};
-      var token = document.getElementById("token").value;
-      if (token) headers["X-Csdci-Token"] = token;
-      fetch("/api/v1/jobs/" + encodeURIComponent(job) + "/rerun", { method: "POST", headers: headers })
-        .then(function (r) { return r.json().then(function (j) { out.textContent = r.status + ": " + j.message; }); })
-        .catch(function (e) { out.textContent = String(e); });
+      postAction("/api/v1/jobs/" + encodeURIComponent(job) + "/rerun", null, out);
     });
   }
 

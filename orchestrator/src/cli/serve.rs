@@ -179,7 +179,7 @@ fn start_web(
     let jobs = (!args.no_scheduler || args.jobs.is_dir()).then_some(args.jobs.as_path());
     let mut dash = crate::service::dashboard::StoreDashboard::new(&cli.data_dir(), jobs);
     if token.is_some() {
-        dash = dash.with_work(work);
+        dash = dash.with_work(work, args.public_url.clone());
     }
     let dash = Arc::new(dash);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -98,14 +98,22 @@ pub struct Actions {
     data_dir: PathBuf,
     jobs_dir: Option<PathBuf>,
     work: Arc<Work>,
+    /// `--public-url` (mails of a re-run night link there).
+    public_url: Option<String>,
 }
 
 impl Actions {
-    pub fn new(data_dir: &Path, jobs_dir: Option<&Path>, work: Arc<Work>) -> Self {
+    pub fn new(
+        data_dir: &Path,
+        jobs_dir: Option<&Path>,
+        work: Arc<Work>,
+        public_url: Option<String>,
+    ) -> Self {
         Actions {
             data_dir: data_dir.to_path_buf(),
             jobs_dir: jobs_dir.map(Path::to_path_buf),
             work,
+            public_url,
         }
     }
 
@@ -325,6 +333,43 @@ impl Actions {
             })
             .map_err(|e| usage(e.to_string()))?;
         Ok(commit)
+    }
+
+    /// Runs a night of job `name` now in a thread of this process (as the
+    /// scheduler would, sharing its guest slots; cancellable).
+    pub fn rerun(&self, name: &str) -> crate::Result<()> {
+        let job = self
+            .job(name)?
+            .ok_or_else(|| usage("job: give the job to run"))?;
+        let data_dir = self.data_dir.clone();
+        let opts = crate::service::night::Options {
+            public_url: self.public_url.clone(),
+            guests: Some(self.work.guests()),
+        };
+        self.work
+            .spawn(Key::Night(job.name.clone()), move || {
+                let name = job.name.clone();
+                let events = log_sink(format!("job {name}"));
+                let store = match Store::open(&data_dir) {
+                    Ok(s) => s,
+                    Err(e) => return tracing::error!("job {name}: store: {e}"),
+                };
+                match crate::service::night::run_job(&store, &job, &opts, &events) {
+                    Ok(_) => {
+                        let _ = store.job_set_finished(&name);
+                        tracing::info!("job {name}: night ended")
+                    }
+                    Err(e) if e.is_interrupt() => {
+                        tracing::info!("job {name}: night cancelled; it resumes on its next start")
+                    }
+                    Err(e) if e.is_busy() => tracing::warn!("job {name}: {e}"),
+                    Err(e) => {
+                        let _ = store.job_set_finished(&name);
+                        tracing::error!("job {name}: night failed: {e}")
+                    }
+                }
+            })
+            .map_err(|e| usage(e.to_string()))
     }
 
     /// Cancels bisection `id` if it runs here.

@@ -233,11 +233,18 @@ impl StoreDashboard {
 
     /// Turns on starting runs and bisections in this process and
     /// cancelling its bisections and nights, through `work`.
-    pub fn with_work(mut self, work: Arc<crate::service::work::Work>) -> StoreDashboard {
+    /// A re-run night runs in this process too (mails link to
+    /// `public_url`).
+    pub fn with_work(
+        mut self,
+        work: Arc<crate::service::work::Work>,
+        public_url: Option<String>,
+    ) -> StoreDashboard {
         self.actions = Some(crate::service::actions::Actions::new(
             &self.data_dir,
             self.jobs_dir.as_deref(),
             work,
+            public_url,
         ));
         self
     }
@@ -1377,6 +1384,14 @@ impl Dashboard for StoreDashboard {
                 "no valid job {name} in {}",
                 dir.display()
             )));
+        }
+        if let Some(a) = &self.actions {
+            a.rerun(name).map_err(action_error)?;
+            return Ok(ActionResult {
+                ok: true,
+                message: format!("night of {name} started in this csdci serve"),
+                url: Some(format!("/jobs/{name}")),
+            });
         }
         let child = std::process::Command::new(&self.exe)
             .arg("--data-dir")
