@@ -62,7 +62,7 @@ pub struct Args {
     pub shapes: Option<Vec<f64>>,
     /// Parallel bisection instead: rounds (wall-clock, a round's runs go at
     /// once) and total runs of the engine with W testers, for each W given
-    /// (default 1,2,4,8,16), against W = 1 at the same confidence.
+    /// (default 1,2,3,4,8,16), against W = 1 at the same confidence.
     #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "W,...")]
     pub workers: Option<Vec<usize>>,
 }
@@ -527,7 +527,7 @@ struct WorkerRow {
 fn workers(args: &Args, given: &[usize]) -> crate::Result<u8> {
     let usage = |m: String| crate::Error::Usage(m);
     let mut ws: Vec<usize> = if given.is_empty() {
-        vec![1, 2, 4, 8, 16]
+        vec![1, 2, 3, 4, 8, 16]
     } else {
         given.to_vec()
     };
