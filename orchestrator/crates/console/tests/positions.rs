@@ -252,3 +252,31 @@ fn byte_offsets_survive_overlong_lines() {
         );
     }
 }
+
+/// A report whose first line is longer than the line limit: its end is still
+/// a console offset.
+#[test]
+fn a_report_starting_on_an_overlong_line() {
+    let mut log =
+        b"[    1.0] boot\n[   10.0] WARNING: CPU: 1 PID: 75 at kernel/smp.c:100 f+0x1/0x2 "
+            .to_vec();
+    log.extend(std::iter::repeat_n(b'C', 70_000));
+    log.extend_from_slice(
+        b"\n[   10.0] Call Trace:\n[   10.0]  <TASK>\n[   10.0]  g+0x1/0x2\n[   10.0]  </TASK>\n",
+    );
+    let end = log.len() as u64;
+    log.extend_from_slice(b"[   11.0] a\n[   11.0] b\n[   11.0] c\n[   11.0] d\n[   11.0] e\n");
+    log.extend_from_slice(b"[   11.0] f\n[   11.0] g\n[   11.0] h\n[   11.0] i\n[   11.0] j\n");
+    let a = analyze(&log);
+    let f = &a.findings[0];
+    assert_eq!(f.start_byte, 15, "{f:?}");
+    assert_eq!(f.end_byte, end, "{f:?}");
+    assert!(log[..f.end_byte as usize].ends_with(b"</TASK>\n"));
+    for seed in 1..30 {
+        assert_eq!(
+            chunked(&log, seed, 1 + seed * 4000).findings,
+            a.findings,
+            "seed {seed}"
+        );
+    }
+}
