@@ -266,3 +266,166 @@ fn max_guests_is_kept_for_resume_and_checked() {
     let tester: Value = serde_json::from_str(list[0]["tester"].as_str().unwrap()).unwrap();
     assert_eq!(tester["max_guests"], 3, "{tester}");
 }
+
+/// A lab of three devices through the driver's library API: commit index
+/// (1-based) ≥ `culprit` fails. In round `infra_round` the first request
+/// hits an infrastructure failure; from round `down_from` on the lab is down
+/// (every request an error).
+struct Lab {
+    index: HashMap<String, usize>,
+    culprit: usize,
+    round: usize,
+    infra_round: Option<usize>,
+    down_from: Option<usize>,
+    batches: Vec<usize>,
+}
+
+impl Lab {
+    fn new(shas: &[String], culprit: usize) -> Self {
+        Lab {
+            index: shas
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i + 1))
+                .collect(),
+            culprit,
+            round: 0,
+            infra_round: None,
+            down_from: None,
+            batches: Vec::new(),
+        }
+    }
+}
+
+fn report(outcome: csdci::testers::RunOutcome) -> csdci::testers::RunReport {
+    csdci::testers::RunReport {
+        outcome,
+        analysis: None,
+        console_log: None,
+        run_id: None,
+        seconds: 0.0,
+    }
+}
+
+impl csdci::testers::Tester for Lab {
+    fn prepare(&mut self, commit: &str) -> csdci::Result<csdci::testers::Prepared> {
+        let i = self.index.get(commit).copied().unwrap_or(0);
+        Ok(csdci::testers::Prepared::Ready {
+            artifact_id: Some(format!("kernel-{i}")),
+        })
+    }
+
+    fn run_once(&mut self, commit: &str, attempt: u32) -> csdci::Result<csdci::testers::RunReport> {
+        let req = csdci::testers::RunRequest {
+            commit: commit.to_string(),
+            attempt,
+        };
+        self.run_batch(&[req]).pop().unwrap()
+    }
+
+    fn workers(&self) -> usize {
+        3
+    }
+
+    fn run_batch(
+        &mut self,
+        runs: &[csdci::testers::RunRequest],
+    ) -> Vec<csdci::Result<csdci::testers::RunReport>> {
+        use csdci::testers::RunOutcome;
+        self.round += 1;
+        self.batches.push(runs.len());
+        let round = self.round;
+        runs.iter()
+            .enumerate()
+            .map(|(k, r)| {
+                if self.down_from.is_some_and(|d| round >= d) {
+                    return Err(csdci::Error::io(
+                        "lava",
+                        std::io::Error::other("connection refused"),
+                    ));
+                }
+                if self.infra_round == Some(round) && k == 0 {
+                    return Ok(report(RunOutcome::Infra {
+                        reason: "device offline".into(),
+                    }));
+                }
+                // Not a candidate (the reverted tip): clean.
+                let bad = self
+                    .index
+                    .get(&r.commit)
+                    .is_some_and(|&i| i >= self.culprit);
+                Ok(report(if bad {
+                    RunOutcome::Fail
+                } else {
+                    RunOutcome::Pass
+                }))
+            })
+            .collect()
+    }
+}
+
+fn lab_start(dir: &Path) -> csdci::bisect::Start {
+    csdci::bisect::Start {
+        tree: dir.to_path_buf(),
+        good: vec!["base".into()],
+        bad: "main".into(),
+        first_parent: false,
+        settings: csdci::bisect::Settings::default(),
+        tester: serde_json::json!({"kind": "lab"}),
+    }
+}
+
+#[test]
+fn a_round_with_an_infra_failure_or_a_lab_down_records_no_verdict() {
+    use csdci::bisect::driver;
+    use csdci::store::Store;
+    let (r, shas) = Repo::linear(40, 23, |_| false);
+    let store = Store::open(&r.data).unwrap();
+    // One request of round 2 fails for infrastructure reasons: not evidence,
+    // the round's other runs are.
+    let mut lab = Lab::new(&shas, 23);
+    lab.infra_round = Some(2);
+    let id = driver::create(&store, &lab_start(&r.path)).unwrap();
+    let rep = driver::run(&store, id, &mut lab, &|_: &csdci::events::Event| {}).unwrap();
+    assert_eq!(rep.culprit.as_ref().unwrap().sha, shas[22]);
+    assert_eq!(rep.infra_failures, 1);
+    assert_eq!(rep.tested.iter().map(|x| x.runs).sum::<u32>(), rep.runs);
+    assert!(lab.batches.iter().all(|&b| b <= 3), "{:?}", lab.batches);
+    assert_eq!(lab.batches[0], 3, "{:?}", lab.batches);
+    // The lab goes down in round 2: the bisection stops after the retries,
+    // with no verdict, and finishes once it is back.
+    let mut lab = Lab::new(&shas, 23);
+    lab.down_from = Some(2);
+    let id = driver::create(&store, &lab_start(&r.path)).unwrap();
+    let err = driver::run(&store, id, &mut lab, &|_: &csdci::events::Event| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            csdci::Error::Bisect(csdci::bisect::Error::Infra { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    let b = store.bisect_get(id).unwrap().unwrap();
+    assert_eq!((b.status.as_str(), b.result.as_deref()), ("failed", None));
+    let steps = store.bisect_steps(id, false).unwrap();
+    let evidence = |steps: &[csdci::store::bisect::Step]| {
+        steps
+            .iter()
+            .filter(|s| s.kind == "run" && matches!(s.outcome.as_deref(), Some("pass" | "fail")))
+            .count()
+    };
+    assert_eq!(evidence(&steps), 3, "only round 1 is evidence");
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s.outcome.as_deref() == Some("infra"))
+            .count()
+            >= 4
+    );
+    let mut lab = Lab::new(&shas, 23);
+    let rep = driver::run(&store, id, &mut lab, &|_: &csdci::events::Event| {}).unwrap();
+    assert_eq!(rep.culprit.as_ref().unwrap().sha, shas[22]);
+    let steps = store.bisect_steps(id, false).unwrap();
+    assert_eq!(evidence(&steps) as u32, rep.runs);
+}
