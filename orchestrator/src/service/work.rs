@@ -254,4 +254,72 @@ mod tests {
         assert_eq!(n, 1);
         assert!(work.running().is_empty());
     }
+
+    /// Counts the runs going on at once across every tester sharing it.
+    struct Busy {
+        now: Arc<std::sync::atomic::AtomicUsize>,
+        peak: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Tester for Busy {
+        fn prepare(&mut self, _: &str) -> crate::Result<Prepared> {
+            Ok(Prepared::Ready { artifact_id: None })
+        }
+        fn run_once(&mut self, _: &str, _: u32) -> crate::Result<RunReport> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(n, SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            self.now.fetch_sub(1, SeqCst);
+            Ok(RunReport {
+                outcome: crate::testers::RunOutcome::Pass,
+                analysis: None,
+                console_log: None,
+                run_id: None,
+                seconds: 0.02,
+            })
+        }
+    }
+
+    #[test]
+    fn work_sharing_the_slots_never_runs_more_guests_than_max() {
+        let work = Work::new(Arc::new(Slots::new(2)));
+        let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for id in 0..5 {
+            let busy = Busy {
+                now: now.clone(),
+                peak: peak.clone(),
+            };
+            let guests = work.guests();
+            work.spawn(Key::Bisection(id), move || {
+                let mut t = SlotTester::new(Box::new(busy), guests);
+                for a in 0..4 {
+                    t.run_once("c", a).unwrap();
+                }
+            })
+            .unwrap();
+        }
+        work.join_all();
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A cancelled one waiting for a slot gives up (interrupted).
+        let one = Work::new(Arc::new(Slots::new(1)));
+        let held = one.guests();
+        let _slot = held.acquire();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let busy = Busy {
+            now: now.clone(),
+            peak: peak.clone(),
+        };
+        let guests = one.guests();
+        one.spawn(Key::Bisection(9), move || {
+            let mut t = SlotTester::new(Box::new(busy), guests);
+            tx.send(t.run_once("c", 0).map(|_| ())).unwrap();
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(one.cancel(&Key::Bisection(9)));
+        let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(r, Err(crate::Error::Interrupted)), "{r:?}");
+    }
 }
