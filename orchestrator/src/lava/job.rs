@@ -1,7 +1,10 @@
 //! The LAVA job csdci submits for one run: deploy the kernel and the
 //! initramfs (by URL, checked by sha256) to tmpfs, boot them with `qemu`
-//! (the spec's vCPUs and memory as extra QEMU options, `-no-reboot` so a
-//! panic ends the guest as it does locally, csdci's kernel command line),
+//! (the spec's vCPUs and memory and the local pipeline's machine as extra
+//! QEMU options: the demo's CSD-lock regression did not show on LAVA's
+//! default `pc` machine with default devices and `qemu64` in 4 runs, and did
+//! with these; `-no-reboot` so a panic ends the guest as it does locally;
+//! csdci's kernel command line),
 //! and a monitor test that waits from the guest init's first line to its
 //! last (`csdci: powering off`, printed on every way out), recording
 //! scftorture's end of test as a LAVA test case. The definition is JSON,
@@ -80,9 +83,18 @@ impl JobSpec {
             "visibility": "public",
             "context": {
                 "arch": "amd64",
+                // The local pipeline's machine (vm::qemu): q35, `-cpu max`,
+                // multi-threaded TCG (after a device's own `-enable-kvm`,
+                // QEMU tries KVM first), no default devices but the serial
+                // console LAVA reads. Later options win over the device's.
                 "extra_options": [
                     format!("-smp {}", self.vcpus),
                     format!("-m {}", self.memory_mb),
+                    "-machine q35",
+                    "-cpu max",
+                    "-accel tcg,thread=multi",
+                    "-nodefaults",
+                    "-serial stdio",
                     "-no-reboot",
                 ],
             },
@@ -156,6 +168,9 @@ mod tests {
         let opts = v["context"]["extra_options"].as_array().unwrap();
         assert!(opts.contains(&json!("-smp 8")) && opts.contains(&json!("-m 2048")));
         assert!(opts.contains(&json!("-no-reboot")));
+        for o in ["-machine q35", "-cpu max", "-nodefaults", "-serial stdio"] {
+            assert!(opts.contains(&json!(o)), "{o}");
+        }
         let k = &v["actions"][0]["deploy"]["images"]["kernel"];
         assert_eq!(
             k["image_arg"],

@@ -165,6 +165,33 @@ mod tests {
     }
 
     #[test]
+    fn a_csd_lock_report_on_a_lava_console_fails_the_kernel() {
+        // The demo's bad kernel on the local lab: CSD-lock reports, then
+        // the guest panicked and QEMU exited (LAVA: Infrastructure).
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/lava/samples/csd-lock-connection-closed.yaml");
+        let mut log = Log::new();
+        let console = log.feed(&std::fs::read_to_string(p).unwrap());
+        let mut a = csdci_console::Analyzer::new();
+        a.feed(&console);
+        let analysis = a.finish();
+        let titles: Vec<&str> = analysis.findings.iter().map(|f| f.title.as_str()).collect();
+        assert!(titles.iter().any(|t| t.contains("CSD lock")), "{titles:?}");
+        let m = meaning(&ending(&log, "Incomplete", !analysis.findings.is_empty()));
+        let Meaning::Console(exit) = m else {
+            panic!("{m:?}")
+        };
+        let vm = crate::vm::VmOutcome {
+            exit,
+            accel: crate::vm::Accel::Tcg,
+            boot_seconds: log.boot_seconds(),
+            seconds: log.console_seconds().unwrap(),
+        };
+        let v = crate::verdict::judge(&analysis, &vm, None);
+        assert_eq!(v.name(), "failed");
+    }
+
+    #[test]
     fn a_job_that_never_booted_is_infra_whatever_its_error_type() {
         let log = sample("missing-kernel.yaml");
         let m = meaning(&ending(&log, "Incomplete", false));
