@@ -58,7 +58,8 @@ const COARSE: &[&str] = &[
     "Alignment trap:",
     "fatal error:",
     "SYZFA",
-    "Oops: int3:",
+    // "Oops: int3:" is covered by "Oops: ".
+    scf::SMPBOOT,
     "LOCKUP",
     "Oops: ",
     "kthread starved for",
@@ -540,6 +541,13 @@ impl Analyzer {
         if text.contains(SCF) || text.contains(SCF_ERRORS) {
             self.scf_line(&text, line_no, at_line);
         }
+        if text.contains(scf::SMPBOOT) {
+            match scf::cpu_event(&text) {
+                Some(scf::CpuEvent::Offline(_)) => self.scf.cpus_offlined += 1,
+                Some(scf::CpuEvent::Online(_)) => self.scf.cpus_onlined += 1,
+                None => {}
+            }
+        }
         if text.contains(MEM_ORDER) {
             self.scf.memory_ordering_failures += 1;
             let what = text
@@ -805,6 +813,9 @@ impl Analyzer {
             self.scf.invocations = Some(n);
             self.scf.stats_lines += 1;
         }
+        if let Some(o) = l.onoff {
+            self.scf.onoff = Some(o);
+        }
         if let Some([ste, stnmie, stnmoe, staf]) = l.errors {
             self.scf.errors = ScfErrors {
                 ste,
@@ -932,7 +943,14 @@ mod tests {
         assert!(TABLE.len() <= 64);
         let mut all: Vec<&str> = TABLE.iter().map(|g| g.header).collect();
         all.extend(oops::INFO_WITH_STACK);
-        all.extend([CSD, SCF, SCF_ERRORS, MEM_ORDER, VM_DISCONNECTED]);
+        all.extend([
+            CSD,
+            SCF,
+            SCF_ERRORS,
+            MEM_ORDER,
+            VM_DISCONNECTED,
+            scf::SMPBOOT,
+        ]);
         for lit in all {
             assert!(
                 COARSE.iter().any(|c| lit.contains(c)),

@@ -200,6 +200,30 @@ pub struct ScfStats {
     /// "Memory-ordering failure" lines seen.
     #[serde(default)]
     pub memory_ordering_failures: u64,
+    /// CPU hotplug as the last stats line counts it (`onoff: ...`; absent
+    /// when the kernel has no `CONFIG_HOTPLUG_CPU` or no stats line came).
+    #[serde(default)]
+    pub onoff: Option<ScfOnoff>,
+    /// "smpboot: CPU N is now offline" lines: CPUs the kernel took offline.
+    #[serde(default)]
+    pub cpus_offlined: u64,
+    /// "smpboot: Booting Node M Processor N" lines: CPUs brought online after
+    /// boot (by hotplug, and by scftorture's final "online all").
+    #[serde(default)]
+    pub cpus_onlined: u64,
+}
+
+/// scftorture's CPU hotplug counters (torture.c's `onoff: ONL/ONLA:OFFL/OFFLA`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ScfOnoff {
+    /// CPUs brought online.
+    pub online: u64,
+    /// Online attempts.
+    pub online_attempts: u64,
+    /// CPUs taken offline.
+    pub offline: u64,
+    /// Offline attempts.
+    pub offline_attempts: u64,
 }
 
 /// scftorture error counters (from its stats lines).
