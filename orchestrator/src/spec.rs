@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::image::GuestParams;
+use crate::image::{GuestParams, Load};
 use crate::kconfig::{self, Fragment};
 use crate::vm::{Accel, RootKind};
 
@@ -55,6 +55,16 @@ pub struct RunSpec {
         deserialize_with = "root_in"
     )]
     pub root: RootKind,
+    /// Background load in the guest while scftorture runs: `none` (the
+    /// default), `tlb` or `tlb:N` (N processes at once): short-lived
+    /// processes with a thread pinned to each CPU that map, touch,
+    /// write-protect and unmap memory for a few ms and exit, so TLB
+    /// shootdowns go through `smp_call_function_many` to every CPU beside
+    /// scftorture's IPIs (the seed's lockup). Runs at nice 19, as
+    /// scftorture's invokers. Left out of the stored form when `none`, so
+    /// specs stored before the field read and hash the same.
+    #[serde(skip_serializing_if = "Load::is_none")]
+    pub load: Load,
 }
 
 fn is_virtiofs(r: &RootKind) -> bool {
@@ -87,6 +97,7 @@ impl Default for RunSpec {
             stop_after_crash_s: None,
             predicate: "any".into(),
             root: RootKind::Virtiofs,
+            load: Load::None,
         }
     }
 }
@@ -205,6 +216,7 @@ impl RunSpec {
         GuestParams {
             scftorture,
             duration_s: self.duration_s,
+            load: self.load,
         }
     }
 
@@ -242,12 +254,19 @@ impl RunSpec {
         }
         let fragments = self.fragments()?;
         let mut nr_cpus = None;
+        // The last lines setting CPU hotplug and SMP (which it depends on).
+        let (mut hotplug_cpu, mut smp) = (None, None);
         for f in Fragment::defaults().iter().chain(&fragments) {
             for s in f.settings()? {
                 if s.name == "NR_CPUS"
                     && let kconfig::Value::Num(n) = &s.value
                 {
                     nr_cpus = n.parse::<u32>().ok().map(|n| (n, s.source.clone()));
+                }
+                match s.name.as_str() {
+                    "HOTPLUG_CPU" => hotplug_cpu = Some(s.clone()),
+                    "SMP" => smp = Some(s.clone()),
+                    _ => {}
                 }
             }
         }
@@ -288,6 +307,57 @@ impl RunSpec {
         if let Err(e) = self.guest_params().render() {
             return err("scftorture", format!("'{}': {e}", self.scftorture));
         }
+        let param = |name: &str| {
+            self.scftorture
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .next_back()
+        };
+        let onoff_interval = param("onoff_interval");
+        let hotplug = onoff_interval.is_some_and(|v| v.parse::<i64>().is_ok_and(|n| n > 0));
+        if let Some(holdoff) = param("onoff_holdoff")
+            && onoff_interval.is_none()
+        {
+            return err(
+                "scftorture",
+                format!(
+                    "'{}': onoff_holdoff={holdoff} without onoff_interval does no CPU hotplug; add onoff_interval=N (jiffies between hotplug operations, e.g. onoff_interval=100)",
+                    self.scftorture
+                ),
+            );
+        }
+        if hotplug && self.vcpus < 2 {
+            return err(
+                "scftorture",
+                format!(
+                    "'{}': CPU hotplug (onoff_interval) needs at least 2 vCPUs (the last CPU never goes offline); use --vcpus 2 or more",
+                    self.scftorture
+                ),
+            );
+        }
+        let off = |s: &Option<kconfig::Setting>| {
+            s.as_ref()
+                .filter(|s| s.value == kconfig::Value::No)
+                .map(|s| format!("{} sets CONFIG_{}=n", s.source, s.name))
+        };
+        if hotplug && let Some(why) = off(&smp).or_else(|| off(&hotplug_cpu)) {
+            return err(
+                "scftorture",
+                format!(
+                    "'{}': CPU hotplug (onoff_interval) needs CONFIG_HOTPLUG_CPU=y, but {why}; remove that line or drop onoff_interval",
+                    self.scftorture
+                ),
+            );
+        }
+        if !self.load.is_none() && self.vcpus < 2 {
+            return err(
+                "load",
+                format!(
+                    "{}: TLB shootdowns need a second CPU to go to; use --vcpus 2 or more",
+                    self.load
+                ),
+            );
+        }
         if let Err(e) = crate::bisect::Predicate::parse(&self.predicate) {
             return err("predicate", format!("'{}': {e}", self.predicate));
         }
@@ -305,6 +375,16 @@ impl RunSpec {
             );
         }
         Ok(fragments)
+    }
+
+    /// A spec whose stored form has every field (those left out at their
+    /// default set otherwise): what lists the field names (`jobs` matrix keys).
+    pub fn with_every_field() -> Self {
+        RunSpec {
+            root: RootKind::Initramfs,
+            load: Load::Tlb { procs: 1 },
+            ..RunSpec::default()
+        }
     }
 
     /// The spec with fragment paths made absolute (stored specs work from any
@@ -397,6 +477,98 @@ mod tests {
         let back: RunSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(serde_json::from_str::<RunSpec>(r#"{"vpcus":4}"#).is_err());
+    }
+
+    #[test]
+    fn load_defaults_to_none_is_stored_only_when_set_and_reaches_the_guest() {
+        let s: RunSpec = serde_json::from_str(r#"{"vcpus":4}"#).unwrap();
+        assert_eq!(s.load, Load::None);
+        assert!(!serde_json::to_string(&s).unwrap().contains("load"));
+        let s: RunSpec = serde_json::from_str(r#"{"vcpus":4,"load":"tlb:2"}"#).unwrap();
+        assert_eq!(s.load, Load::Tlb { procs: 2 });
+        assert!(
+            serde_json::to_string(&s)
+                .unwrap()
+                .contains(r#""load":"tlb:2""#)
+        );
+        assert_eq!(s.guest_params().load, Load::Tlb { procs: 2 });
+        assert!(
+            s.guest_params()
+                .render()
+                .unwrap()
+                .contains("CSDCI_LOAD=tlb\n")
+        );
+        s.validate().unwrap();
+        let e = serde_json::from_str::<RunSpec>(r#"{"load":"busy"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown background load 'busy'"), "{e}");
+        let one = RunSpec {
+            vcpus: 1,
+            load: Load::Tlb { procs: 1 },
+            ..RunSpec::default()
+        };
+        let e = one.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--load tlb: TLB shootdowns need a second CPU"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cpu_hotplug_needs_an_interval_two_cpus_and_hotplug_in_the_config() {
+        let spec = |scf: &str| RunSpec {
+            vcpus: 4,
+            scftorture: scf.into(),
+            ..RunSpec::default()
+        };
+        spec("nthreads=4 onoff_holdoff=5 onoff_interval=50")
+            .validate()
+            .unwrap();
+        spec("onoff_interval=0 onoff_holdoff=5").validate().unwrap();
+        let e = spec("onoff_holdoff=50").validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--scftorture 'onoff_holdoff=50': onoff_holdoff=50 without onoff_interval does no CPU hotplug; add onoff_interval=N"),
+            "{e}"
+        );
+        let one = RunSpec {
+            vcpus: 1,
+            ..spec("onoff_interval=100")
+        };
+        let e = one.validate().unwrap_err().to_string();
+        assert!(e.contains("needs at least 2 vCPUs"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        let frag = d.path().join("nohp.config");
+        std::fs::write(&frag, "CONFIG_FOO=y\n# CONFIG_HOTPLUG_CPU is not set\n").unwrap();
+        let off = RunSpec {
+            config_fragments: vec![frag.clone()],
+            ..spec("onoff_interval=100")
+        };
+        let e = off.validate().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "needs CONFIG_HOTPLUG_CPU=y, but {}:2 sets CONFIG_HOTPLUG_CPU=n",
+                frag.display()
+            )),
+            "{e}"
+        );
+        // Without hotplug asked for, the fragment is fine.
+        RunSpec {
+            config_fragments: vec![frag],
+            ..spec("nthreads=4")
+        }
+        .validate()
+        .unwrap();
+        let smp = d.path().join("up.config");
+        std::fs::write(&smp, "CONFIG_SMP=n\n").unwrap();
+        let e = RunSpec {
+            config_fragments: vec![smp],
+            ..spec("onoff_interval=100")
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("up.config:1 sets CONFIG_SMP=n"), "{e}");
     }
 
     #[test]

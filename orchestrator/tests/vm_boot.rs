@@ -82,6 +82,7 @@ fn config(k: &Kernel, tmp: &Path, scftorture: &str, duration_s: u64) -> VmConfig
     let params = GuestParams {
         scftorture: scftorture.into(),
         duration_s,
+        load: csdci::image::Load::None,
     };
     let root = prepare_run_root(&data_dir(), &k.modules, &params, &run_dir).unwrap();
     VmConfig {

@@ -62,6 +62,12 @@ pub struct RunArgs {
     /// configs/initramfs.config on top).
     #[arg(long, default_value = "virtiofs", value_name = "ROOT")]
     pub root: String,
+    /// Background load in the guest beside scftorture: none, tlb (short-lived
+    /// processes with a thread on every CPU that map, touch and unmap memory
+    /// and exit: TLB shootdowns to every CPU) or tlb:N (N such processes at
+    /// once). Runs at nice 19, as scftorture's invokers.
+    #[arg(long, default_value = "none", value_name = "LOAD")]
+    pub load: String,
 }
 
 /// Where commits are tested.
@@ -157,6 +163,10 @@ impl RunArgs {
                 .root
                 .parse()
                 .map_err(|e| Error::Usage(format!("--root: {e}")))?,
+            load: self
+                .load
+                .parse()
+                .map_err(|e| Error::Usage(format!("--load: {e}")))?,
             ..RunSpec::default()
         })
     }
@@ -275,6 +285,13 @@ fn print_human(r: &RunResult) {
         }
         println!("test      {:.1} s ({:?})", vm.seconds, vm.exit);
     }
+    if let Some(line) = r
+        .analysis
+        .as_ref()
+        .and_then(|a| hotplug_line(&a.scftorture))
+    {
+        println!("hotplug   {line}");
+    }
     if let Some(c) = &r.console_log {
         println!("console   {}", c.display());
     }
@@ -300,6 +317,29 @@ fn print_human(r: &RunResult) {
     }
 }
 
+/// CPU hotplug in the run, when any was tried: the kernel's announcements
+/// and scftorture's own counters (successes/attempts).
+fn hotplug_line(s: &csdci_console::ScfStats) -> Option<String> {
+    let tried = s
+        .onoff
+        .as_ref()
+        .is_some_and(|o| o.online_attempts + o.offline_attempts > 0);
+    if !tried && s.cpus_offlined + s.cpus_onlined == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "{} CPUs went offline, {} online (console)",
+        s.cpus_offlined, s.cpus_onlined
+    );
+    if let Some(o) = &s.onoff {
+        line.push_str(&format!(
+            "; scftorture: offline {}/{}, online {}/{}",
+            o.offline, o.offline_attempts, o.online, o.online_attempts
+        ));
+    }
+    Some(line)
+}
+
 /// The `csdci run` exit code for a verdict: 0 clean, 1 the kernel failed, 2 it
 /// could not be tested (untestable or infrastructure).
 pub fn verdict_exit(v: &Verdict) -> u8 {
@@ -313,6 +353,27 @@ pub fn verdict_exit(v: &Verdict) -> u8 {
 #[cfg(test)]
 mod verdict_exit_tests {
     use super::*;
+
+    #[test]
+    fn hotplug_is_reported_only_when_tried() {
+        let mut s = csdci_console::ScfStats {
+            onoff: Some(csdci_console::ScfOnoff::default()),
+            ..Default::default()
+        };
+        assert_eq!(hotplug_line(&s), None);
+        s.cpus_offlined = 4;
+        s.cpus_onlined = 5;
+        s.onoff = Some(csdci_console::ScfOnoff {
+            online: 3,
+            online_attempts: 3,
+            offline: 4,
+            offline_attempts: 5,
+        });
+        assert_eq!(
+            hotplug_line(&s).unwrap(),
+            "4 CPUs went offline, 5 online (console); scftorture: offline 4/5, online 3/3"
+        );
+    }
 
     #[test]
     fn verdicts_map_to_run_exit_codes() {

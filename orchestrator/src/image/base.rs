@@ -45,7 +45,7 @@ fn busybox_path() -> PathBuf {
 }
 
 /// True when `elf` is an ELF file with a program interpreter (dynamically linked).
-fn has_interpreter(elf: &[u8]) -> bool {
+pub(super) fn has_interpreter(elf: &[u8]) -> bool {
     let rd16 = |o: usize| {
         elf.get(o..o + 2)
             .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)

@@ -123,6 +123,13 @@ pub fn for_artifact(
     let modules = entry.modules();
     let releases = run_root::module_releases(&modules)?;
     let base = ensure_base(data_dir)?;
+    // The background load program, when the run has one (its folder name
+    // carries its hash; left out of the key without a load).
+    let tlbload = if params.load.is_none() {
+        None
+    } else {
+        Some(super::load::ensure_tlbload(data_dir)?)
+    };
     let mut h = Sha256::new();
     for part in [
         RECIPE_VERSION,
@@ -131,6 +138,10 @@ pub fn for_artifact(
         &rendered,
     ] {
         h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    if let Some(t) = tlbload.as_ref().and_then(|t| t.parent()) {
+        h.update(t.file_name().unwrap_or_default().as_encoded_bytes());
         h.update(b"\0");
     }
     let key = hex::encode(h.finalize());
@@ -148,6 +159,9 @@ pub fn for_artifact(
     nodes.insert("init".into(), Node::Bytes(INIT_SCRIPT.into(), 0o755));
     nodes.insert("csdci/params".into(), Node::Bytes(rendered.into(), 0o644));
     nodes.insert("dev/console".into(), Node::CharDev(0o600, 5, 1));
+    if let Some(t) = tlbload {
+        nodes.insert(super::load::TLBLOAD_GUEST_PATH.into(), Node::File(t, 0o755));
+    }
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let tmp = dir.join(format!(".tmp-{}-{}", &key[..16], std::process::id()));
     write_archive(&nodes, &tmp).map_err(|e| {
@@ -308,6 +322,7 @@ mod tests {
         GuestParams {
             scftorture: "nthreads=4 weight_resched=0".into(),
             duration_s,
+            load: crate::image::Load::None,
         }
     }
 
@@ -487,6 +502,7 @@ mod tests {
         let bad = GuestParams {
             scftorture: "x=1; reboot".into(),
             duration_s: 30,
+            load: crate::image::Load::None,
         };
         assert!(matches!(
             for_artifact(&d.path().join("data"), &entry, &bad),

@@ -5,6 +5,7 @@
 
 mod base;
 pub mod initramfs;
+pub mod load;
 mod params;
 mod run_root;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::io_error::PathIo;
 
 pub use base::{INIT_SCRIPT, ensure_base};
+pub use load::Load;
 pub use params::GuestParams;
 
 /// Image errors.
@@ -46,6 +48,10 @@ pub enum Error {
         "the kernel cannot boot an initramfs: {config} lacks {missing} (build it with root: initramfs, which adds configs/initramfs.config)"
     )]
     NoInitrd { config: PathBuf, missing: String },
+    #[error(
+        "cannot build the background load program: {cmd} failed: {why} (it is compiled on the host: apt-get install build-essential)"
+    )]
+    LoadCompile { cmd: String, why: String },
 }
 
 impl Error {
@@ -57,7 +63,8 @@ impl Error {
 /// Builds the guest root for one run at `<run_dir>/root` and returns its path:
 /// the base image (built once under `data_dir` and reused), the modules of
 /// `modules` (an `INSTALL_MOD_PATH` folder holding `lib/modules/<release>/`),
-/// and `params` in `/csdci/params`. An existing `<run_dir>/root` is replaced.
+/// `params` in `/csdci/params` and, when `params.load` asks for one, the
+/// background load program ([`load`]). An existing `<run_dir>/root` is replaced.
 pub fn prepare_run_root(
     data_dir: &Path,
     modules: &Path,
@@ -73,6 +80,11 @@ pub fn prepare_run_root(
         let from = modules.join("lib/modules").join(rel);
         let to = root.join("lib/modules").join(rel);
         run_root::copy_tree(&from, &to)?;
+    }
+    if !params.load.is_none() {
+        let bin = load::ensure_tlbload(data_dir)?;
+        let to = root.join(load::TLBLOAD_GUEST_PATH);
+        std::fs::copy(&bin, &to).map_err(|e| Error::io(&to, e))?;
     }
     let p = root.join("csdci/params");
     std::fs::write(&p, rendered).map_err(|e| Error::io(&p, e))?;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Error;
+use super::{Error, Load};
 
 /// What the guest's init does in one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +12,10 @@ pub struct GuestParams {
     pub scftorture: String,
     /// Seconds scftorture runs before it is unloaded.
     pub duration_s: u64,
+    /// What runs beside scftorture ([`Load`]); written to the params file
+    /// only when there is one, so runs without it keep their params.
+    #[serde(default)]
+    pub load: Load,
 }
 
 impl GuestParams {
@@ -30,11 +34,18 @@ impl GuestParams {
             return Err(Error::BadDuration);
         }
         let words: Vec<&str> = self.scftorture.split_whitespace().collect();
-        Ok(format!(
+        let mut out = format!(
             "CSDCI_SCFTORTURE='{}'\nCSDCI_DURATION_S={}\n",
             words.join(" "),
             self.duration_s
-        ))
+        );
+        match self.load {
+            Load::None => {}
+            Load::Tlb { procs } => {
+                out.push_str(&format!("CSDCI_LOAD=tlb\nCSDCI_LOAD_PROCS={procs}\n"));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -47,10 +58,19 @@ mod tests {
         let p = GuestParams {
             scftorture: " nthreads=16  onoff_interval=100 ".into(),
             duration_s: 30,
+            load: Load::None,
         };
         assert_eq!(
             p.render().unwrap(),
             "CSDCI_SCFTORTURE='nthreads=16 onoff_interval=100'\nCSDCI_DURATION_S=30\n"
+        );
+        let p = GuestParams {
+            load: Load::Tlb { procs: 2 },
+            ..p
+        };
+        assert_eq!(
+            p.render().unwrap(),
+            "CSDCI_SCFTORTURE='nthreads=16 onoff_interval=100'\nCSDCI_DURATION_S=30\nCSDCI_LOAD=tlb\nCSDCI_LOAD_PROCS=2\n"
         );
     }
 
@@ -59,12 +79,14 @@ mod tests {
         let p = GuestParams {
             scftorture: "nthreads=16'; reboot".into(),
             duration_s: 30,
+            load: Load::None,
         };
         let e = p.render().unwrap_err().to_string();
         assert!(e.contains("'''") || e.contains("character '''"), "{e}");
         let p = GuestParams {
             scftorture: String::new(),
             duration_s: 0,
+            load: Load::None,
         };
         assert!(matches!(p.render(), Err(Error::BadDuration)));
     }

@@ -124,6 +124,7 @@ mod tests {
         let params = GuestParams {
             scftorture: "nthreads=16".into(),
             duration_s: 30,
+            load: crate::image::Load::None,
         };
         let run = d.path().join("run1");
         let root = prepare_run_root(&d.path().join("data"), &mods, &params, &run).unwrap();

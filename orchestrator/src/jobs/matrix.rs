@@ -39,9 +39,10 @@ pub const ALIASES: [(&str, &str); 4] = [
     ("stop_after_crash", "stop_after_crash_s"),
 ];
 
-/// `RunSpec`'s field names (as it serializes them).
+/// `RunSpec`'s field names (as it serializes them; those it leaves out at
+/// their default included).
 pub fn fields() -> Vec<String> {
-    match serde_json::to_value(RunSpec::default()) {
+    match serde_json::to_value(RunSpec::with_every_field()) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
         _ => Vec::new(),
     }
@@ -101,6 +102,8 @@ mod tests {
             "accel",
             "predicate",
             "stop_after_crash_s",
+            "root",
+            "load",
         ] {
             assert!(f.iter().any(|x| x == n), "{n} in {f:?}");
         }
