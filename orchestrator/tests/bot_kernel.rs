@@ -29,8 +29,12 @@ use common::smtp::{Smtp, header};
 use csdci::demo::patches;
 
 /// The RunSpec of both the nightly job and the bot: short runs that still
-/// catch the planted race (8 vCPUs, 16 scftorture threads, 20 s).
-const TEST: &str = "{vcpus: 8, memory: 1G, duration: 20, scftorture: \"nthreads=16\", stop_after_crash_s: 5, predicate: csd}";
+/// catch the planted race, with scftorture doing only single-CPU no-wait
+/// calls (the regression's path): measured here, 4 of 4 runs of the
+/// regression failed with a CSD-lock report (31-42 s each), 3 of 3 of the
+/// base were clean; with scftorture's default mix only about 1 in 3 runs of
+/// 20 s failed.
+const TEST: &str = "{vcpus: 8, memory: 1G, duration: 20, scftorture: \"nthreads=16 weight_single=1\", stop_after_crash_s: 5, predicate: csd}";
 
 fn git_in(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> String {
     let mut c = Command::new("git");
@@ -250,7 +254,7 @@ fn bot_names_the_csd_regression_patch_of_a_kernel_series_and_passes_a_clean_one(
     std::fs::write(
         jobs.join("bot.yaml"),
         format!(
-            "kind: bot\nname: {bot}\ninbox: {url}\ntree: {up}\nreference: {repo}\nbranch: main\npaths: [kernel/smp.c]\ntest: {TEST}\nruns: 3\nsandbox: {{timeout: 30m}}\nreply:\n  from: csdci bot <bot@example.org>\n  list: test@example.org\n  smtp: {{url: \"smtp://127.0.0.1:{port}\", starttls: false}}\n",
+            "kind: bot\nname: {bot}\ninbox: {url}\ntree: {up}\nreference: {repo}\nbranch: main\npaths: [kernel/smp.c]\ntest: {TEST}\nruns: 2\nsandbox: {{timeout: 30m}}\nreply:\n  from: csdci bot <bot@example.org>\n  list: test@example.org\n  smtp: {{url: \"smtp://127.0.0.1:{port}\", starttls: false}}\n",
             url = inbox.url,
             up = up.display(),
             repo = repo.display(),
@@ -324,6 +328,6 @@ fn bot_names_the_csd_regression_patch_of_a_kernel_series_and_passes_a_clean_one(
 
     let c = find("describe csd_data");
     assert!(c.contains("RESULT: clean"), "{c}\n{out}");
-    assert!(c.contains("the tip passed 3 of 3 runs"), "{c}");
+    assert!(c.contains("the tip passed 2 of 2 runs"), "{c}");
     smtp.stop();
 }
