@@ -1275,6 +1275,13 @@ fn actions_in_a_real_browser() {
             }
         })
         .await;
+        until(20, "the page shows why it stopped", || {
+            let c = c.clone();
+            async move {
+                c.find(Locator::Id("bisect-error")).await.unwrap().text().await.unwrap().contains("interrupted")
+            }
+        })
+        .await;
         assert!(js_errors(&c).await.is_empty(), "{:?}", js_errors(&c).await);
         std::fs::write(screenshots().join("bisection-cancelled.png"), c.screenshot().await.unwrap()).unwrap();
         // Cancelling what no longer runs: refused with why.

@@ -113,6 +113,11 @@ document.addEventListener("securitypolicyviolation", function (e) {
         swapHeatmap(id);
         var cancel = document.getElementById("cancel");
         if (cancel && !b.cancellable) cancel.disabled = true;
+        var errorRow = document.getElementById("bisect-error-row");
+        if (errorRow && b.error) {
+          document.getElementById("bisect-error").textContent = b.error;
+          errorRow.hidden = false;
+        }
         var report = document.getElementById("report");
         if (b.report && !report.querySelector("table")) {
           report.appendChild(el("h2", "Report"));
