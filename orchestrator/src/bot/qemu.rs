@@ -11,6 +11,9 @@
 //! first finding on, as the reply quotes them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::bisect::predicate::Predicate;
 use crate::sandbox::Sandbox;
@@ -50,6 +53,9 @@ impl QemuTester {
     }
 }
 
+/// Console lines a failure's text quotes at most.
+const QUOTED: usize = 10;
+
 /// The title the predicate matched and the console from the first finding.
 fn failure_text(
     predicate: &Predicate,
@@ -65,28 +71,98 @@ fn failure_text(
         .or_else(|| a.title.clone())
         .unwrap_or_else(|| "kernel failure without a title".into());
     let mut out = vec![title];
-    if let Some(text) = console.and_then(|p| std::fs::read(p).ok()) {
-        let text = String::from_utf8_lossy(&text);
-        let lines: Vec<&str> = text.lines().collect();
-        let from = finding
-            .map(|f| (f.line as usize).saturating_sub(1))
-            .unwrap_or(lines.len().saturating_sub(10))
-            .min(lines.len());
-        out.extend(
-            lines[from..]
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .take(10)
-                .map(|l| super::reply::clean(l)),
-        );
-    }
+    // The finding's own byte range (a few KiB read, whatever the console's
+    // size); without a finding, the console's last lines.
+    let lines = console
+        .and_then(|p| std::fs::File::open(p).ok())
+        .and_then(|mut f| {
+            let lines = match finding.filter(|f| f.end_byte > f.start_byte) {
+                Some(fd) => csdci_console::excerpt::around(
+                    &mut f,
+                    fd.start_byte..fd.end_byte,
+                    QUOTED,
+                    QUOTED,
+                )
+                .map(|e| e.lines.into_iter().chain(e.after).collect()),
+                None => csdci_console::excerpt::tail(&mut f, QUOTED),
+            };
+            lines.ok()
+        });
+    out.extend(
+        lines
+            .unwrap_or_default()
+            .iter()
+            .filter(|l: &&String| !l.trim().is_empty())
+            .take(QUOTED)
+            .map(|l| super::reply::clean(l)),
+    );
     out.join("\n")
 }
 
+/// Sets `flag` once `after` has passed, unless dropped before.
+struct Deadline {
+    done: Arc<(Mutex<bool>, Condvar)>,
+    fired: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Deadline {
+    fn start(after: Duration, flag: Arc<AtomicBool>) -> Self {
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (d, f) = (done.clone(), fired.clone());
+        let thread = std::thread::spawn(move || {
+            let (lock, cv) = &*d;
+            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, _) = cv
+                .wait_timeout_while(guard, after, |stopped| !*stopped)
+                .unwrap_or_else(|e| e.into_inner());
+            if !*guard {
+                f.store(true, Ordering::SeqCst);
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        Deadline {
+            done,
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl SeriesTester for QemuTester {
+    /// Builds in the sandbox, stopped at the sandbox's wall-clock limit
+    /// (then it is a build failure saying so).
     fn build(&mut self, commit: &str) -> crate::Result<Result<(), Vec<String>>> {
+        let flag = self.inner.cancel_flag();
+        let deadline = Deadline::start(self.sandbox.limits.wall, flag.clone());
         let inner = &mut self.inner;
-        match crate::sandbox::scoped(&self.sandbox, || inner.prepare(commit))? {
+        let out = crate::sandbox::scoped(&self.sandbox, || inner.prepare(commit));
+        let fired = deadline.fired();
+        drop(deadline);
+        if fired {
+            flag.store(false, Ordering::SeqCst);
+            return Ok(Err(vec![format!(
+                "the build stopped at the sandbox's time limit ({} s)",
+                self.sandbox.limits.wall.as_secs()
+            )]));
+        }
+        match out? {
             Prepared::Ready { .. } => Ok(Ok(())),
             Prepared::Untestable { reason } => Ok(Err(vec![super::reply::clean(&reason)])),
         }
@@ -118,6 +194,21 @@ impl SeriesTester for QemuTester {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_sets_the_flag_only_when_it_passes() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let d = Deadline::start(Duration::from_millis(50), flag.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(d.fired() && flag.load(Ordering::SeqCst));
+        drop(d);
+        let flag = Arc::new(AtomicBool::new(false));
+        let start = std::time::Instant::now();
+        let d = Deadline::start(Duration::from_secs(60), flag.clone());
+        drop(d);
+        assert!(!flag.load(Ordering::SeqCst));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn failure_text_quotes_the_matching_finding_and_its_console() {
