@@ -157,7 +157,7 @@ pub fn export_with(store: &Store, opts: &Options<'_>) -> crate::Result<Value> {
                 let console = console.filter(|p| p.is_file());
                 let excerpt = match (&console, findings.first()) {
                     (Some(p), Some(f)) if r.verdict.as_deref() == Some("failed") => {
-                        console_excerpt(p, f.first_line)
+                        console_excerpt(p, f)
                     }
                     _ => None,
                 };
@@ -631,16 +631,47 @@ pub fn issue(origin: &str, r: &Regression, tree: Option<&str>, public_url: Optio
     Value::Object(m)
 }
 
-/// Up to [`EXCERPT_LINES`] lines of the console at `path` from 1-based line
-/// `first` on (lossy UTF-8, at most [`EXCERPT_MAX`] characters).
-fn console_excerpt(path: &Path, first: u64) -> Option<String> {
-    let f = std::fs::File::open(path).ok()?;
+/// Up to [`EXCERPT_LINES`] lines of the console at `path` from finding `f`'s
+/// first line on (lossy UTF-8, at most [`EXCERPT_MAX`] characters): read from
+/// its stored byte range ([`csdci_console::excerpt`]), a few KiB whatever the
+/// console's size.
+fn console_excerpt(path: &Path, f: &StoredFinding) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let lines = match f.bytes() {
+        Some(range) => {
+            let e = csdci_console::excerpt::around(&mut file, range, EXCERPT_LINES, EXCERPT_LINES)
+                .ok()?;
+            let mut lines = e.lines;
+            lines.extend(e.after);
+            lines.truncate(EXCERPT_LINES);
+            lines
+        }
+        None => from_first_line(file, f.first_line)?,
+    };
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for l in &lines {
+        out.push_str(l);
+        out.push('\n');
+        if out.len() > EXCERPT_MAX * 4 {
+            break;
+        }
+    }
+    let s = text(&out);
+    Some(s.chars().take(EXCERPT_MAX).collect())
+}
+
+/// The fallback of [`console_excerpt`] for runs stored before findings had
+/// byte positions: up to [`EXCERPT_LINES`] lines from 1-based line `first`
+/// on, read line by line.
+fn from_first_line(f: std::fs::File, first: u64) -> Option<Vec<String>> {
     // A console is bounded by the guest's run; read at most 64 MiB of it.
     let mut rd = BufReader::new(f.take(64 << 20));
     let mut line = Vec::new();
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut n: u64 = 0;
-    let mut kept = 0;
     loop {
         line.clear();
         if rd.read_until(b'\n', &mut line).ok()? == 0 {
@@ -650,17 +681,14 @@ fn console_excerpt(path: &Path, first: u64) -> Option<String> {
         if n < first.max(1) {
             continue;
         }
-        out.push_str(&String::from_utf8_lossy(&line));
-        kept += 1;
-        if kept >= EXCERPT_LINES || out.len() > EXCERPT_MAX * 4 {
+        let l = line.strip_suffix(b"\n").unwrap_or(&line);
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        out.push(String::from_utf8_lossy(l).into_owned());
+        if out.len() >= EXCERPT_LINES {
             break;
         }
     }
-    if out.is_empty() {
-        return None;
-    }
-    let s = text(&out);
-    Some(s.chars().take(EXCERPT_MAX).collect())
+    Some(out)
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@
 //! every [`STRIDE`]th line) is built once per console file and cached, and a
 //! window seeks to the nearest indexed line and reads only its lines (each cut
 //! at [`MAX_LINE`] bytes). A 50 MB console never sits in memory whole. The
-//! findings and their lines come from the store; only the CSD-group table and
-//! the scftorture statistics, which the store does not keep, come from
-//! running the console analyzer over the log (streamed, once per run, cached).
+//! findings and their lines come from the store, and so do the CSD-group table
+//! and the scftorture statistics (the run's stored summary,
+//! [`store::runs::RunSummary`]). Only a run still going and a run stored before
+//! summaries were (schema version 7) have the console analysed here
+//! (streamed, once per finished run, cached).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -56,6 +58,67 @@ pub struct StoreDashboard {
 struct Analysis {
     csd: Vec<CsdGroupRow>,
     scftorture: Vec<Field>,
+}
+
+impl Analysis {
+    /// The run page's CSD-group rows and scftorture fields.
+    fn of(groups: &[csdci_console::CsdGroup], s: &csdci_console::ScfStats) -> Analysis {
+        let csd = groups
+            .iter()
+            .map(|g| CsdGroupRow {
+                id: g.id,
+                waiter_cpu: g.waiter_cpu,
+                target_cpu: g.target_cpu,
+                func: g.func.clone(),
+                csd: g.csd.clone(),
+                max_wait_s: g.max_wait_ns.map(|ns| ns as f64 / 1e9),
+                resent: g.resent,
+                reports: g.reports,
+                shared_with: g.shared_with.clone(),
+            })
+            .collect();
+        let mut scftorture = Vec::new();
+        if s.started || s.stats_lines > 0 || s.result.is_some() {
+            let mut f = |name: &str, value: String| {
+                scftorture.push(Field {
+                    name: name.into(),
+                    value,
+                })
+            };
+            f("result", s.result.clone().unwrap_or_else(|| "none".into()));
+            if let Some(n) = s.invocations {
+                f("invocations", n.to_string());
+            }
+            f("statistics lines", s.stats_lines.to_string());
+            f(
+                "errors (ste/stnmie/stnmoe/staf)",
+                format!(
+                    "{}/{}/{}/{}",
+                    s.errors.ste, s.errors.stnmie, s.errors.stnmoe, s.errors.staf
+                ),
+            );
+            f(
+                "memory-ordering failures",
+                s.memory_ordering_failures.to_string(),
+            );
+            if let Some(o) = &s.onoff {
+                f(
+                    "CPU hotplug (online/attempts, offline/attempts)",
+                    format!(
+                        "{}/{}, {}/{}",
+                        o.online, o.online_attempts, o.offline, o.offline_attempts
+                    ),
+                );
+            }
+            if s.cpus_offlined > 0 || s.cpus_onlined > 0 {
+                f(
+                    "CPUs taken offline / brought online",
+                    format!("{} / {}", s.cpus_offlined, s.cpus_onlined),
+                );
+            }
+        }
+        Analysis { csd, scftorture }
+    }
 }
 
 /// A console's sparse line index.
@@ -293,12 +356,27 @@ impl StoreDashboard {
         Ok(ix)
     }
 
-    /// The run's CSD groups and scftorture statistics (the analyzer fed the
-    /// log in chunks); cached once the run is over.
-    fn analysis(&self, run: &store::runs::RunRow) -> Arc<Analysis> {
+    /// The run's CSD groups and scftorture statistics: the summary stored
+    /// with its finish; for a run still going, or one stored before summaries
+    /// were, the console analysed ([`Self::analyse_console`]).
+    fn analysis(&self, store: &Store, run: &store::runs::RunRow) -> Arc<Analysis> {
         if let Some(a) = self.analyses.lock().unwrap().get(&run.id) {
             return a.clone();
         }
+        let a = match store.run_summary(run.id) {
+            Ok(Some(s)) => Arc::new(Analysis::of(&s.csd, &s.scftorture)),
+            _ => Self::analyse_console(run),
+        };
+        if run.status != "running" {
+            self.analyses.lock().unwrap().insert(run.id, a.clone());
+        }
+        a
+    }
+
+    /// The fallback of [`Self::analysis`] for a run without a stored summary
+    /// (still running, or stored before schema version 7): the analyzer fed
+    /// its console log in chunks.
+    fn analyse_console(run: &store::runs::RunRow) -> Arc<Analysis> {
         let Some(path) = run.console_log.as_deref().map(Path::new) else {
             return Arc::default();
         };
@@ -314,52 +392,7 @@ impl StoreDashboard {
             an.feed(&buf[..n]);
         }
         let a = an.finish();
-        let csd = a
-            .csd
-            .iter()
-            .map(|g| CsdGroupRow {
-                id: g.id,
-                waiter_cpu: g.waiter_cpu,
-                target_cpu: g.target_cpu,
-                func: g.func.clone(),
-                csd: g.csd.clone(),
-                max_wait_s: g.max_wait_ns.map(|ns| ns as f64 / 1e9),
-                resent: g.resent,
-                reports: g.reports,
-                shared_with: g.shared_with.clone(),
-            })
-            .collect();
-        let s = &a.scftorture;
-        let mut scftorture = Vec::new();
-        if s.started || s.stats_lines > 0 || s.result.is_some() {
-            let mut f = |name: &str, value: String| {
-                scftorture.push(Field {
-                    name: name.into(),
-                    value,
-                })
-            };
-            f("result", s.result.clone().unwrap_or_else(|| "none".into()));
-            if let Some(n) = s.invocations {
-                f("invocations", n.to_string());
-            }
-            f("statistics lines", s.stats_lines.to_string());
-            f(
-                "errors (ste/stnmie/stnmoe/staf)",
-                format!(
-                    "{}/{}/{}/{}",
-                    s.errors.ste, s.errors.stnmie, s.errors.stnmoe, s.errors.staf
-                ),
-            );
-            f(
-                "memory-ordering failures",
-                s.memory_ordering_failures.to_string(),
-            );
-        }
-        let a = Arc::new(Analysis { csd, scftorture });
-        if run.status != "running" {
-            self.analyses.lock().unwrap().insert(run.id, a.clone());
-        }
-        a
+        Arc::new(Analysis::of(&a.csd, &a.scftorture))
     }
 
     fn console_path(run: &store::runs::RunRow) -> Option<PathBuf> {
@@ -1100,7 +1133,7 @@ impl Dashboard for StoreDashboard {
             .iter()
             .map(finding)
             .collect();
-        let a = self.analysis(&r);
+        let a = self.analysis(&store, &r);
         let mut spec = vec![
             Field {
                 name: "vCPUs".into(),
@@ -1551,6 +1584,78 @@ mod tests {
         assert_eq!(ix.line_at(&p, at(3000)).unwrap(), 3000);
         assert_eq!(ix.line_at(&p, at(4096) - 1).unwrap(), 4095);
         assert_eq!(ix.line_at(&p, u64::MAX).unwrap(), 5002);
+    }
+
+    /// A console with a stuck CSD lock and scftorture's stats with hotplug.
+    const CSD_CONSOLE: &str = "[    1.0] scftorture: --- Start of test: nthreads=4\n\
+[    2.0] smp: csd: Detected non-responsive CSD lock (#1) on CPU#3, waiting 5000155348 ns for CPU#00 scf_handler_1+0x0/0x21 [scftorture](0xffff888003c1b4a0).\n\
+[    2.0] smp:     csd: CSD lock (#1) handling prior scf_handler_1+0x0/0x21 [scftorture](0x0) request.\n\
+[    3.0] smp: csd: CSD lock (#1) got unstuck on CPU#03, CPU#00 released the lock.\n";
+
+    /// A finished run of `console` in the store of `dir`, its summary
+    /// stored or not (a run stored before summaries were).
+    fn finished_run(dir: &Path, with_summary: bool) -> (i64, PathBuf) {
+        let store = Store::open(dir).unwrap();
+        let log = dir.join("console.log");
+        std::fs::write(&log, CSD_CONSOLE).unwrap();
+        let id = store
+            .insert_run(&store::runs::NewRun {
+                repo: "/linux".into(),
+                commit: "abc".into(),
+                vcpus: 4,
+                memory_mb: 512,
+                accel_requested: "tcg".into(),
+                duration_s: 10,
+                console_log: Some(log.display().to_string()),
+                ..Default::default()
+            })
+            .unwrap();
+        let mut an = csdci_console::Analyzer::new();
+        an.feed(CSD_CONSOLE.as_bytes());
+        let a = an.finish();
+        assert_eq!(a.csd.len(), 1, "{a:?}");
+        let mut finish = crate::testers::local::finish_record(
+            &crate::verdict::Verdict::Failed {
+                title: "csd".into(),
+                findings: a.findings.clone(),
+            },
+            None,
+            Some(&a),
+        );
+        if !with_summary {
+            finish.summary = None;
+        }
+        store.finish_run(id, &finish).unwrap();
+        (id, log)
+    }
+
+    #[test]
+    fn the_run_page_shows_the_stored_summary_without_the_console() {
+        let d = tempfile::tempdir().unwrap();
+        let (id, log) = finished_run(d.path(), true);
+        std::fs::remove_file(&log).unwrap();
+        let page = StoreDashboard::new(d.path(), None).run(id).unwrap();
+        assert_eq!(page.csd.len(), 1, "{:?}", page.csd);
+        assert_eq!(page.csd[0].waiter_cpu, Some(3));
+        assert_eq!(page.csd[0].target_cpu, Some(0));
+        assert_eq!(page.csd[0].func.as_deref(), Some("scf_handler_1"));
+        let started = page
+            .scftorture
+            .iter()
+            .find(|f| f.name == "statistics lines");
+        assert!(started.is_some(), "{:?}", page.scftorture);
+    }
+
+    #[test]
+    fn an_old_run_without_a_summary_falls_back_to_its_console() {
+        let d = tempfile::tempdir().unwrap();
+        let (id, log) = finished_run(d.path(), false);
+        let page = StoreDashboard::new(d.path(), None).run(id).unwrap();
+        assert_eq!(page.csd.len(), 1, "{:?}", page.csd);
+        // Without the summary and without the console there is nothing.
+        std::fs::remove_file(&log).unwrap();
+        let page = StoreDashboard::new(d.path(), None).run(id).unwrap();
+        assert!(page.csd.is_empty(), "{:?}", page.csd);
     }
 
     #[test]

@@ -367,6 +367,14 @@ CREATE TABLE fix_validations (
 );
 ";
 
+/// Version 7: a finished run's console summary (`runs.summary`, JSON of
+/// [`super::runs::RunSummary`]: CSD groups and scftorture statistics), so the
+/// run page never analyses a stored console again. Runs stored before have
+/// NULL there.
+const V7_RUN_SUMMARY: &str = "
+ALTER TABLE runs ADD COLUMN summary TEXT;
+";
+
 /// Every migration, in order: entry `i` makes version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     V1_TABLES,
@@ -375,6 +383,7 @@ const MIGRATIONS: &[&str] = &[
     V4_NIGHTS,
     V5_SERIES,
     V6_FIX_VALIDATIONS,
+    V7_RUN_SUMMARY,
 ];
 
 /// The schema version this csdci writes.
@@ -398,6 +407,9 @@ pub(crate) const SERIES_SINCE: u32 = 5;
 
 /// Whether the fix validations table exists at schema `version`.
 pub(crate) const FIX_VALIDATIONS_SINCE: u32 = 6;
+
+/// Whether `runs.summary` exists at schema `version`.
+pub(crate) const RUN_SUMMARY_SINCE: u32 = 7;
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

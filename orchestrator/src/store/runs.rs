@@ -2,10 +2,12 @@
 //! as `running` before the guest starts and updated when the run ends; rows left
 //! `running` by a csdci that was killed become `interrupted` at the next open.
 //! The table is made by [`super::migrations`]; a run's console findings go to
-//! [`super::findings`] with its finish.
+//! [`super::findings`] with its finish, and what the run page shows of its
+//! console analysis (CSD groups, scftorture statistics) to `runs.summary`
+//! ([`RunSummary`]), so no page analyses a stored console again.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::findings::StoredFinding;
 use super::{Error, Store};
@@ -97,6 +99,32 @@ pub struct Finish {
     /// The console analyzer's findings, with their positions: stored in the
     /// `findings` table with the finish (see [`StoredFinding::from_console`]).
     pub console_findings: Vec<StoredFinding>,
+    /// The console analysis' CSD groups and scftorture statistics, stored
+    /// as `runs.summary` (none: the run did not boot, or was not analysed).
+    pub summary: Option<RunSummary>,
+}
+
+/// What the run page (and anything else after a run) needs of its console
+/// analysis besides the findings: stored with the finish as JSON, read back
+/// by [`Store::run_summary`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The CSD-lock groups (one per stuck lock).
+    #[serde(default)]
+    pub csd: Vec<csdci_console::CsdGroup>,
+    /// scftorture's counters and result, with its CPU hotplug counts.
+    #[serde(default)]
+    pub scftorture: csdci_console::ScfStats,
+}
+
+impl RunSummary {
+    /// The summary of a console analysis.
+    pub fn of(a: &csdci_console::Analysis) -> RunSummary {
+        RunSummary {
+            csd: a.csd.clone(),
+            scftorture: a.scftorture.clone(),
+        }
+    }
 }
 
 /// One row of `runs`.
@@ -221,7 +249,7 @@ impl Store {
         tx.execute(
             "UPDATE runs SET accel = ?2, boot_seconds = ?3, test_seconds = ?4, verdict = ?5,
                 title = ?6, findings = ?7, vm_exit = ?8, reason = ?9, status = 'done',
-                finished_at = ?10
+                finished_at = ?10, summary = ?11
              WHERE id = ?1",
             params![
                 id,
@@ -234,6 +262,9 @@ impl Store {
                 f.vm_exit,
                 f.reason,
                 chrono::Utc::now().to_rfc3339(),
+                f.summary
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).expect("a summary serialises")),
             ],
         )?;
         super::findings::write(&tx, id, &f.console_findings)?;
@@ -248,6 +279,27 @@ impl Store {
             params![id, reason, chrono::Utc::now().to_rfc3339()],
         )?;
         Ok(())
+    }
+
+    /// The console summary stored with run `id`'s finish: none for a run
+    /// not finished, not analysed, stored before summaries were (schema
+    /// version 7), or whose summary does not read.
+    pub fn run_summary(&self, id: i64) -> Result<Option<RunSummary>, Error> {
+        if self.version < super::migrations::RUN_SUMMARY_SINCE {
+            return Ok(None);
+        }
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT summary FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        Ok(json.and_then(|j| match serde_json::from_str(&j) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("store: run #{id}'s summary does not read: {e}");
+                None
+            }
+        }))
     }
 
     /// One run by id.
@@ -326,5 +378,57 @@ mod tests {
         assert_eq!(store.run(live).unwrap().unwrap().status, "running");
         assert_eq!(store.run(dead).unwrap().unwrap().status, "interrupted");
         assert_eq!(store.runs_for_commit("abc").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_summary_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let id = store
+            .insert_run(&NewRun {
+                repo: "/linux".into(),
+                commit: "abc".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(store.run_summary(id).unwrap(), None);
+        let summary = RunSummary {
+            csd: vec![csdci_console::CsdGroup {
+                id: 1,
+                waiter_cpu: Some(3),
+                target_cpu: Some(0),
+                func: Some("scf_handler_1".into()),
+                max_wait_ns: Some(5_000_155_348),
+                reports: 2,
+                ..Default::default()
+            }],
+            scftorture: csdci_console::ScfStats {
+                result: Some("SUCCESS".into()),
+                stats_lines: 4,
+                onoff: Some(csdci_console::ScfOnoff {
+                    online: 3,
+                    online_attempts: 3,
+                    offline: 2,
+                    offline_attempts: 4,
+                }),
+                cpus_offlined: 2,
+                cpus_onlined: 5,
+                ..Default::default()
+            },
+        };
+        store
+            .finish_run(
+                id,
+                &Finish {
+                    verdict: "failed".into(),
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open_read_only(d.path()).unwrap();
+        assert_eq!(store.run_summary(id).unwrap(), Some(summary));
+        assert_eq!(store.run_summary(id + 1).unwrap(), None);
     }
 }

@@ -32,7 +32,6 @@ use crate::lava::job::JobSpec;
 use crate::lava::log::Log;
 use crate::lava::states::{self, Ending, Meaning, Stop};
 use crate::spec::RunSpec;
-use crate::store::runs::Finish;
 use crate::testers::local::{
     BuildInfo, LocalTester, LogReporter, Reporter, RunOptions, RunResult, Timings,
 };
@@ -674,25 +673,9 @@ impl LavaTester {
         vm: Option<&VmOutcome>,
         analysis: Option<&csdci_console::Analysis>,
     ) -> Result<()> {
-        let reason = match verdict {
-            Verdict::Untestable { reason } | Verdict::Infra { reason } => Some(reason.clone()),
-            _ => None,
-        };
         self.local.store().finish_run(
             id,
-            &Finish {
-                accel: vm.map(|v| v.accel.to_string()),
-                boot_seconds: vm.and_then(|v| v.boot_seconds),
-                test_seconds: vm.map(|v| v.seconds),
-                verdict: verdict.name().into(),
-                title: verdict.title().map(str::to_string),
-                findings: analysis.and_then(|a| serde_json::to_string(&a.findings).ok()),
-                console_findings: analysis
-                    .map(|a| crate::store::findings::StoredFinding::from_console(&a.findings))
-                    .unwrap_or_default(),
-                vm_exit: vm.map(|v| format!("{:?}", v.exit)),
-                reason,
-            },
+            &crate::testers::local::finish_record(verdict, vm, analysis),
         )?;
         Ok(())
     }

@@ -677,26 +677,8 @@ impl LocalTester {
         vm: Option<&VmOutcome>,
         analysis: Option<&Analysis>,
     ) -> Result<()> {
-        let reason = match verdict {
-            Verdict::Untestable { reason } | Verdict::Infra { reason } => Some(reason.clone()),
-            _ => None,
-        };
-        self.store.finish_run(
-            id,
-            &Finish {
-                accel: vm.map(|v| v.accel.to_string()),
-                boot_seconds: vm.and_then(|v| v.boot_seconds),
-                test_seconds: vm.map(|v| v.seconds),
-                verdict: verdict.name().into(),
-                title: verdict.title().map(str::to_string),
-                findings: analysis.and_then(|a| serde_json::to_string(&a.findings).ok()),
-                console_findings: analysis
-                    .map(|a| crate::store::findings::StoredFinding::from_console(&a.findings))
-                    .unwrap_or_default(),
-                vm_exit: vm.map(|v| format!("{:?}", v.exit)),
-                reason,
-            },
-        )?;
+        self.store
+            .finish_run(id, &finish_record(verdict, vm, analysis))?;
         Ok(())
     }
 
@@ -706,6 +688,35 @@ impl LocalTester {
             Ok(b) => Some(&b.entry.dir),
             Err(_) => None,
         }
+    }
+}
+
+/// The store's record of a booted (or tried) run's end: its verdict, how
+/// the VM ended, the console's findings with their positions and the
+/// console summary the pages show. The one place a tester's run becomes a
+/// [`Finish`] (the local and the LAVA tester both finish runs with it).
+pub(crate) fn finish_record(
+    verdict: &Verdict,
+    vm: Option<&VmOutcome>,
+    analysis: Option<&Analysis>,
+) -> Finish {
+    let reason = match verdict {
+        Verdict::Untestable { reason } | Verdict::Infra { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    Finish {
+        accel: vm.map(|v| v.accel.to_string()),
+        boot_seconds: vm.and_then(|v| v.boot_seconds),
+        test_seconds: vm.map(|v| v.seconds),
+        verdict: verdict.name().into(),
+        title: verdict.title().map(str::to_string),
+        findings: analysis.and_then(|a| serde_json::to_string(&a.findings).ok()),
+        console_findings: analysis
+            .map(|a| crate::store::findings::StoredFinding::from_console(&a.findings))
+            .unwrap_or_default(),
+        summary: analysis.map(crate::store::runs::RunSummary::of),
+        vm_exit: vm.map(|v| format!("{:?}", v.exit)),
+        reason,
     }
 }
 
