@@ -53,6 +53,24 @@ impl Verdict {
     }
 }
 
+impl From<&Verdict> for crate::testers::RunOutcome {
+    /// What a verdict tells a [`crate::testers::Tester`]'s user: clean
+    /// passes, failed fails, untestable is a skip, infra is infra.
+    fn from(v: &Verdict) -> Self {
+        use crate::testers::RunOutcome;
+        match v {
+            Verdict::Clean => RunOutcome::Pass,
+            Verdict::Failed { .. } => RunOutcome::Fail,
+            Verdict::Untestable { reason } => RunOutcome::Skip {
+                reason: reason.clone(),
+            },
+            Verdict::Infra { reason } => RunOutcome::Infra {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 /// Judges a run. `pre_nmi_findings` is how many of the analysis' findings came
 /// before csdci injected an NMI into a hung guest (`None`: no NMI was injected):
 /// reports csdci provoked are evidence of a hang, not a crash of their own.

@@ -35,7 +35,7 @@ use crate::spec::RunSpec;
 use crate::testers::local::{
     BuildInfo, LocalTester, LogReporter, Reporter, RunOptions, RunResult, Timings,
 };
-use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
+use crate::testers::{Prepared, RunReport, RunRequest, Tester};
 use crate::verdict::{self, Verdict};
 use crate::vm::{Accel, RootKind, VmExit, VmOutcome};
 use crate::{Error, Result};
@@ -756,32 +756,10 @@ impl LavaTester {
         let mut reporter = std::mem::replace(&mut self.reporter, Box::new(LogReporter));
         let out = self.run_many(runs, reporter.as_mut());
         self.reporter = reporter;
-        out.into_iter().map(|r| r.and_then(report)).collect()
+        out.into_iter()
+            .map(|r| r.and_then(RunResult::report))
+            .collect()
     }
-}
-
-/// A run's result as the bisection driver sees it.
-fn report(r: RunResult) -> Result<RunReport> {
-    if r.interrupted {
-        return Err(Error::Interrupted);
-    }
-    let outcome = match &r.verdict {
-        Verdict::Clean => RunOutcome::Pass,
-        Verdict::Failed { .. } => RunOutcome::Fail,
-        Verdict::Untestable { reason } => RunOutcome::Skip {
-            reason: reason.clone(),
-        },
-        Verdict::Infra { reason } => RunOutcome::Infra {
-            reason: reason.clone(),
-        },
-    };
-    Ok(RunReport {
-        outcome,
-        analysis: r.analysis,
-        console_log: r.console_log,
-        run_id: Some(r.run_id),
-        seconds: r.timings.total,
-    })
 }
 
 impl Tester for LavaTester {

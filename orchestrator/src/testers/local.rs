@@ -741,26 +741,25 @@ impl Tester for LocalTester {
         let mut reporter = std::mem::replace(&mut self.reporter, Box::new(LogReporter));
         let out = self.run_full(commit, reporter.as_mut());
         self.reporter = reporter;
-        let r = out?;
-        if r.interrupted {
+        out?.report()
+    }
+}
+
+impl RunResult {
+    /// The run as the bisection driver (any [`Tester`] user) sees it: the
+    /// verdict as a [`RunOutcome`], the analysis, the console and the row; an
+    /// interrupted run is [`Error::Interrupted`]. The local and the LAVA
+    /// tester both report with it.
+    pub fn report(self) -> Result<RunReport> {
+        if self.interrupted {
             return Err(Error::Interrupted);
         }
-        let outcome = match &r.verdict {
-            Verdict::Clean => RunOutcome::Pass,
-            Verdict::Failed { .. } => RunOutcome::Fail,
-            Verdict::Untestable { reason } => RunOutcome::Skip {
-                reason: reason.clone(),
-            },
-            Verdict::Infra { reason } => RunOutcome::Infra {
-                reason: reason.clone(),
-            },
-        };
         Ok(RunReport {
-            outcome,
-            analysis: r.analysis,
-            console_log: r.console_log,
-            run_id: Some(r.run_id),
-            seconds: r.timings.total,
+            outcome: RunOutcome::from(&self.verdict),
+            analysis: self.analysis,
+            console_log: self.console_log,
+            run_id: Some(self.run_id),
+            seconds: self.timings.total,
         })
     }
 }
