@@ -11,8 +11,9 @@
 //! lava-worker killed mid-job makes the run an infrastructure failure (exit
 //! 2), never a verdict; a LAVA server stopped mid-run is waited for and the
 //! run finishes with its verdict once it is back; a bisection over a short
-//! range of the demo history names the planted commit with jobs on both
-//! devices at the same time.
+//! range of the demo history, its server stopped for 40 s mid-bisection,
+//! names the planted commit with jobs on both devices at the same time and
+//! no step for the outage.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -407,15 +408,11 @@ fn a_lava_server_stopped_mid_run_is_waited_for() {
     let code = wait_child(child, Duration::from_secs(1200));
     let out = out.join().unwrap();
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    // Judged by its console once the server was back (the race shows in
+    // several ways: a CSD-lock report, a warning in the IPI path, a lockup).
     assert_eq!(code, 1, "{r:#}");
-    assert!(
-        r["verdict"]["title"]
-            .as_str()
-            .unwrap()
-            .to_ascii_lowercase()
-            .contains("csd"),
-        "{r:#}"
-    );
+    assert_eq!(r["verdict"]["verdict"], "failed", "{r:#}");
+    assert!(!r["verdict"]["findings"].as_array().unwrap().is_empty());
 }
 
 /// `git` in the kernel repository; trimmed stdout.
