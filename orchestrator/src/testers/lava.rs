@@ -107,6 +107,28 @@ const AVOID_AFTER: u32 = 2;
 /// Times a job that landed on an avoided device is canceled and sent again.
 const MAX_REROUTES: u32 = 3;
 
+/// Device health over one tester's life (one bisection): infrastructure
+/// failures in a row per device; [`AVOID_AFTER`] of them and the device is
+/// avoided.
+#[derive(Debug, Default)]
+struct Health {
+    streak: HashMap<String, u32>,
+    avoided: BTreeSet<String>,
+}
+
+impl Health {
+    /// Records a run on `device`; true when this made the device avoided.
+    fn record(&mut self, device: &str, infra: bool) -> bool {
+        let streak = self.streak.entry(device.to_string()).or_default();
+        if !infra {
+            *streak = 0;
+            return false;
+        }
+        *streak += 1;
+        *streak >= AVOID_AFTER && self.avoided.insert(device.to_string())
+    }
+}
+
 /// One job in flight.
 struct Watch {
     commit: String,
@@ -148,8 +170,7 @@ pub struct LavaTester {
     spec: RunSpec,
     data_dir: PathBuf,
     reporter: Box<dyn Reporter + Send>,
-    streak: HashMap<String, u32>,
-    avoided: BTreeSet<String>,
+    health: Health,
     sums: HashMap<PathBuf, (u64, SystemTime, String)>,
 }
 
@@ -195,8 +216,7 @@ impl LavaTester {
             spec,
             data_dir,
             reporter: Box::new(LogReporter),
-            streak: HashMap::new(),
-            avoided: BTreeSet::new(),
+            health: Health::default(),
             sums: HashMap::new(),
         })
     }
@@ -209,7 +229,7 @@ impl LavaTester {
 
     /// Devices avoided after infrastructure failures.
     pub fn avoided(&self) -> &BTreeSet<String> {
-        &self.avoided
+        &self.health.avoided
     }
 
     /// Builds (or finds) and tests `commit` (a full sha) once on the lab,
@@ -493,7 +513,7 @@ impl LavaTester {
         let landed = info.actual_device.clone();
         w.info = Some(info.clone());
         if let Some(d) = &landed
-            && self.avoided.contains(d)
+            && self.health.avoided.contains(d)
             && !info.finished()
             && !w.log.kernel_output()
             && w.reroutes < MAX_REROUTES
@@ -610,18 +630,14 @@ impl LavaTester {
         };
         // Device health: two infrastructure failures in a row, and it is
         // avoided for the rest of this bisection.
-        if device != "no device" {
-            let streak = self.streak.entry(device.clone()).or_default();
-            if matches!(verdict, Verdict::Infra { .. }) {
-                *streak += 1;
-                if *streak >= AVOID_AFTER && self.avoided.insert(device.clone()) {
-                    reporter.stage(&format!(
-                        "avoiding lava device {device}: {AVOID_AFTER} infrastructure failures in a row"
-                    ));
-                }
-            } else {
-                *streak = 0;
-            }
+        if device != "no device"
+            && self
+                .health
+                .record(&device, matches!(verdict, Verdict::Infra { .. }))
+        {
+            reporter.stage(&format!(
+                "avoiding lava device {device}: {AVOID_AFTER} infrastructure failures in a row"
+            ));
         }
         let meta = serde_json::json!({
             "job": w.job,
@@ -791,7 +807,7 @@ impl Tester for LavaTester {
             .iter()
             .filter(|d| d.schedulable())
             .filter(|d| self.lab.tags.iter().all(|t| d.tags.contains(t)))
-            .filter(|d| !self.avoided.contains(&d.hostname))
+            .filter(|d| !self.health.avoided.contains(&d.hostname))
             .filter(|d| match (&online, &d.worker_host) {
                 (Some(on), Some(w)) => on.contains(w),
                 _ => true,
@@ -810,6 +826,18 @@ impl Tester for LavaTester {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_is_avoided_after_two_infrastructure_failures_in_a_row() {
+        let mut h = Health::default();
+        assert!(!h.record("qemu01", true));
+        assert!(!h.record("qemu01", false)); // a judged run ends the streak
+        assert!(!h.record("qemu01", true));
+        assert!(!h.record("qemu02", true)); // streaks are per device
+        assert!(h.record("qemu01", true));
+        assert!(!h.record("qemu01", true)); // said once
+        assert_eq!(h.avoided.iter().collect::<Vec<_>>(), ["qemu01"]);
+    }
 
     #[test]
     fn a_stored_lab_reads_back_with_its_defaults() {
