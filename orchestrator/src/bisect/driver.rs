@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use csdci_bisect::{BatchStep, Conclusion, Config, Engine, Obs, Step as EngineStep, StopReason};
 use serde::{Deserialize, Serialize};
 
+use super::outcome::RunObs;
 use super::report::{self, Report};
 use super::{Error, Predicate};
 use crate::events::{Event, Events, short};
@@ -159,7 +160,7 @@ struct Stage {
 
 /// What one run showed, after the predicate.
 struct Classified {
-    outcome: &'static str,
+    outcome: RunObs,
     reason: Option<String>,
     titles: Vec<String>,
 }
@@ -184,18 +185,7 @@ fn classify(predicate: &Predicate, r: &RunReport) -> Classified {
             t
         })
         .unwrap_or_default();
-    let (outcome, reason) = match &r.outcome {
-        RunOutcome::Pass => ("pass", None),
-        RunOutcome::Fail => match &r.analysis {
-            Some(a) if !predicate.matches(a) => (
-                "other",
-                Some(format!("failed, but not as --predicate {predicate} asks")),
-            ),
-            _ => ("fail", None),
-        },
-        RunOutcome::Skip { reason } => ("skip", Some(reason.clone())),
-        RunOutcome::Infra { reason } => ("infra", Some(reason.clone())),
-    };
+    let (outcome, reason) = RunObs::classify(predicate, &r.outcome, r.analysis.as_ref());
     Classified {
         outcome,
         reason,
@@ -222,9 +212,7 @@ fn replay(cfg: &Config, candidates: &[String], steps: &[Step]) -> crate::Result<
                 .as_deref()
                 .and_then(|c| index.get(c))
                 .map(|&k| Obs::SameAs(k)),
-            ("run", Some("pass" | "other")) => Some(Obs::Pass),
-            ("run", Some("fail")) => Some(Obs::Fail),
-            ("run", Some("skip")) => Some(Obs::Skip),
+            ("run", o) => RunObs::of(o).and_then(RunObs::obs),
             _ => None,
         };
         if let Some(o) = obs {
@@ -237,7 +225,7 @@ fn replay(cfg: &Config, candidates: &[String], steps: &[Step]) -> crate::Result<
 fn counted_run(s: &Step) -> bool {
     s.kind == "run"
         && s.status == "done"
-        && matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other"))
+        && RunObs::of(s.outcome.as_deref()).is_some_and(RunObs::counts)
 }
 
 /// A bisection being driven.
@@ -512,7 +500,7 @@ impl Driver<'_> {
             kind: kind.to_string(),
             commit: commit.to_string(),
             attempt,
-            outcome: c.outcome.to_string(),
+            outcome: c.outcome.as_str().to_string(),
             seconds: report.seconds,
         });
         let log = report
@@ -522,7 +510,7 @@ impl Driver<'_> {
         self.store.bisect_step_finish(
             step,
             &Finish {
-                outcome: c.outcome,
+                outcome: c.outcome.as_str(),
                 reason: c.reason.as_deref(),
                 titles: &c.titles,
                 console_log: log.as_deref(),
@@ -531,17 +519,17 @@ impl Driver<'_> {
                 ..Finish::default()
             },
         )?;
-        if c.outcome == "infra" {
+        if c.outcome == RunObs::Infra {
             self.infra(commit, c.reason.unwrap_or_default())?;
             return Ok(None);
         }
         self.infra_streak = 0;
-        if c.outcome == "skip" {
+        if c.outcome == RunObs::Skip {
             self.prepared = None;
         }
         let shown = match c.outcome {
-            "other" => format!("crashed differently ({})", c.titles.join("; ")),
-            o => o.to_uppercase(),
+            RunObs::Other => format!("crashed differently ({})", c.titles.join("; ")),
+            o => o.as_str().to_uppercase(),
         };
         self.say(format!(
             "run {} of {}: {shown} ({:.1} s)",
@@ -549,7 +537,7 @@ impl Driver<'_> {
             short(commit),
             report.seconds
         ));
-        Ok(Some((step, c.outcome)))
+        Ok(Some((step, c.outcome.as_str())))
     }
 
     fn journal_posterior(&self, step: i64, stage: &Stage) -> crate::Result<()> {
@@ -885,14 +873,16 @@ impl Driver<'_> {
             {
                 return Ok(check(0, 0, Some(s.reason.clone().unwrap_or_default())));
             }
-            if let Some(s) = mine(kinds.run).find(|s| s.outcome.as_deref() == Some("skip")) {
+            if let Some(s) =
+                mine(kinds.run).find(|s| RunObs::of(s.outcome.as_deref()) == Some(RunObs::Skip))
+            {
                 return Ok(check(0, 0, Some(s.reason.clone().unwrap_or_default())));
             }
             let runs = mine(kinds.run)
-                .filter(|s| matches!(s.outcome.as_deref(), Some("pass" | "fail" | "other")))
+                .filter(|s| RunObs::of(s.outcome.as_deref()).is_some_and(RunObs::counts))
                 .count() as u32;
             let fails = mine(kinds.run)
-                .filter(|s| s.outcome.as_deref() == Some("fail"))
+                .filter(|s| RunObs::of(s.outcome.as_deref()) == Some(RunObs::Fail))
                 .count() as u32;
             if fails > 0 || runs >= planned {
                 return Ok(check(runs, fails, None));

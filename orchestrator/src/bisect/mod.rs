@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod driver;
+pub mod outcome;
 pub mod predicate;
 pub mod report;
 

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use csdci_bisect::{Conclusion, StopReason};
 use serde::{Deserialize, Serialize};
 
+use super::outcome::RunObs;
 use crate::events::short;
 use crate::store::bisect::Step;
 use crate::store::findings::StoredFinding;
@@ -363,10 +364,11 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
             }
             (_, Some("infra")) => infra += 1,
             ("run", Some("skip")) => t.untestable = s.reason.clone(),
-            ("run", Some(o @ ("pass" | "fail" | "other"))) => {
+            ("run", o) if RunObs::of(o).is_some_and(RunObs::counts) => {
+                let o = RunObs::of(o);
                 runs += 1;
                 t.runs += 1;
-                if o == "fail" {
+                if o == Some(RunObs::Fail) {
                     t.fails += 1;
                     if first_failure.is_none()
                         && let Some(log) = &s.console_log
@@ -378,7 +380,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
                         });
                     }
                 }
-                if o == "other" {
+                if o == Some(RunObs::Other) {
                     for title in &s.titles {
                         if !t.crashed_differently.contains(title) {
                             t.crashed_differently.push(title.clone());
