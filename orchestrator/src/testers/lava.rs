@@ -365,13 +365,7 @@ impl LavaTester {
             Err(e) => return Err(e),
         };
         let info = BuildInfo::from_built(&built);
-        let mut n = self.local.new_run(commit);
-        n.tree_id = info.tree_id.clone();
-        n.config_hash = info.config_hash.clone();
-        n.artifact_id = info.artifact_id.clone();
-        n.build_seconds = Some(built.seconds);
-        n.build_cached = Some(built.cached);
-        n.artifacts = Some(built.entry.dir.display().to_string());
+        let mut n = self.local.new_built_run(commit, &info);
         n.accel_requested = "lava".into();
         let id = self.local.store().insert_run(&n)?;
         let run_dir = self.data_dir.join("runs").join(id.to_string());

@@ -391,6 +391,21 @@ impl LocalTester {
         }
     }
 
+    /// The `runs` row of a run of `commit` booting a built kernel: the
+    /// options and the build's record `info` ([`BuildInfo::from_built`]),
+    /// the one place the local and the LAVA tester fill it from a build.
+    pub fn new_built_run(&self, commit: &str, info: &BuildInfo) -> NewRun {
+        NewRun {
+            tree_id: info.tree_id.clone(),
+            config_hash: info.config_hash.clone(),
+            artifact_id: info.artifact_id.clone(),
+            build_seconds: Some(info.seconds),
+            build_cached: Some(info.cached),
+            artifacts: info.artifacts.as_ref().map(|p| p.display().to_string()),
+            ..self.new_run(commit)
+        }
+    }
+
     /// Builds (or finds) and tests `commit` (a full sha), recording the run.
     pub fn run_full(&mut self, commit: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
         let start = Instant::now();
@@ -523,14 +538,7 @@ impl LocalTester {
     ) -> Result<RunResult> {
         let start = Instant::now();
         let info = BuildInfo::from_built(b);
-        let mut n = self.new_run(commit);
-        n.tree_id = info.tree_id.clone();
-        n.config_hash = info.config_hash.clone();
-        n.artifact_id = info.artifact_id.clone();
-        n.build_seconds = Some(b.seconds);
-        n.build_cached = Some(b.cached);
-        n.artifacts = Some(b.entry.dir.display().to_string());
-        let id = self.store.insert_run(&n)?;
+        let id = self.store.insert_run(&self.new_built_run(commit, &info))?;
         let run_dir = self.opts.data_dir.join("runs").join(id.to_string());
         let console_log = run_dir.join("console.log");
         std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
