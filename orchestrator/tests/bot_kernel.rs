@@ -137,14 +137,24 @@ fn format_patch(repo: &Path, out: &Path, base: &str, tip: &str, title: &str) -> 
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let cover = std::fs::read_to_string(&files[0]).unwrap();
-    std::fs::write(
-        &files[0],
-        cover
-            .replace("*** SUBJECT HERE ***", title)
-            .replace("*** BLURB HERE ***", "What this series does."),
-    )
-    .unwrap();
+    // git names a cover letter `cover.<seconds>.git.<email>`: two series
+    // formatted in the same second would share its Message-ID, so each
+    // series' cover gets its own (every mail of it references the cover).
+    let tag: String = title
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let mut text = std::fs::read_to_string(f)
+            .unwrap()
+            .replace("<cover.", &format!("<cover.{tag}."));
+        if i == 0 {
+            text = text
+                .replace("*** SUBJECT HERE ***", title)
+                .replace("*** BLURB HERE ***", "What this series does.");
+        }
+        std::fs::write(f, text).unwrap();
+    }
     files
 }
 
