@@ -46,8 +46,8 @@ pub struct RunSpec {
     /// finding) or `title:REGEX`.
     pub predicate: String,
     /// The guest's root file system: `virtiofs` (a host folder, the default)
-    /// or `initramfs` (an archive in RAM, what a LAVA lab boots; the kernel
-    /// gets `configs/initramfs.config` on top). Left out of the stored form
+    /// or `initramfs` (an archive in RAM, what a LAVA lab boots; the same
+    /// kernel boots both). Left out of the stored form
     /// when `virtiofs`, so specs stored before the field read and hash the same.
     #[serde(
         skip_serializing_if = "is_virtiofs",

@@ -5,8 +5,8 @@
 //! Shares the imported kernel repository (`/var/tmp/csdci-linux-6.12`, or
 //! `CSDCI_TEST_KERNEL_REPO`) and the data directory (`CSDCI_TEST_DATA_DIR`,
 //! else `<target>/tmp/csdci-run-tests`) with `run_real.rs` and the demo tests,
-//! so the virtiofs kernels come from the artifact cache and the initramfs
-//! kernels (the same tree with `configs/initramfs.config` on top) from ccache.
+//! so the kernels come from the artifact cache (csdci's fragments give
+//! initrd support, so one kernel serves both roots).
 //! The tests run one at a time (TCG guests and kernel builds are CPU hungry).
 
 use std::path::{Path, PathBuf};

@@ -58,8 +58,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     pub stop_after_crash: Option<u64>,
     /// Guest root file system: virtiofs (a host folder) or initramfs (an
-    /// archive in RAM, as a LAVA lab boots it; the kernel is built with
-    /// configs/initramfs.config on top).
+    /// archive in RAM, as a LAVA lab boots it; the same kernel boots both).
     #[arg(long, default_value = "virtiofs", value_name = "ROOT")]
     pub root: String,
     /// Background load in the guest beside scftorture: none, tlb (short-lived

@@ -18,11 +18,10 @@
 //! (busybox bytes and init script) and the rendered params; equal inputs give
 //! byte-identical archives (mtimes 0, owner root, gzip without a timestamp).
 //!
-//! The kernel needs `CONFIG_BLK_DEV_INITRD=y` and `CONFIG_RD_GZIP=y`: a spec
-//! with `root: initramfs` builds with [`fragment`] (`configs/initramfs.config`)
-//! on top of csdci's fragments ([`crate::testers::local::RunOptions::all_fragments`]);
-//! an archive for a kernel built without it is refused with
-//! [`Error::NoInitrd`].
+//! The kernel needs `CONFIG_BLK_DEV_INITRD=y` and `CONFIG_RD_GZIP=y`: csdci's
+//! `configs/qemu-base.config` sets both, so the kernel of a virtiofs run boots
+//! an initramfs too (one build serves both roots); an archive for a kernel
+//! built without them is refused with [`Error::NoInitrd`].
 //!
 //! For a lab (the LAVA tester): build the kernel with the spec's fragments, then
 //!
@@ -52,26 +51,14 @@ use sha2::{Digest, Sha256};
 
 use super::{Error, GuestParams, INIT_SCRIPT, ensure_base, run_root};
 use crate::build::Entry;
-use crate::kconfig::Fragment;
 use crate::spec::RunSpec;
 use crate::vm::RootKind;
-
-/// The kernel config an initramfs boot needs (`configs/initramfs.config`).
-pub const KCONFIG: &str = include_str!("../../../configs/initramfs.config");
 
 /// Bump when the archive's layout changes without its inputs changing.
 const RECIPE_VERSION: &str = "1";
 
 /// The folder of a cache entry that holds its archives.
 const DIR: &str = "initramfs";
-
-/// [`KCONFIG`] as a fragment, applied after csdci's own for `root: initramfs`.
-pub fn fragment() -> Fragment {
-    Fragment {
-        name: "configs/initramfs.config".into(),
-        text: KCONFIG.into(),
-    }
-}
 
 /// What a lab needs to boot one run: the kernel, the archive, the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +262,7 @@ fn write_archive(nodes: &BTreeMap<String, Node>, path: &Path) -> std::io::Result
 mod tests {
     use super::*;
     use crate::build::cache::{CacheKey, Manifest};
+    use crate::kconfig::Fragment;
     use std::io::Read;
     use std::process::{Command, Stdio};
 
@@ -494,7 +482,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("CONFIG_BLK_DEV_INITRD=y") && e.contains("configs/initramfs.config"),
+            e.contains("CONFIG_BLK_DEV_INITRD=y") && e.contains("configs/qemu-base.config"),
             "{e}"
         );
         assert!(e.contains(&entry.config().display().to_string()), "{e}");
@@ -543,13 +531,14 @@ mod tests {
     }
 
     #[test]
-    fn the_fragment_turns_on_initrd_and_gzip() {
-        let names: Vec<String> = fragment()
-            .settings()
-            .unwrap()
-            .into_iter()
+    fn csdcis_fragments_turn_on_initrd_and_gzip() {
+        let names: Vec<String> = Fragment::defaults()
+            .iter()
+            .flat_map(|f| f.settings().unwrap())
             .map(|s| format!("{}={}", s.name, s.value))
             .collect();
-        assert_eq!(names, ["BLK_DEV_INITRD=y", "RD_GZIP=y"]);
+        for want in ["BLK_DEV_INITRD=y", "RD_GZIP=y"] {
+            assert!(names.iter().any(|n| n == want), "{want}: {names:?}");
+        }
     }
 }

@@ -45,7 +45,7 @@ pub enum Error {
     #[error("duration must be at least 1 s")]
     BadDuration,
     #[error(
-        "the kernel cannot boot an initramfs: {config} lacks {missing} (build it with root: initramfs, which adds configs/initramfs.config)"
+        "the kernel cannot boot an initramfs: {config} lacks {missing} (csdci's configs/qemu-base.config sets it: keep it in the kernel's config fragments)"
     )]
     NoInitrd { config: PathBuf, missing: String },
     #[error(

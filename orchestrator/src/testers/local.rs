@@ -77,14 +77,11 @@ impl RunOptions {
         })
     }
 
-    /// csdci's fragments followed by the user's; for an initramfs root,
-    /// [`image::initramfs::fragment`] last (initrd support).
+    /// csdci's fragments followed by the user's (csdci's include initrd
+    /// support, so one kernel boots either root).
     pub fn all_fragments(&self) -> Vec<Fragment> {
         let mut f = Fragment::defaults();
         f.extend(self.fragments.iter().cloned());
-        if self.spec.root == vm::RootKind::Initramfs {
-            f.push(image::initramfs::fragment());
-        }
         f
     }
 
