@@ -5,6 +5,7 @@
 
 use super::series::Series;
 use super::test::{Outcome, PatchResult};
+use crate::events::short;
 
 /// A reply ready to store or send.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,10 +53,6 @@ pub fn clean(line: &str) -> String {
         .take(200)
         .collect();
     s.trim_end().to_string()
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// The reply to `f.series` saying `outcome`.

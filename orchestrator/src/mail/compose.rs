@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use crate::bisect::Report;
+use crate::events::short;
 use crate::spec::RunSpec;
 use crate::store::Store;
 
@@ -155,10 +156,6 @@ pub struct FixedFacts {
     pub clean_nights: u32,
     /// The dashboard's public URL, when set.
     pub public_url: Option<String>,
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// The tree's short name: its last path component without `.git`

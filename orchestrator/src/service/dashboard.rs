@@ -26,6 +26,7 @@ use csdci_web::{
     SeriesPage, SeriesPatch, SeriesReply, SeriesRow, StartBisection, StartRun, WebError,
 };
 
+use crate::events::short;
 use crate::store::{self, Store};
 
 /// Lines between two entries of a console's line index.
@@ -454,10 +455,6 @@ fn finding(f: &store::findings::StoredFinding) -> Finding {
         first_line: f.first_line,
         last_line: f.last_line.unwrap_or(f.first_line).max(f.first_line),
     }
-}
-
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
 }
 
 /// A finished bisection's report, from its stored JSON.
