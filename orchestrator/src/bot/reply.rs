@@ -58,19 +58,6 @@ pub fn clean(line: &str) -> String {
 /// The reply to `f.series` saying `outcome`.
 pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Draft {
     let s = f.series;
-    let head = s.head_mail();
-    let (subject_line, head_id, mut refs) = match head {
-        Some(h) => (
-            h.subject_line.clone(),
-            h.message_id.clone(),
-            h.references.clone(),
-        ),
-        None => (s.title.clone(), String::new(), Vec::new()),
-    };
-    if !head_id.is_empty() && !refs.contains(&head_id) {
-        refs.push(head_id.clone());
-    }
-    let subject = format!("Re: {}", clean(&subject_line));
     let who = s.from_name.clone().unwrap_or_else(|| s.from.clone());
     let mut b = String::new();
     b.push_str(&format!("Hi {},\n\n", clean(&who)));
@@ -221,21 +208,7 @@ pub fn compose(f: &Facts<'_>, outcome: &Outcome, patches: &[PatchResult]) -> Dra
         b.push_str(&format!("\nTested-by: {}\n", f.from));
     }
     b.push_str("\n-- \ncsdci patch bot: every build and test ran in a sandbox with no network.\n");
-    let mut to = vec![s.from.clone()];
-    if let Some(l) = f.list {
-        to.push(l.to_string());
-    }
-    to.retain(|a| !a.is_empty());
-    let stamp = chrono::Utc::now().timestamp_millis();
-    let domain = crate::bot::domain_of(f.from);
-    Draft {
-        subject,
-        message_id: format!("csdci-bot.{}.{stamp}@{domain}", short_hash(&head_id)),
-        in_reply_to: head_id,
-        references: refs,
-        to,
-        body: b,
-    }
+    Draft::reply_to(s, b, f.from, f.list)
 }
 
 /// The reply to a series some of whose patches never arrived (sent once,
@@ -247,18 +220,6 @@ pub fn compose_incomplete(
     from: &str,
     list: Option<&str>,
 ) -> Draft {
-    let head = s.head_mail();
-    let (subject_line, head_id, mut refs) = match head {
-        Some(h) => (
-            h.subject_line.clone(),
-            h.message_id.clone(),
-            h.references.clone(),
-        ),
-        None => (s.title.clone(), String::new(), Vec::new()),
-    };
-    if !head_id.is_empty() && !refs.contains(&head_id) {
-        refs.push(head_id.clone());
-    }
     let who = s.from_name.clone().unwrap_or_else(|| s.from.clone());
     let names: Vec<String> = missing.iter().map(|i| format!("{i}/{}", s.total)).collect();
     let mut b = format!("Hi {},\n\n", clean(&who));
@@ -286,23 +247,40 @@ pub fn compose_incomplete(
         "\nPlease resend the whole series (a new version is tested as soon as all of it is there).\n",
     );
     b.push_str("\n-- \ncsdci patch bot\n");
-    let mut to = vec![s.from.clone()];
-    if let Some(l) = list {
-        to.push(l.to_string());
-    }
-    to.retain(|a| !a.is_empty());
-    let stamp = chrono::Utc::now().timestamp_millis();
-    Draft {
-        subject: format!("Re: {}", clean(&subject_line)),
-        message_id: format!(
-            "csdci-bot.{}.{stamp}@{}",
-            short_hash(&head_id),
-            crate::bot::domain_of(from)
-        ),
-        in_reply_to: head_id,
-        references: refs,
-        to,
-        body: b,
+    Draft::reply_to(s, b, from, list)
+}
+
+impl Draft {
+    /// A reply with `body` to the series' head mail (its cover letter, else
+    /// patch 1), threaded under it, to the author and the list.
+    fn reply_to(s: &Series, body: String, from: &str, list: Option<&str>) -> Draft {
+        let (subject_line, head_id, mut refs) = match s.head_mail() {
+            Some(h) => (
+                h.subject_line.clone(),
+                h.message_id.clone(),
+                h.references.clone(),
+            ),
+            None => (s.title.clone(), String::new(), Vec::new()),
+        };
+        if !head_id.is_empty() && !refs.contains(&head_id) {
+            refs.push(head_id.clone());
+        }
+        let mut to = vec![s.from.clone()];
+        to.extend(list.map(str::to_string));
+        to.retain(|a| !a.is_empty());
+        let stamp = chrono::Utc::now().timestamp_millis();
+        Draft {
+            subject: format!("Re: {}", clean(&subject_line)),
+            message_id: format!(
+                "csdci-bot.{}.{stamp}@{}",
+                short_hash(&head_id),
+                crate::bot::domain_of(from)
+            ),
+            in_reply_to: head_id,
+            references: refs,
+            to,
+            body,
+        }
     }
 }
 
