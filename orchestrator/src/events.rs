@@ -72,6 +72,35 @@ pub fn ignore() -> Sink {
     Arc::new(|_: &Event| {})
 }
 
+/// A receiver that writes the events a service log wants (notes, builds,
+/// runs, findings) as `tracing` lines starting with `what`; the rest at debug.
+pub fn log_lines(what: String) -> Sink {
+    Arc::new(move |e: &Event| match e {
+        Event::Note { text } => tracing::info!("{what}: {text}"),
+        Event::RunFinished {
+            commit,
+            attempt,
+            outcome,
+            seconds,
+            ..
+        } => tracing::info!(
+            "{what}: run {attempt} of {}: {outcome} ({seconds:.0} s)",
+            short(commit)
+        ),
+        Event::Finding { title } => tracing::info!("{what}: finding: {title}"),
+        Event::BuildFinished {
+            commit,
+            outcome,
+            seconds,
+            ..
+        } => tracing::info!(
+            "{what}: build of {}: {outcome} ({seconds:.0} s)",
+            short(commit)
+        ),
+        other => tracing::debug!("{what}: {other:?}"),
+    })
+}
+
 /// The first 12 characters of a sha, as commits are shown.
 pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 
 use super::{Cli, EXIT_CLEAN};
-use crate::events::{Event, Sink, short};
+use crate::events::{Sink, short};
 use crate::service::scheduler::{self, Control, Notice, Observer, Outcome, Scheduler};
 use crate::service::slots::{Slots, default_max_guests};
 use crate::service::work::Work;
@@ -432,30 +432,7 @@ impl Observer for Log {
     }
 
     fn night_events(&self, job: &str) -> Sink {
-        let job = job.to_string();
-        Arc::new(move |e: &Event| match e {
-            Event::Note { text } => tracing::info!("job {job}: {text}"),
-            Event::RunFinished {
-                commit,
-                attempt,
-                outcome,
-                seconds,
-                ..
-            } => tracing::info!(
-                "job {job}: run {attempt} of {}: {outcome} ({seconds:.0} s)",
-                short(commit)
-            ),
-            Event::Finding { title } => tracing::info!("job {job}: finding: {title}"),
-            Event::BuildFinished {
-                commit,
-                outcome,
-                seconds,
-            } => tracing::info!(
-                "job {job}: build of {}: {outcome} ({seconds:.0} s)",
-                short(commit)
-            ),
-            other => tracing::debug!("job {job}: {other:?}"),
-        })
+        crate::events::log_lines(format!("job {job}"))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use csdci_web::{SpecForm, StartBisection, StartRun};
 
-use crate::events::{Event, Sink, short};
+use crate::events::short;
 use crate::jobs::Job;
 use crate::service::bisect::{self as bisect_service, Request};
 use crate::service::work::{Key, Work};
@@ -275,7 +275,7 @@ impl Actions {
         let guests = self.work.guests();
         self.work
             .spawn(Key::Bisection(id), move || {
-                let events = log_sink(format!("bisection #{id}"));
+                let events = crate::events::log_lines(format!("bisection #{id}"));
                 let done = Store::open(&data_dir).map_err(crate::Error::from).and_then(|store| {
                     bisect_service::drive_bounded(
                         &store,
@@ -323,7 +323,7 @@ impl Actions {
                 let Some(_slot) = guests.acquire_unless(crate::interrupt::interrupted) else {
                     return;
                 };
-                let events = log_sink(format!("run of {}", short(&c)));
+                let events = crate::events::log_lines(format!("run of {}", short(&c)));
                 let mut reporter =
                     crate::testers::local::EventReporter::new(events, spec.duration_s);
                 match crate::service::run::test_commit(&tree, &data_dir, &c, spec, &mut reporter) {
@@ -349,7 +349,7 @@ impl Actions {
         self.work
             .spawn(Key::Night(job.name.clone()), move || {
                 let name = job.name.clone();
-                let events = log_sink(format!("job {name}"));
+                let events = crate::events::log_lines(format!("job {name}"));
                 let store = match Store::open(&data_dir) {
                     Ok(s) => s,
                     Err(e) => return tracing::error!("job {name}: store: {e}"),
@@ -381,24 +381,6 @@ impl Actions {
     pub fn cancel_night(&self, name: &str) -> bool {
         self.work.cancel(&Key::Night(name.to_string()))
     }
-}
-
-/// Progress of web-started work as log lines of `csdci serve`.
-fn log_sink(what: String) -> Sink {
-    Arc::new(move |e: &Event| match e {
-        Event::Note { text } => tracing::info!("{what}: {text}"),
-        Event::RunFinished {
-            commit,
-            attempt,
-            outcome,
-            seconds,
-            ..
-        } => tracing::info!(
-            "{what}: run {attempt} of {}: {outcome} ({seconds:.0} s)",
-            short(commit)
-        ),
-        other => tracing::debug!("{what}: {other:?}"),
-    })
 }
 
 #[cfg(test)]
