@@ -140,10 +140,7 @@ fn format_patch(repo: &Path, out: &Path, base: &str, tip: &str, title: &str) -> 
     // git names a cover letter `cover.<seconds>.git.<email>`: two series
     // formatted in the same second would share its Message-ID, so each
     // series' cover gets its own (every mail of it references the cover).
-    let tag: String = title
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
+    let tag: String = title.chars().filter(char::is_ascii_alphanumeric).collect();
     for (i, f) in files.iter().enumerate() {
         let mut text = std::fs::read_to_string(f)
             .unwrap()
@@ -174,21 +171,13 @@ fn bot_names_the_csd_regression_patch_of_a_kernel_series_and_passes_a_clean_one(
             "{tool} is missing: run .ci/deps"
         );
     }
+    let base = common::demo_base();
     let repo = common::kernel_repo();
-    let base = csdci::demo::import::ensure_base(&repo, Path::new(csdci::demo::import::TARBALL))
-        .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
 
     // "Upstream": a bare repository borrowing the imported objects, its
     // main branch at the base; the series are made in it.
     let tmp = tempfile::tempdir().unwrap();
-    let up = tmp.path().join("linux.git");
-    let st = Command::new("git")
-        .args(["clone", "-q", "--bare", "--shared", "--no-tags"])
-        .arg(&repo)
-        .arg(&up)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let up = common::upstream(&tmp.path().join("linux.git"));
     git_in(&up, &["update-ref", "refs/heads/main", &base], &[], None);
 
     let p1 = commit(

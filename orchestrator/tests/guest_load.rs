@@ -9,7 +9,6 @@
 //! Kernel tree and data directory as in `run_real.rs` (shared, so the kernel
 //! comes from the build cache once it was built).
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,8 +21,7 @@ fn kernel_tree() -> std::path::PathBuf {
         return t.into();
     }
     let dir = common::kernel_repo();
-    csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
-        .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
+    common::demo_base();
     dir
 }
 

@@ -28,10 +28,8 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// The imported tree with its `demo-base` tag.
 fn base_tree() -> PathBuf {
-    let dir = kernel_repo();
-    csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
-        .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
-    dir
+    common::demo_base();
+    kernel_repo()
 }
 
 /// `csdci run --json` of `commit` with `root` and `extra` flags (1G of RAM):
@@ -182,23 +180,10 @@ fn initramfs_boot_of_the_bad_kernel_fails_with_the_csd_title_like_virtiofs() {
     let _g = serial();
     let tree = base_tree();
     // The demo history (the same one the demo and nightly tests write).
-    let (code, out) = csdci_within(
-        &[
-            "demo",
-            "--dir",
-            tree.to_str().unwrap(),
-            "--commits",
-            "16",
-            "--seed",
-            "5",
-            "--prepare-only",
-            "--json",
-        ],
-        Duration::from_secs(1200),
-    );
-    assert_eq!(code, 0, "{out}");
-    let h: Value = serde_json::from_str(&out).expect("history json");
-    let bad = h["history"]["bad"].as_str().expect("bad sha").to_string();
+    let bad = common::demo_history()["bad"]
+        .as_str()
+        .expect("bad sha")
+        .to_string();
     // The planted race (async single-CPU calls under CSD-lock debugging)
     // fails about half of the runs that make only such calls: each root
     // gets up to eight.

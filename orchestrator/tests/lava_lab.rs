@@ -73,28 +73,7 @@ fn lab() -> &'static Lab {
 /// The demo history (the one the demo, nightly and initramfs tests write).
 fn history() -> &'static Value {
     static H: OnceLock<Value> = OnceLock::new();
-    H.get_or_init(|| {
-        let repo = kernel_repo();
-        csdci::demo::import::ensure_base(&repo, Path::new(csdci::demo::import::TARBALL))
-            .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
-        let (code, out) = csdci_within(
-            &[
-                "demo",
-                "--dir",
-                repo.to_str().unwrap(),
-                "--commits",
-                "16",
-                "--seed",
-                "5",
-                "--prepare-only",
-                "--json",
-            ],
-            Duration::from_secs(1200),
-        );
-        assert_eq!(code, 0, "{out}");
-        let v: Value = serde_json::from_str(&out).expect("history json");
-        v["history"].clone()
-    })
+    H.get_or_init(common::demo_history)
 }
 
 /// The guest: short (TCG on two cores is slow and LAVA adds its own time).

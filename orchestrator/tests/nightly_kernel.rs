@@ -19,7 +19,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::kernel_repo;
@@ -51,24 +50,8 @@ fn night(jobs: &Path, name: &str) -> (i32, Value) {
 
 #[test]
 fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
+    let h = &common::demo_history();
     let repo = kernel_repo();
-    let (code, out) = csdci(
-        &[
-            "demo",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--commits",
-            "16",
-            "--seed",
-            "5",
-            "--prepare-only",
-            "--json",
-        ],
-        Duration::from_secs(1200),
-    );
-    assert_eq!(code, 0, "{out}");
-    let h: Value = serde_json::from_str(&out).expect("history json");
-    let h = &h["history"];
     let (good, bad, fix, regression) = (
         h["good"].as_str().unwrap(),
         h["bad"].as_str().unwrap(),
@@ -78,14 +61,7 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
 
     // "Upstream": a bare repository whose main branch moves as commits land.
     let tmp = tempfile::tempdir().unwrap();
-    let up = tmp.path().join("linux.git");
-    let st = Command::new("git")
-        .args(["clone", "-q", "--bare", "--shared", "--no-tags"])
-        .arg(&repo)
-        .arg(&up)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let up = common::upstream(&tmp.path().join("linux.git"));
     git(&up, &["update-ref", "refs/heads/main", good]);
 
     let mut smtp = Smtp::start();

@@ -40,8 +40,7 @@ fn kernel() -> &'static (PathBuf, String) {
             return (PathBuf::from(t), "HEAD".into());
         }
         let dir = common::kernel_repo();
-        csdci::demo::import::ensure_base(&dir, Path::new(csdci::demo::import::TARBALL))
-            .expect("import linux-source-6.12 (apt-get install linux-source-6.12)");
+        common::demo_base();
         (dir, csdci::demo::import::BASE_TAG.into())
     })
 }

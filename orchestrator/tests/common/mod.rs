@@ -77,3 +77,52 @@ pub fn csdci_within(args: &[&str], limit: std::time::Duration) -> (i32, String) 
         reader.join().unwrap_or_default(),
     )
 }
+
+/// The imported repository with its `demo-base` tag (imported on first use);
+/// returns the base commit.
+pub fn demo_base() -> String {
+    csdci::demo::import::ensure_base(&kernel_repo(), Path::new(csdci::demo::import::TARBALL))
+        .expect("import linux-source-6.12 (apt-get install linux-source-6.12)")
+}
+
+/// The demo history every real-kernel test shares (16 commits, seed 5, as
+/// `csdci demo --prepare-only` writes it on the imported repository): the
+/// `history` object of its JSON (`good`, `bad`, `fix`, `regression`, ...).
+pub fn demo_history() -> serde_json::Value {
+    demo_base();
+    let repo = kernel_repo();
+    let (code, out) = csdci_within(
+        &[
+            "demo",
+            "--dir",
+            repo.to_str().unwrap(),
+            "--commits",
+            "16",
+            "--seed",
+            "5",
+            "--prepare-only",
+            "--json",
+        ],
+        std::time::Duration::from_secs(1200),
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("history json");
+    v["history"].clone()
+}
+
+/// "Upstream" for a test: a bare repository at `dir` that borrows the
+/// imported repository's objects (`git clone --bare --shared`).
+pub fn upstream(dir: &Path) -> PathBuf {
+    let st = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare", "--shared", "--no-tags"])
+        .arg(kernel_repo())
+        .arg(dir)
+        .status()
+        .expect("git clone");
+    assert!(
+        st.success(),
+        "git clone --bare --shared into {}",
+        dir.display()
+    );
+    dir.to_path_buf()
+}
