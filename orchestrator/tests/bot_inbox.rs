@@ -327,12 +327,14 @@ fn sandbox_contains_network_writes_and_fork_bombs() {
     let t = tempfile::tempdir().unwrap();
     let work = t.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    // A writable place outside the sandbox's writable folders (made first:
-    // in a fresh checkout the target's tmp folder does not exist yet).
-    let outside_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(outside_dir).unwrap();
-    let outside = outside_dir.join(format!("bot-outside-{}", std::process::id()));
-    let _ = std::fs::remove_file(&outside);
+    // A folder the host can write and the sandbox sees (read-only) outside
+    // its writable folders: not under /tmp, which the sandbox replaces with
+    // its own tmpfs (a checkout under /tmp would hide it instead).
+    let outside_dir = tempfile::Builder::new()
+        .prefix("csdci-sandbox-probe-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let outside = outside_dir.path().join("written-from-the-sandbox");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
