@@ -87,6 +87,7 @@ impl Tester for Script {
                 console_log: None,
                 run_id: None,
                 seconds: 0.0,
+                exposure: None,
             });
         }
         self.runs.push(commit.to_string());
@@ -112,6 +113,7 @@ impl Tester for Script {
             console_log: Some(log),
             run_id: None,
             seconds: 0.0,
+            exposure: None,
         })
     }
 }

@@ -304,6 +304,7 @@ fn report(outcome: csdci::testers::RunOutcome) -> csdci::testers::RunReport {
         console_log: None,
         run_id: None,
         seconds: 0.0,
+        exposure: None,
     }
 }
 

@@ -4,16 +4,17 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use csdci_bisect::{BatchStep, Conclusion, Config, Engine, Obs, Step as EngineStep, StopReason};
+use csdci_bisect::{BatchStep, Conclusion, Config, Engine, Obs, StopReason, TimedConfig};
 use serde::{Deserialize, Serialize};
 
 use super::outcome::RunObs;
+use super::policy::{Next, Policy, StageEngine, replay_timed};
 use super::report::{self, Report};
 use super::{Error, Predicate};
 use crate::events::{Event, Events, short};
 use crate::store::Store;
 use crate::store::bisect::{BisectLock, Finish, NewBisection, PosteriorRow, Step};
-use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
+use crate::testers::{Prepared, RunOutcome, RunPlan, RunReport, RunRequest, Tester};
 use crate::vcs::graph::Graph;
 use crate::vcs::revert::{Revert, revert_on_tip};
 
@@ -33,6 +34,21 @@ pub struct Settings {
     /// `git bisect run`; results that contradict each other end the bisection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// With `--policy timed`: the failure-time engine's settings (absent:
+    /// `--policy runs`, the engine above alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed: Option<TimedConfig>,
+}
+
+impl Settings {
+    /// The policy these settings bisect with.
+    pub fn policy(&self) -> Policy {
+        if self.timed.is_some() {
+            Policy::Timed
+        } else {
+            Policy::Runs
+        }
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +59,7 @@ impl Default for Settings {
             infra_retries: 3,
             revert_check: true,
             deterministic: false,
+            timed: None,
         }
     }
 }
@@ -79,6 +96,10 @@ fn resolve(start: &Start) -> crate::Result<(PathBuf, Vec<String>, String)> {
         .engine
         .validate()
         .map_err(|e| usage(format!("csdci bisect: {e}")))?;
+    if let Some(t) = &start.settings.timed {
+        t.validate()
+            .map_err(|e| usage(format!("csdci bisect: --policy timed: {e}")))?;
+    }
     Predicate::parse(&start.settings.predicate).map_err(usage)?;
     let repo = crate::vcs::open_tree(&start.tree)?;
     let graph = Graph::open(&repo)?;
@@ -155,7 +176,7 @@ pub fn unfinished(store: &Store, start: &Start) -> crate::Result<Option<i64>> {
 struct Stage {
     number: u32,
     candidates: Vec<String>,
-    engine: Engine,
+    engine: StageEngine,
 }
 
 /// What one run showed, after the predicate.
@@ -250,6 +271,9 @@ struct Driver<'a> {
     ready: HashSet<String>,
     /// With `--deterministic`: why the results contradict each other, once they do.
     inconsistent: Option<String>,
+    /// With the timed policy: the length of a control run (merge base, tip,
+    /// reverted tip), never stopped early.
+    control_length: Option<f64>,
 }
 
 impl Driver<'_> {
@@ -278,9 +302,20 @@ impl Driver<'_> {
                     .count() as u32;
                 cfg.max_runs = Some(max.saturating_sub(outside));
             }
-            let engine = replay(&cfg, &candidates, steps)?;
+            let engine = match &self.settings.timed {
+                None => StageEngine::Runs(replay(&cfg, &candidates, steps)?),
+                Some(t) => {
+                    let t = TimedConfig {
+                        verify_bad_runs: cfg.verify_bad_runs.min(t.verify_bad_runs),
+                        max_runs: cfg.max_runs,
+                        confidence: cfg.confidence,
+                        ..t.clone()
+                    };
+                    StageEngine::Timed(replay_timed(&t, &candidates, steps)?)
+                }
+            };
             if !self.first_parent
-                && let EngineStep::Done(c) = engine.next()
+                && let Next::Done(c) = engine.next()
                 && let Some(i) = c.culprit()
                 && !descended.contains(&candidates[i])
                 && let Some(branch) = self.graph.branch_of_merge(&self.good, &candidates[i])?
@@ -430,13 +465,15 @@ impl Driver<'_> {
     }
 
     /// Runs the prepared commit once, journalled as `kind` under `commit` (which
-    /// may be a commit with the same artifact as the one prepared).
+    /// may be a commit with the same artifact as the one prepared); with a
+    /// `plan` (the timed policy), for as long as it says.
     fn run_once(
         &mut self,
         tester: &mut dyn Tester,
         kind: &str,
         commit: &str,
         attempt: u32,
+        plan: Option<&RunPlan<'_>>,
     ) -> crate::Result<Option<(i64, &'static str)>> {
         let physical = self
             .prepared
@@ -444,7 +481,10 @@ impl Driver<'_> {
             .map(|p| p.0.clone())
             .unwrap_or_else(|| commit.to_string());
         let step = self.start_run(kind, commit, attempt)?;
-        let report = tester.run_once(&physical, attempt);
+        let report = match plan {
+            Some(plan) => tester.run_planned(&physical, attempt, plan),
+            None => tester.run_once(&physical, attempt),
+        };
         self.finish_run(step, kind, commit, attempt, report)
     }
 
@@ -516,6 +556,8 @@ impl Driver<'_> {
                 console_log: log.as_deref(),
                 run_id: report.run_id,
                 seconds: Some(report.seconds),
+                exposure_s: report.exposure.map(|x| x.exposure_s),
+                failed_at_s: report.exposure.and_then(|x| x.failed_at_s),
                 ..Finish::default()
             },
         )?;
@@ -568,13 +610,12 @@ impl Driver<'_> {
     /// after the bad tip's verification runs (which tell whether there is a
     /// failure at all, and how often it fails).
     fn merge_base_turn(&self, stage: &Stage) -> Turn {
-        let cfg = stage.engine.config();
+        let (verify_runs, verify_fails) = stage.engine.verify();
         let (runs, fails) = stage.engine.counts(stage.candidates.len() - 1);
-        let verified =
-            stage.number > 0 || cfg.verify_bad_runs == 0 || fails >= cfg.verify_bad_fails;
-        if verified || (runs >= cfg.verify_bad_runs && fails > 0) {
+        let verified = stage.number > 0 || verify_runs == 0 || fails >= verify_fails;
+        if verified || (runs >= verify_runs && fails > 0) {
             Turn::Now
-        } else if runs >= cfg.verify_bad_runs {
+        } else if runs >= verify_runs {
             Turn::Never
         } else {
             Turn::Later
@@ -585,9 +626,12 @@ impl Driver<'_> {
     fn step(&mut self, tester: &mut dyn Tester) -> crate::Result<Option<(Stage, Conclusion)>> {
         let steps = self.store.bisect_steps(self.id, true)?;
         let stage = self.stage(&steps)?;
-        let index = match stage.engine.next() {
-            EngineStep::Done(c) => return Ok(Some((stage, c))),
-            EngineStep::Test { index } => index,
+        let (index, max_exposure_s) = match stage.engine.next() {
+            Next::Done(c) => return Ok(Some((stage, c))),
+            Next::Test {
+                index,
+                max_exposure_s,
+            } => (index, max_exposure_s),
         };
         let commit = stage.candidates[index].clone();
         if self.settings.deterministic && stage.engine.counts(index).0 > 0 {
@@ -649,7 +693,14 @@ impl Driver<'_> {
             p,
             stage.candidates.len(),
         );
-        if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt)? {
+        let should_stop = |elapsed: f64| {
+            max_exposure_s.is_some_and(|m| stage.engine.should_stop(index, m, elapsed))
+        };
+        let plan = max_exposure_s.map(|m| RunPlan {
+            max_exposure_s: m,
+            should_stop: &should_stop,
+        });
+        if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt, plan.as_ref())? {
             let steps = self.store.bisect_steps(self.id, true)?;
             let stage = self.stage(&steps)?;
             self.journal_posterior(step, &stage)?;
@@ -894,7 +945,12 @@ impl Driver<'_> {
             {
                 continue;
             }
-            self.run_once(tester, kinds.run, commit, runs)?;
+            let never = |_: f64| false;
+            let plan = self.control_length.map(|m| RunPlan {
+                max_exposure_s: m,
+                should_stop: &never,
+            });
+            self.run_once(tester, kinds.run, commit, runs, plan.as_ref())?;
         }
     }
 
@@ -1080,7 +1136,9 @@ pub fn run_locked(
         infra_streak: 0,
         ready: HashSet::new(),
         inconsistent: None,
+        control_length: None,
     };
+    d.control_length = d.settings.timed.as_ref().map(|t| t.max_exposure_s);
     let outcome = (|| -> crate::Result<Report> {
         let mut merge_bases: Option<Vec<report::Check>> = None;
         let ending = loop {
@@ -1102,7 +1160,7 @@ pub fn run_locked(
                 }
             }
             let workers = tester.workers();
-            let step = if workers > 1 {
+            let step = if workers > 1 && d.settings.policy() == Policy::Runs {
                 d.batch_step(tester, workers)?
             } else {
                 d.step(tester)?
@@ -1172,6 +1230,7 @@ pub fn run_locked(
             inconsistent: d.inconsistent.clone(),
             deterministic: d.settings.deterministic,
             first_finding: &|run| store.first_finding(run).ok().flatten(),
+            policy: (d.settings.policy(), stage.engine.mttf_s()),
         })
     })();
     match outcome {

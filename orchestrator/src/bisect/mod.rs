@@ -7,13 +7,16 @@
 
 pub mod command;
 pub mod driver;
+pub mod guest_time;
 pub mod outcome;
+pub mod policy;
 pub mod predicate;
 pub mod report;
 
 use std::path::PathBuf;
 
 pub use driver::{Settings, Start, create, run};
+pub use policy::Policy;
 pub use predicate::Predicate;
 pub use report::Report;
 

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use csdci_bisect::{Conclusion, StopReason};
 use serde::{Deserialize, Serialize};
 
+use super::guest_time::GuestTime;
 use super::outcome::RunObs;
 use crate::events::short;
 use crate::store::bisect::Step;
@@ -195,6 +196,9 @@ pub struct Report {
     pub first_failure: Option<FirstFailure>,
     /// `Fixes: <12-char sha> ("subject")`, when a culprit is isolated.
     pub fixes: Option<String>,
+    /// Guest time the runs took (and their workload seconds, where measured).
+    #[serde(default)]
+    pub guest_time: GuestTime,
 }
 
 /// What the report is built from.
@@ -231,6 +235,8 @@ pub struct Input<'a> {
     pub deterministic: bool,
     /// A recorded run's first finding, with its position, from the store.
     pub first_finding: &'a dyn Fn(i64) -> Option<StoredFinding>,
+    /// The policy bisected with, and (timed) the mean time to failure.
+    pub policy: (super::Policy, Option<f64>),
 }
 
 /// Context lines quoted before and after a finding.
@@ -436,6 +442,7 @@ pub fn build(i: &Input<'_>) -> crate::Result<Report> {
         first_failure,
         fixes,
         doubt: doubt.or_else(|| i.inconsistent.clone()),
+        guest_time: GuestTime::of(i.steps, i.policy.0, i.policy.1),
     })
 }
 
@@ -598,6 +605,7 @@ pub fn render(r: &Report) -> String {
         "{} builds, {} runs, {} infrastructure failures (not evidence)",
         r.builds, r.runs, r.infra_failures
     );
+    let _ = writeln!(o, "{}", r.guest_time.line());
     if let Some(g) = r.git_bisect_runs {
         let _ = writeln!(
             o,

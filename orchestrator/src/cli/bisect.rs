@@ -90,6 +90,22 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub verify_bad: Option<u32>,
 
+    /// How runs are weighed: `runs` (each run passes or fails) or `timed`
+    /// (failure-time evidence: a failure rate per second of workload; the
+    /// engine chooses each run's length, as the scftorture duration or, with
+    /// --run, in CSDCI_MAX_EXPOSURE_S, and stops a clean run once it has shown
+    /// enough; each run's exposure and first-failure time are journalled).
+    /// Default: runs.
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<PolicyArg>,
+
+    /// With --policy timed: the longest run the engine asks for, in seconds
+    /// of workload (default: --duration with the QEMU pipeline; --timeout or
+    /// 600 with --run).
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_exposure: Option<u32>,
+
     /// Follow only first parents (do not descend into merged branches).
     #[arg(long)]
     pub first_parent: bool,
@@ -127,6 +143,7 @@ pub struct Args {
     /// may be changed.
     #[arg(long, value_name = "ID", conflicts_with_all = [
         "revs", "good", "run", "timeout", "max_guests", "deterministic", "predicate", "verify_bad",
+        "policy", "max_exposure",
         "first_parent", "no_revert_check", "tree", "RunArgs", "LabArgs",
     ])]
     pub resume: Option<i64>,
@@ -139,6 +156,15 @@ pub enum OnTimeoutArg {
     Skip,
     /// Stop the bisection (`--resume` continues it).
     Abort,
+}
+
+/// `--policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// Each run passes or fails (a per-run failure probability).
+    Runs,
+    /// Failure-time evidence (rate per second of workload).
+    Timed,
 }
 
 /// `csdci bisect log|list`.
@@ -282,7 +308,22 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
                 deterministic: args.deterministic,
                 revert_check: !args.no_revert_check,
                 predicate: args.predicate.clone(),
+                policy: match args.policy {
+                    Some(PolicyArg::Timed) => bisect::Policy::Timed,
+                    Some(PolicyArg::Runs) | None => bisect::Policy::Runs,
+                },
+                max_exposure_s: args.max_exposure.map(f64::from),
             };
+            if req.policy == bisect::Policy::Runs && args.max_exposure.is_some() {
+                return Err(usage(
+                    "csdci bisect: --max-exposure sets the longest run of --policy timed; add --policy timed or drop it",
+                ));
+            }
+            if args.deterministic && req.policy == bisect::Policy::Timed {
+                return Err(usage(
+                    "csdci bisect: --deterministic runs each commit once; it cannot be combined with --policy timed",
+                ));
+            }
             let id = service::start(&store, &req)?;
             eprintln!(
                 "csdci bisect: bisection #{id} (continue after an interruption with 'csdci bisect --resume {id}')"

@@ -117,6 +117,8 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         deterministic: false,
         revert_check: true,
         predicate: "any".into(),
+        policy: Default::default(),
+        max_exposure_s: None,
     };
     // An interrupted demo (Ctrl-C, kill, a failed guest) goes on where it stopped.
     let (id, resumed) = bisect_service::start_or_resume(&store, &req)?;

@@ -260,6 +260,8 @@ impl Actions {
             verify_bad,
             deterministic: f.deterministic,
             revert_check: !f.no_revert_check,
+            policy: Default::default(),
+            max_exposure_s: None,
             predicate,
         })
     }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::bisect::{self, Report, Settings, Start, driver};
+use crate::bisect::{self, Policy, Report, Settings, Start, driver};
 use crate::events::Sink;
 use crate::store::Store;
 use crate::testers::{Context, TesterSpec};
@@ -36,6 +36,12 @@ pub struct Request {
     pub revert_check: bool,
     /// Which failures count (`any`, `csd`, `title:REGEX`).
     pub predicate: String,
+    /// How runs are weighed: pass/fail (`runs`) or failure times (`timed`).
+    pub policy: Policy,
+    /// With the timed policy: the longest run the engine asks for, in
+    /// seconds of workload (default: the pipeline's duration; with a command,
+    /// its timeout or 600).
+    pub max_exposure_s: Option<f64>,
 }
 
 impl Request {
@@ -59,7 +65,31 @@ impl Request {
         }
         s.predicate = self.predicate.clone();
         s.revert_check = self.revert_check;
+        if self.policy == Policy::Timed {
+            s.timed = Some(self.timed_config(&s.engine));
+        }
         s
+    }
+
+    /// The failure-time engine's settings for this tester: a guest's boot
+    /// and an incremental build cost seconds with the QEMU pipeline, a
+    /// command's start and checkout next to nothing.
+    fn timed_config(&self, engine: &csdci_bisect::Config) -> csdci_bisect::TimedConfig {
+        let (boot_s, build_s, longest) = match &self.tester {
+            TesterSpec::Local { spec, .. } | TesterSpec::Lava { spec, .. } => {
+                (15.0, 20.0, spec.duration_s as f64)
+            }
+            TesterSpec::Command { timeout_s, .. } => {
+                (0.05, 0.2, timeout_s.map_or(600.0, |t| t as f64))
+            }
+            _ => (0.05, 0.2, 600.0),
+        };
+        bisect::policy::timed_config(
+            engine,
+            boot_s,
+            build_s,
+            self.max_exposure_s.unwrap_or(longest),
+        )
     }
 
     fn start(&self) -> crate::Result<Start> {

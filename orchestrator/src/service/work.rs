@@ -277,6 +277,7 @@ mod tests {
                 console_log: None,
                 run_id: None,
                 seconds: 0.02,
+                exposure: None,
             })
         }
     }

@@ -95,6 +95,11 @@ pub struct Step {
     pub run_id: Option<i64>,
     /// Wall-clock seconds.
     pub seconds: Option<f64>,
+    /// Runs: seconds of workload the run ran (boot not counted), when the
+    /// tester measured it.
+    pub exposure_s: Option<f64>,
+    /// Runs: seconds after the workload started when it first failed.
+    pub failed_at_s: Option<f64>,
 }
 
 /// How a step finished.
@@ -116,6 +121,10 @@ pub struct Finish<'a> {
     pub run_id: Option<i64>,
     /// Seconds.
     pub seconds: Option<f64>,
+    /// Runs: workload seconds (see [`Step::exposure_s`]).
+    pub exposure_s: Option<f64>,
+    /// Runs: first failure (see [`Step::failed_at_s`]).
+    pub failed_at_s: Option<f64>,
 }
 
 /// The posterior after a run, as journalled.
@@ -156,6 +165,15 @@ fn bisection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bisection> {
 
 const STEP_COLS: &str = "id, kind, commit_sha, attempt, status, outcome, artifact_id, same_as, reason, titles, console_log, run_id, seconds";
 
+/// The exposure columns (schema version 8), or NULLs for an older database.
+fn exposure_cols(version: u32) -> &'static str {
+    if version >= super::migrations::STEP_EXPOSURE_SINCE {
+        "exposure_s, failed_at_s"
+    } else {
+        "NULL, NULL"
+    }
+}
+
 fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
     let titles: Option<String> = r.get(9)?;
     Ok(Step {
@@ -174,6 +192,8 @@ fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Step> {
         console_log: r.get(10)?,
         run_id: r.get(11)?,
         seconds: r.get(12)?,
+        exposure_s: r.get(13)?,
+        failed_at_s: r.get(14)?,
     })
 }
 
@@ -330,7 +350,8 @@ impl Store {
     pub fn bisect_step_finish(&self, step: i64, f: &Finish<'_>) -> Result<(), Error> {
         self.conn().execute(
             "UPDATE bisect_steps SET status = 'done', outcome = ?2, artifact_id = ?3, same_as = ?4, reason = ?5,
-                 titles = ?6, console_log = ?7, run_id = ?8, seconds = ?9, finished_at = ?10 WHERE id = ?1",
+                 titles = ?6, console_log = ?7, run_id = ?8, seconds = ?9, finished_at = ?10,
+                 exposure_s = ?11, failed_at_s = ?12 WHERE id = ?1",
             params![
                 step,
                 f.outcome,
@@ -341,7 +362,9 @@ impl Store {
                 f.console_log,
                 f.run_id,
                 f.seconds,
-                now()
+                now(),
+                f.exposure_s,
+                f.failed_at_s
             ],
         )?;
         Ok(())
@@ -351,7 +374,8 @@ impl Store {
     pub fn bisect_steps(&self, bisection: i64, done_only: bool) -> Result<Vec<Step>, Error> {
         let filter = if done_only { "AND status = 'done'" } else { "" };
         let mut st = self.conn().prepare(&format!(
-            "SELECT {STEP_COLS} FROM bisect_steps WHERE bisection_id = ?1 {filter} ORDER BY id"
+            "SELECT {STEP_COLS}, {} FROM bisect_steps WHERE bisection_id = ?1 {filter} ORDER BY id",
+            exposure_cols(self.version)
         ))?;
         let rows = st.query_map([bisection], step_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

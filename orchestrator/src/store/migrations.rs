@@ -375,6 +375,16 @@ const V7_RUN_SUMMARY: &str = "
 ALTER TABLE runs ADD COLUMN summary TEXT;
 ";
 
+/// Version 8: a bisection run's exposure (`bisect_steps.exposure_s`: seconds
+/// of workload it ran, boot not counted) and when it first failed
+/// (`failed_at_s`, seconds since the workload started), so a bisection on
+/// failure-time evidence (`--policy timed`) replays exactly. Steps stored
+/// before have NULL there.
+const V8_STEP_EXPOSURE: &str = "
+ALTER TABLE bisect_steps ADD COLUMN exposure_s REAL;
+ALTER TABLE bisect_steps ADD COLUMN failed_at_s REAL;
+";
+
 /// Every migration, in order: entry `i` makes version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     V1_TABLES,
@@ -384,6 +394,7 @@ const MIGRATIONS: &[&str] = &[
     V5_SERIES,
     V6_FIX_VALIDATIONS,
     V7_RUN_SUMMARY,
+    V8_STEP_EXPOSURE,
 ];
 
 /// The schema version this csdci writes.
@@ -410,6 +421,9 @@ pub(crate) const FIX_VALIDATIONS_SINCE: u32 = 6;
 
 /// Whether `runs.summary` exists at schema `version`.
 pub(crate) const RUN_SUMMARY_SINCE: u32 = 7;
+
+/// Whether `bisect_steps.exposure_s` and `failed_at_s` exist at schema `version`.
+pub(crate) const STEP_EXPOSURE_SINCE: u32 = 8;
 
 /// The database's schema version (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

@@ -49,6 +49,7 @@ impl Tester for BuildTester {
             console_log: None,
             run_id: None,
             seconds: 0.0,
+            exposure: None,
         })
     }
 }

@@ -3,6 +3,12 @@
 //! 1..=124: bad; 126 or 127 (the command was not found or is not executable),
 //! 128 or more (or killed by a signal): abort.
 //!
+//! With `--policy timed` (a bisection on failure-time evidence) each run gets
+//! the most seconds it may use in `CSDCI_MAX_EXPOSURE_S` and is stopped (its
+//! process group killed) once it has used them or the engine says a clean run
+//! has shown enough: a stopped run is clean. The run's exposure is the
+//! command's wall time, and a failing exit is a failure at that time.
+//!
 //! With `--max-guests W` a round's runs go at once, each in a worktree of its
 //! own (all in csdci's mirror of the repository).
 //!
@@ -19,7 +25,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::process_group::{self, Group};
-use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
+use crate::testers::{Exposure, Prepared, RunOutcome, RunPlan, RunReport, RunRequest, Tester};
 use crate::vcs::worktree::Worktree;
 
 /// What a run that exceeds its timeout means (never "bad").
@@ -130,6 +136,17 @@ impl CommandTester {
 
     /// Starts one run of `commit` in slot `k`.
     fn spawn(&mut self, k: usize, commit: &str, attempt: u32) -> crate::Result<Running> {
+        self.spawn_for(k, commit, attempt, None)
+    }
+
+    /// [`CommandTester::spawn`], telling the command how long it may run.
+    fn spawn_for(
+        &mut self,
+        k: usize,
+        commit: &str,
+        attempt: u32,
+        max_exposure_s: Option<f64>,
+    ) -> crate::Result<Running> {
         self.checkout(k, commit)?;
         let short = crate::events::short(commit);
         let log = self.log_dir.join(format!("{short}-{attempt}.log"));
@@ -143,10 +160,11 @@ impl CommandTester {
             .env("CSDCI_COMMIT", commit)
             .env("CSDCI_ATTEMPT", attempt.to_string())
             .env("CSDCI_REPO", &self.repo)
-            .env("CSDCI_WORKER", k.to_string())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+            .env("CSDCI_WORKER", k.to_string());
+        if let Some(m) = max_exposure_s {
+            cmd.env("CSDCI_MAX_EXPOSURE_S", format!("{m:.3}"));
+        }
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let group = Group::spawn(&mut cmd).map_err(|e| crate::Error::io("sh", e))?;
         Ok(Running {
             group,
@@ -167,6 +185,7 @@ impl CommandTester {
                 console_log: Some(r.log),
                 run_id: None,
                 seconds: r.start.elapsed().as_secs_f64(),
+                exposure: None,
             }),
             OnTimeout::Abort => Err(crate::bisect::Error::Aborted {
                 commit: r.commit,
@@ -258,6 +277,7 @@ fn finished(r: Running, status: std::process::ExitStatus) -> crate::Result<RunRe
         console_log: Some(r.log),
         run_id: None,
         seconds,
+        exposure: None,
     })
 }
 
@@ -270,7 +290,84 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// How often a planned run asks whether to stop early.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+
+impl CommandTester {
+    /// One run of `commit` under `plan` (see the module documentation).
+    fn planned(
+        &mut self,
+        commit: &str,
+        attempt: u32,
+        plan: &RunPlan<'_>,
+    ) -> crate::Result<RunReport> {
+        if crate::interrupt::interrupted() {
+            return Err(crate::Error::Interrupted);
+        }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let k = self.pick(commit, &all).unwrap_or(0);
+        let mut r = self.spawn_for(k, commit, attempt, Some(plan.max_exposure_s))?;
+        let mut checked = Duration::ZERO;
+        loop {
+            let t = r.start.elapsed();
+            match r.group.try_wait() {
+                Ok(Some(status)) => {
+                    let mut report = finished(r, status)?;
+                    let e = t.as_secs_f64();
+                    report.exposure = Some(Exposure {
+                        exposure_s: e,
+                        failed_at_s: (report.outcome == RunOutcome::Fail).then_some(e),
+                    });
+                    return Ok(report);
+                }
+                Ok(None) if crate::interrupt::interrupted() => {
+                    let _ = r.group.kill();
+                    return Err(crate::Error::Interrupted);
+                }
+                Ok(None) => {
+                    if self.timeout.is_some_and(|(d, _)| t >= d) {
+                        let _ = r.group.kill();
+                        return self.timed_out(r);
+                    }
+                    let e = t.as_secs_f64();
+                    let stop = e >= plan.max_exposure_s
+                        || (t >= checked + STOP_CHECK && {
+                            checked = t;
+                            (plan.should_stop)(e)
+                        });
+                    if stop {
+                        let _ = r.group.kill();
+                        drop(r.group);
+                        return Ok(RunReport {
+                            outcome: RunOutcome::Pass,
+                            analysis: None,
+                            console_log: Some(r.log),
+                            run_id: None,
+                            seconds: e,
+                            exposure: Some(Exposure {
+                                exposure_s: e,
+                                failed_at_s: None,
+                            }),
+                        });
+                    }
+                }
+                Err(e) => return Err(crate::Error::io("sh", e)),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Tester for CommandTester {
+    fn run_planned(
+        &mut self,
+        commit: &str,
+        attempt: u32,
+        plan: &RunPlan<'_>,
+    ) -> crate::Result<RunReport> {
+        self.planned(commit, attempt, plan)
+    }
+
     fn prepare(&mut self, commit: &str) -> crate::Result<Prepared> {
         if crate::interrupt::interrupted() {
             return Err(crate::Error::Interrupted);

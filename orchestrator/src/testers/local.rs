@@ -765,6 +765,7 @@ impl RunResult {
             console_log: self.console_log,
             run_id: Some(self.run_id),
             seconds: self.timings.total,
+            exposure: None,
         })
     }
 }

@@ -53,6 +53,30 @@ pub struct RunReport {
     pub run_id: Option<i64>,
     /// Wall-clock seconds the run took.
     pub seconds: f64,
+    /// How long its workload ran and when it first failed, when the tester
+    /// measured it (a bisection on failure-time evidence needs it).
+    pub exposure: Option<Exposure>,
+}
+
+/// A run's workload time: what a bisection on failure-time evidence observes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exposure {
+    /// Seconds the workload ran (boot not counted), to its end, its first
+    /// failure or an early stop.
+    pub exposure_s: f64,
+    /// Seconds after the workload started when it first failed (at most
+    /// `exposure_s`); `None`: it did not.
+    pub failed_at_s: Option<f64>,
+}
+
+/// How long a run may go, and when to end it early: what a bisection on
+/// failure-time evidence asks of [`Tester::run_planned`].
+pub struct RunPlan<'a> {
+    /// Seconds of workload the run may use at most.
+    pub max_exposure_s: f64,
+    /// Asked with the seconds of workload run so far while the run is clean:
+    /// `true` ends it now (a clean run of that exposure).
+    pub should_stop: &'a dyn Fn(f64) -> bool,
 }
 
 /// One run asked for in a round of a parallel bisection.
@@ -70,6 +94,19 @@ pub trait Tester {
     fn prepare(&mut self, commit: &str) -> crate::Result<Prepared>;
     /// Runs the prepared `commit` once; `attempt` counts runs of this commit from 0.
     fn run_once(&mut self, commit: &str, attempt: u32) -> crate::Result<RunReport>;
+    /// Runs the prepared `commit` once for at most `plan.max_exposure_s`
+    /// seconds of workload, ending it early when `plan.should_stop` says so,
+    /// and reports its [`Exposure`]. The default ignores the plan (a full
+    /// [`Tester::run_once`]).
+    fn run_planned(
+        &mut self,
+        commit: &str,
+        attempt: u32,
+        plan: &RunPlan<'_>,
+    ) -> crate::Result<RunReport> {
+        let _ = plan;
+        self.run_once(commit, attempt)
+    }
     /// How many runs this tester can do at the same time (free LAVA
     /// devices, `--max-guests`); the driver asks for at most this many per
     /// round.
@@ -207,7 +244,7 @@ impl TesterSpec {
     pub fn predicate(&self) -> Option<&str> {
         match self {
             TesterSpec::Command { .. } | TesterSpec::Build { .. } => None,
-            TesterSpec::Local { spec } | TesterSpec::Lava { spec, .. } => Some(&spec.predicate),
+            TesterSpec::Local { spec, .. } | TesterSpec::Lava { spec, .. } => Some(&spec.predicate),
         }
     }
 }

@@ -467,6 +467,19 @@ impl TimedEngine {
         (mttf, eps)
     }
 
+    /// Posterior probability that a run of a bad commit fails within `t`
+    /// seconds of workload (a per-run failure probability for runs of `t`).
+    pub fn fail_within(&self, t: f64) -> f64 {
+        let k = self.k();
+        let mut p = 0.0;
+        for row in self.w.chunks(k) {
+            for (g, x) in row.iter().enumerate() {
+                p += x * -(-(self.rate[g] * t).powf(self.shape[g])).exp_m1();
+            }
+        }
+        p.clamp(0.0, 1.0)
+    }
+
     /// Runs, failures and seconds of exposure observed at `index`.
     pub fn counts(&self, index: usize) -> (u32, u32, f64) {
         (self.runs[index], self.fails[index], self.exposure[index])
@@ -723,8 +736,10 @@ impl TimedEngine {
         }
     }
 
-    /// [`TimedEngine::should_stop`] for a run at `index` planned for `max_s`.
-    pub(crate) fn stop_run(&self, index: usize, max_s: f64, elapsed_s: f64) -> bool {
+    /// [`TimedEngine::should_stop`] for a run at `index` planned for `max_s`
+    /// (the step [`TimedEngine::next`] returned): a driver that keeps the step
+    /// asks this without planning again.
+    pub fn stop_run(&self, index: usize, max_s: f64, elapsed_s: f64) -> bool {
         let e = ms(elapsed_s);
         if e >= max_s {
             return true;

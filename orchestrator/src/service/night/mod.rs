@@ -407,6 +407,8 @@ fn request(
         deterministic,
         revert_check: false,
         predicate,
+        policy: Default::default(),
+        max_exposure_s: None,
     }
 }
 
