@@ -57,10 +57,14 @@ pub struct Args {
     )]
     pub on_timeout: OnTimeoutArg,
 
-    /// With --run: run up to W tests at once, each in a checkout of its own
-    /// (a parallel bisection: each round the engine picks W runs, several
-    /// commits or repeats of one, that together tell most; fewer rounds).
-    #[arg(long, value_name = "W", requires = "run",
+    /// Run up to W tests at once (a parallel bisection: each round the
+    /// engine picks W runs, several commits or repeats of one, that together
+    /// tell most; fewer rounds). With --run, each in a checkout of its own;
+    /// with the QEMU pipeline, W guests boot at once (a round's kernels are
+    /// built one after another first), and W × --memory must fit in 80% of
+    /// the host's available memory. Not with --lab lava (the lab's free
+    /// devices set W there).
+    #[arg(long, value_name = "W",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_guests: Option<u32>,
 
@@ -246,8 +250,20 @@ fn tester_spec(args: &Args) -> crate::Result<TesterSpec> {
             match args.lab.lava()? {
                 None => {
                     spec.validate()?;
-                    Ok(TesterSpec::Local { spec })
+                    let max_guests = args.max_guests.filter(|&w| w > 1);
+                    if let Some(w) = max_guests {
+                        crate::testers::local::check_memory(
+                            w as usize,
+                            spec.memory_mb,
+                            crate::testers::local::available_memory_mb(),
+                        )
+                        .map_err(|e| usage(format!("csdci bisect: {e}")))?;
+                    }
+                    Ok(TesterSpec::Local { spec, max_guests })
                 }
+                Some(_) if args.max_guests.is_some() => Err(usage(
+                    "csdci bisect: --max-guests runs guests on this host; with --lab lava the lab's free devices run at once (drop --max-guests)",
+                )),
                 Some(lab) => {
                     let spec = RunSpec {
                         root: crate::vm::RootKind::Initramfs,

@@ -110,7 +110,10 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
         good: vec![demo::history::GOOD_TAG.into()],
         bad: demo::history::BAD_TAG.into(),
         first_parent: false,
-        tester: TesterSpec::Local { spec },
+        tester: TesterSpec::Local {
+            spec,
+            max_guests: None,
+        },
         confidence: Some(args.confidence),
         max_runs: None,
         verify_bad: None,

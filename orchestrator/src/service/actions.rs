@@ -245,7 +245,13 @@ impl Actions {
                 let spec = spec_from_form(base, &f.spec)?;
                 Self::is_kernel(&tree)?;
                 let predicate = spec.predicate.clone();
-                (TesterSpec::Local { spec }, predicate)
+                (
+                    TesterSpec::Local {
+                        spec,
+                        max_guests: None,
+                    },
+                    predicate,
+                )
             };
         crate::bisect::Predicate::parse(&predicate)
             .map_err(|e| usage(format!("--predicate '{predicate}': {e}")))?;

@@ -22,6 +22,14 @@
 //! manifest), `cache/configs/` (final .config per tree + fragments), `runs/<id>/`
 //! (console.log, QEMU/virtiofsd logs), `logs/` (logs of failed builds),
 //! `build.lock` (one kernel build at a time).
+//!
+//! A run is built ([`LocalTester::build`]), then staged, booted and
+//! concluded ([`guest`]); [`batch`] boots several at once (`--max-guests`).
+
+mod batch;
+mod guest;
+
+pub use batch::{MEMORY_SHARE, available_memory_mb, check_memory};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,19 +37,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use csdci_console::{Analysis, Analyzer};
+use csdci_console::Analysis;
 use serde::Serialize;
 
 use crate::build::{self, Built};
 use crate::events::{Event, Sink};
-use crate::image::{self, GuestParams};
+use crate::image::GuestParams;
 use crate::interrupt::interrupted;
 use crate::kconfig::Fragment;
 use crate::spec::RunSpec;
 use crate::store::Store;
 use crate::store::runs::{Finish, NewRun};
-use crate::testers::{Prepared, RunOutcome, RunReport, Tester};
-use crate::verdict::{self, Verdict};
+use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
+use crate::verdict::Verdict;
 use crate::vm::{self, VmOutcome};
 use crate::{Error, Result};
 
@@ -271,6 +279,8 @@ pub struct LocalTester {
     cancel: Arc<AtomicBool>,
     prepared: HashMap<String, std::result::Result<Built, build::Untestable>>,
     reporter: Box<dyn Reporter + Send>,
+    /// Guests booted at once by `run_batch` (`--max-guests`).
+    workers: usize,
 }
 
 impl LocalTester {
@@ -296,6 +306,7 @@ impl LocalTester {
             cancel: Arc::new(AtomicBool::new(false)),
             prepared: HashMap::new(),
             reporter: Box::new(LogReporter),
+            workers: 1,
         })
     }
 
@@ -406,6 +417,24 @@ impl LocalTester {
     /// Builds (or finds) and tests `commit` (a full sha), recording the run.
     pub fn run_full(&mut self, commit: &str, reporter: &mut dyn Reporter) -> Result<RunResult> {
         let start = Instant::now();
+        match self.built_for_run(commit, start, reporter)? {
+            Err(done) => Ok(done),
+            Ok((b, build_s)) => {
+                let r = self.test_built(commit, &b, reporter)?;
+                Ok(r.with_build_time(build_s, start))
+            }
+        }
+    }
+
+    /// The build step of a run of `commit` started at `start`: the kernel
+    /// and the seconds the step took, or the run's result already recorded
+    /// (interrupted, build infrastructure failure, untestable).
+    fn built_for_run(
+        &mut self,
+        commit: &str,
+        start: Instant,
+        reporter: &mut dyn Reporter,
+    ) -> Result<std::result::Result<(Built, f64), RunResult>> {
         let tree_id = crate::vcs::mirror::Mirror::beside(
             &crate::build::worktree_dir(&self.opts.data_dir, &self.repo),
             &self.repo,
@@ -420,7 +449,7 @@ impl LocalTester {
                 let id = self.store.insert_run(&n)?;
                 self.store
                     .interrupt_run(id, "interrupted during the build")?;
-                return Ok(RunResult {
+                return Ok(Err(RunResult {
                     run_id: id,
                     commit: commit.into(),
                     verdict: Verdict::Infra {
@@ -437,7 +466,7 @@ impl LocalTester {
                         ..Default::default()
                     },
                     interrupted: true,
-                });
+                }));
             }
             Err(Error::Build(e)) => {
                 // Infrastructure failure of the build step (disk full, make
@@ -448,7 +477,7 @@ impl LocalTester {
                 let id = self.store.insert_run(&n)?;
                 let verdict = Verdict::Infra { reason };
                 self.finish(id, &verdict, None, None)?;
-                return Ok(RunResult {
+                return Ok(Err(RunResult {
                     run_id: id,
                     commit: commit.into(),
                     verdict,
@@ -466,7 +495,7 @@ impl LocalTester {
                         ..Default::default()
                     },
                     interrupted: false,
-                });
+                }));
             }
             Err(e) => return Err(e),
         };
@@ -492,7 +521,7 @@ impl LocalTester {
                         ..Default::default()
                     },
                 )?;
-                Ok(RunResult {
+                Ok(Err(RunResult {
                     run_id: id,
                     commit: commit.into(),
                     verdict,
@@ -514,15 +543,9 @@ impl LocalTester {
                         ..Default::default()
                     },
                     interrupted: false,
-                })
+                }))
             }
-            Ok(b) => {
-                let mut r = self.test_built(commit, &b, reporter)?;
-                r.build.seconds = build_s;
-                r.timings.build = build_s;
-                r.timings.total = start.elapsed().as_secs_f64();
-                Ok(r)
-            }
+            Ok(b) => Ok(Ok((b, build_s))),
         }
     }
 
@@ -533,146 +556,13 @@ impl LocalTester {
         b: &Built,
         reporter: &mut dyn Reporter,
     ) -> Result<RunResult> {
-        let start = Instant::now();
-        let info = BuildInfo::from_built(b);
-        let id = self.store.insert_run(&self.new_built_run(commit, &info))?;
-        let run_dir = self.opts.data_dir.join("runs").join(id.to_string());
-        let console_log = run_dir.join("console.log");
-        std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
-        self.store.set_run_paths(
-            id,
-            &run_dir.display().to_string(),
-            &console_log.display().to_string(),
-        )?;
-        let result = |verdict: Verdict,
-                      vm: Option<VmOutcome>,
-                      analysis: Option<Analysis>,
-                      interrupted: bool| RunResult {
-            run_id: id,
-            commit: commit.into(),
-            timings: Timings {
-                build: b.seconds,
-                boot: vm.as_ref().and_then(|v| v.boot_seconds),
-                test: vm.as_ref().map(|v| v.seconds),
-                total: start.elapsed().as_secs_f64(),
-            },
-            verdict,
-            build: info.clone(),
-            vm,
-            analysis,
-            console_log: Some(console_log.clone()),
-            run_dir: Some(run_dir.clone()),
-            interrupted,
-        };
-
-        reporter.stage("preparing guest root");
-        let params = self.opts.guest_params();
-        let root = match self.opts.spec.root {
-            vm::RootKind::Virtiofs => {
-                image::prepare_run_root(&self.opts.data_dir, &b.entry.modules(), &params, &run_dir)
-                    .map(vm::Root::Virtiofs)
+        match self.stage_guest(commit, b, reporter)? {
+            guest::Staging::Done(r) => Ok(*r),
+            guest::Staging::Ready(g) => {
+                let booted = g.boot(&self.cancel, reporter);
+                self.conclude(*g, booted, reporter)
             }
-            vm::RootKind::Initramfs => {
-                image::initramfs::for_artifact(&self.opts.data_dir, &b.entry, &params)
-                    .map(vm::Root::Initramfs)
-            }
-        };
-        let root = match root {
-            Ok(r) => r,
-            Err(e) => {
-                let verdict = Verdict::Infra {
-                    reason: format!("guest root: {e}"),
-                };
-                self.finish(id, &verdict, None, None)?;
-                return Ok(result(verdict, None, None, false));
-            }
-        };
-
-        reporter.stage("booting");
-        let cfg = vm::VmConfig {
-            kernel: b.entry.vmlinux(),
-            root: root.clone(),
-            vcpus: self.opts.spec.vcpus,
-            memory_mb: self.opts.spec.memory_mb,
-            accel: self.opts.spec.accel,
-            cmdline_extra: self.opts.spec.cmdline_extra.clone(),
-            console_log: console_log.clone(),
-            run_dir: run_dir.clone(),
-            deadline: Duration::from_secs(self.opts.spec.duration_s + self.opts.spec.grace_s),
-            silence_timeout: Duration::from_secs(self.opts.spec.silence_timeout_s),
-            data_dir: self.opts.data_dir.clone(),
-        };
-        let mut analyzer = Analyzer::new();
-        let mut panicked_at: Option<Instant> = None;
-        let mut crashed_at: Option<Instant> = None;
-        let stop_after_crash = self.opts.spec.stop_after_crash_s.map(Duration::from_secs);
-        let mut pre_nmi: Option<usize> = None;
-        let mut user_stop = false;
-        let mut said_init = false;
-        let mut seen = 0;
-        let marker = vm::NMI_MARKER.as_bytes();
-        let cancel = self.cancel.clone();
-        let outcome = vm::run(&cfg, &mut |bytes: &[u8]| {
-            if !bytes.is_empty() {
-                if pre_nmi.is_none() && bytes.windows(marker.len()).any(|w| w == marker) {
-                    pre_nmi = Some(analyzer.findings().len());
-                }
-                analyzer.feed(bytes);
-                reporter.console(bytes);
-                for f in &analyzer.findings()[seen..] {
-                    reporter.finding(&f.title);
-                }
-                seen = analyzer.findings().len();
-                if !said_init {
-                    said_init = true;
-                    reporter.stage("testing");
-                }
-            }
-            if cancel.load(Ordering::SeqCst) || interrupted() {
-                user_stop = true;
-                return vm::Control::Stop;
-            }
-            if let Some(linger) = stop_after_crash
-                && pre_nmi.is_none()
-                && !analyzer.findings().is_empty()
-                && crashed_at.get_or_insert_with(Instant::now).elapsed() > linger
-            {
-                return vm::Control::Stop;
-            }
-            if analyzer.panicked() {
-                let t = *panicked_at.get_or_insert_with(Instant::now);
-                if t.elapsed() > Duration::from_secs(3) {
-                    return vm::Control::Stop;
-                }
-            }
-            vm::Control::Continue
-        });
-        // The per-run root is a copy of the base image plus modules; the console
-        // log and QEMU/virtiofsd logs are what is kept (an initramfs stays
-        // cached with the kernel).
-        if let vm::Root::Virtiofs(dir) = &root {
-            let _ = std::fs::remove_dir_all(dir);
         }
-        let analysis = analyzer.finish();
-        if user_stop {
-            self.store.interrupt_run(id, "interrupted by the user")?;
-            let verdict = Verdict::Infra {
-                reason: "interrupted".into(),
-            };
-            return Ok(result(verdict, outcome.ok(), Some(analysis), true));
-        }
-        reporter.stage("analysing");
-        let (verdict, vm_outcome) = match outcome {
-            Ok(o) => (verdict::judge(&analysis, &o, pre_nmi), Some(o)),
-            Err(e) => (
-                Verdict::Infra {
-                    reason: format!("vm: {e}"),
-                },
-                None,
-            ),
-        };
-        self.finish(id, &verdict, vm_outcome.as_ref(), Some(&analysis))?;
-        Ok(result(verdict, vm_outcome, Some(analysis), false))
     }
 
     fn finish(
@@ -748,9 +638,37 @@ impl Tester for LocalTester {
         self.reporter = reporter;
         out?.report()
     }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// With more than one worker, up to that many guests at once
+    /// ([`batch`]); else one after another.
+    fn run_batch(&mut self, runs: &[RunRequest]) -> Vec<Result<RunReport>> {
+        if self.workers <= 1 || runs.len() <= 1 {
+            return runs
+                .iter()
+                .map(|r| self.run_once(&r.commit, r.attempt))
+                .collect();
+        }
+        self.run_parallel(runs)
+            .into_iter()
+            .map(|r| r.and_then(RunResult::report))
+            .collect()
+    }
 }
 
 impl RunResult {
+    /// The result with its build step's seconds `build_s` and its total
+    /// counted from `start` (the run's start, build included).
+    fn with_build_time(mut self, build_s: f64, start: Instant) -> Self {
+        self.build.seconds = build_s;
+        self.timings.build = build_s;
+        self.timings.total = start.elapsed().as_secs_f64();
+        self
+    }
+
     /// The run as the bisection driver (any [`Tester`] user) sees it: the
     /// verdict as a [`RunOutcome`], the analysis, the console and the row; an
     /// interrupted run is [`Error::Interrupted`]. The local and the LAVA

@@ -150,6 +150,9 @@ pub enum TesterSpec {
         /// How each commit is tested.
         #[serde(alias = "options")]
         spec: RunSpec,
+        /// Guests booted at once (`--max-guests`); absent: one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_guests: Option<u32>,
     },
     /// Whether the commit builds with the spec's configuration (a build
     /// break found by a nightly job); nothing is booted.
@@ -208,12 +211,14 @@ impl TesterSpec {
                 }
                 Ok(Box::new(t))
             }
-            TesterSpec::Local { spec } => {
+            TesterSpec::Local { spec, max_guests } => {
                 let opts = local::RunOptions::new(ctx.repo, ctx.data_dir, spec.clone())?;
                 crate::interrupt::install_interrupt_handler();
                 let reporter = local::EventReporter::new(events, spec.duration_s);
                 Ok(Box::new(
-                    local::LocalTester::new(opts)?.with_reporter(Box::new(reporter)),
+                    local::LocalTester::new(opts)?
+                        .with_workers(max_guests.unwrap_or(1) as usize)?
+                        .with_reporter(Box::new(reporter)),
                 ))
             }
             TesterSpec::Lava { spec, lab } => {
@@ -269,10 +274,11 @@ mod tests {
             r#"{"kind":"qemu","options":{"vcpus":8,"memory":"2G","duration":30,"scftorture":"","config_fragment":[],"accel":"auto","stop_after_crash":20}}"#,
         )
         .unwrap();
-        let TesterSpec::Local { spec } = &q else {
+        let TesterSpec::Local { spec, max_guests } = &q else {
             panic!("{q:?}")
         };
         assert_eq!((spec.vcpus, spec.memory_mb, spec.duration_s), (8, 2048, 30));
+        assert_eq!(*max_guests, None);
         let again: TesterSpec = serde_json::from_str(&serde_json::to_string(&q).unwrap()).unwrap();
         assert_eq!(again, q);
         assert!(serde_json::from_str::<TesterSpec>(r#"{"kind":"lava"}"#).is_err());

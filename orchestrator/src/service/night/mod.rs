@@ -391,7 +391,14 @@ fn request(
                     false,
                     predicate,
                 ),
-                None => (TesterSpec::Local { spec }, false, predicate),
+                None => (
+                    TesterSpec::Local {
+                        spec,
+                        max_guests: None,
+                    },
+                    false,
+                    predicate,
+                ),
             }
         }
     };
