@@ -29,4 +29,4 @@ mod timed;
 
 pub use batch::BatchStep;
 pub use engine::{Conclusion, Config, Engine, Error, Obs, Step, StopReason};
-pub use timed::{TimedConfig, TimedEngine, TimedObs, TimedStep};
+pub use timed::{RunLength, TimedConfig, TimedEngine, TimedObs, TimedStep};

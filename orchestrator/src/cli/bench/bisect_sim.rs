@@ -60,11 +60,26 @@ pub struct Args {
     /// exponential only; below 1: heavier tails, more robust, longer clean runs).
     #[arg(long, value_delimiter = ',', value_name = "K,...")]
     pub shapes: Option<Vec<f64>>,
+    /// With --failure-time: how the failure-time engine chooses a run's
+    /// length: `gain` (most information per second, the default) or `settle`
+    /// (long enough to settle a commit good in one clean run; the engine
+    /// before it planned by information).
+    #[arg(long, value_name = "HOW", default_value = "gain")]
+    pub run_length: RunLengthArg,
     /// Parallel bisection instead: rounds (wall-clock, a round's runs go at
     /// once) and total runs of the engine with W testers, for each W given
     /// (default 1,2,3,4,8,16), against W = 1 at the same confidence.
     #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "W,...")]
     pub workers: Option<Vec<usize>>,
+}
+
+/// `--run-length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunLengthArg {
+    /// Most information per second.
+    Gain,
+    /// Long enough to settle a commit in one clean run.
+    Settle,
 }
 
 /// One table row: a family of histories.
@@ -386,6 +401,10 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
     if let Some(k) = &args.shapes {
         new.shape_grid = k.clone();
     }
+    new.run_length = match args.run_length {
+        RunLengthArg::Gain => csdci_bisect::RunLength::Gain,
+        RunLengthArg::Settle => csdci_bisect::RunLength::Settle,
+    };
     new.validate()
         .map_err(|e| usage(format!("--shapes/--confidence: {e}")))?;
     let policies = [
@@ -427,8 +446,8 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
         MAX_SKIP * 100.0
     );
     println!(
-        "today: the per-run engine as for the QEMU pipeline (tip verified), runs of {} s; syzbot: the tip, then 10 runs of {} s per step (20 once flaky); new: the failure-time engine (shapes {:?}, tip verified until {} failures, run lengths its own, should_stop every {} s)",
-        args.run_s, args.run_s, new.shape_grid, new.verify_bad_fails, args.check_s
+        "today: the per-run engine as for the QEMU pipeline (tip verified), runs of {} s; syzbot: the tip, then 10 runs of {} s per step (20 once flaky); new: the failure-time engine (shapes {:?}, tip verified until {} failures, run lengths its own ({:?}), should_stop every {} s)",
+        args.run_s, args.run_s, new.shape_grid, new.verify_bad_fails, new.run_length, args.check_s
     );
     println!("guest-s = boot + workload seconds per bisection (mean, p90); acc = exact answer");
     println!();
