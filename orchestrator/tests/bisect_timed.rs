@@ -56,9 +56,11 @@ fn timed_args(tree: &str, script: &str) -> Vec<String> {
     .collect()
 }
 
-/// The finished run steps of bisection 1: (id, commit, attempt, outcome,
-/// exposure, failed at).
-fn done_runs(r: &Repo) -> Vec<(i64, String, u64, String, Option<f64>, Option<f64>)> {
+/// A finished run step: (id, commit, attempt, outcome, exposure, failed at).
+type DoneRun = (i64, String, u64, String, Option<f64>, Option<f64>);
+
+/// The finished run steps of bisection 1.
+fn done_runs(r: &Repo) -> Vec<DoneRun> {
     let out = r.csdci(&["bisect", "log", "1", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["steps"]

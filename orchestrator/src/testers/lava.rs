@@ -665,6 +665,8 @@ impl LavaTester {
                 boot: vm.as_ref().and_then(|v| v.boot_seconds),
                 test: vm.as_ref().map(|v| v.seconds),
                 total: w.submitted.elapsed().as_secs_f64(),
+                workload: None,
+                first_finding: None,
             },
             verdict,
             build: BuildInfo::from_built(&w.built),

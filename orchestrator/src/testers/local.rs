@@ -48,7 +48,7 @@ use crate::kconfig::Fragment;
 use crate::spec::RunSpec;
 use crate::store::Store;
 use crate::store::runs::{Finish, NewRun};
-use crate::testers::{Prepared, RunOutcome, RunReport, RunRequest, Tester};
+use crate::testers::{Exposure, Prepared, RunOutcome, RunPlan, RunReport, RunRequest, Tester};
 use crate::verdict::Verdict;
 use crate::vm::{self, VmOutcome};
 use crate::{Error, Result};
@@ -237,6 +237,15 @@ pub struct Timings {
     pub test: Option<f64>,
     /// The whole run.
     pub total: f64,
+    /// Seconds of workload, measured on the host from the guest's
+    /// "csdci: workload running" line to its "workload done" line (or the
+    /// guest's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<f64>,
+    /// Seconds after the workload started when the console's first finding
+    /// appeared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_finding: Option<f64>,
 }
 
 /// The result of one run.
@@ -463,6 +472,8 @@ impl LocalTester {
                     timings: Timings {
                         build: start.elapsed().as_secs_f64(),
                         total: start.elapsed().as_secs_f64(),
+                        workload: None,
+                        first_finding: None,
                         ..Default::default()
                     },
                     interrupted: true,
@@ -492,6 +503,8 @@ impl LocalTester {
                     timings: Timings {
                         build: start.elapsed().as_secs_f64(),
                         total: start.elapsed().as_secs_f64(),
+                        workload: None,
+                        first_finding: None,
                         ..Default::default()
                     },
                     interrupted: false,
@@ -540,6 +553,8 @@ impl LocalTester {
                     timings: Timings {
                         build: build_s,
                         total: start.elapsed().as_secs_f64(),
+                        workload: None,
+                        first_finding: None,
                         ..Default::default()
                     },
                     interrupted: false,
@@ -639,6 +654,23 @@ impl Tester for LocalTester {
         out?.report()
     }
 
+    /// Runs for the plan's length: the first whole second of workload at
+    /// which `plan.should_stop` says a clean run has shown enough (it
+    /// depends on the seconds run alone, so it is asked ahead), up to
+    /// `plan.max_exposure_s`, becomes this run's scftorture duration; a
+    /// failure ends the run as always.
+    fn run_planned(&mut self, commit: &str, attempt: u32, plan: &RunPlan<'_>) -> Result<RunReport> {
+        let longest = plan.max_exposure_s.ceil().max(1.0) as u64;
+        let seconds = (1..longest)
+            .find(|&t| (plan.should_stop)(t as f64))
+            .unwrap_or(longest);
+        let full = self.opts.spec.duration_s;
+        self.opts.spec.duration_s = seconds;
+        let out = self.run_once(commit, attempt);
+        self.opts.spec.duration_s = full;
+        out
+    }
+
     fn workers(&self) -> usize {
         self.workers
     }
@@ -679,12 +711,31 @@ impl RunResult {
         }
         Ok(RunReport {
             outcome: RunOutcome::from(&self.verdict),
+            exposure: self.exposure(),
             analysis: self.analysis,
             console_log: self.console_log,
             run_id: Some(self.run_id),
             seconds: self.timings.total,
-            exposure: None,
         })
+    }
+
+    /// The workload's [`Exposure`] as the console timed it: a clean run's
+    /// seconds of workload; a failed one's, failed at its first finding (or,
+    /// a hang without one, at its end). None for a run that says nothing
+    /// about the kernel, or whose workload never started.
+    pub fn exposure(&self) -> Option<Exposure> {
+        let w = self.timings.workload?;
+        match &self.verdict {
+            Verdict::Clean => Some(Exposure {
+                exposure_s: w,
+                failed_at_s: None,
+            }),
+            Verdict::Failed { .. } => Some(Exposure {
+                exposure_s: w,
+                failed_at_s: Some(self.timings.first_finding.unwrap_or(w).min(w)),
+            }),
+            Verdict::Untestable { .. } | Verdict::Infra { .. } => None,
+        }
     }
 }
 

@@ -45,6 +45,59 @@ pub(crate) struct Booted {
     analysis: Analysis,
     pre_nmi: Option<usize>,
     user_stop: bool,
+    /// Seconds of workload and of its first finding (see [`WorkloadClock`]).
+    workload: (Option<f64>, Option<f64>),
+}
+
+/// When the workload ran, from the console as it streams: the guest's
+/// "csdci: workload running" line starts it, its "workload done" line (or
+/// the guest's end) ends it; the first finding after its start is the
+/// failure time. Host seconds (a TCG guest's clock follows the host's).
+#[derive(Debug, Default)]
+pub(crate) struct WorkloadClock {
+    /// The last bytes seen, so a marker split across reads is found.
+    tail: Vec<u8>,
+    started: Option<Instant>,
+    done: Option<Instant>,
+    failed: Option<Instant>,
+}
+
+impl WorkloadClock {
+    const START: &'static [u8] = b"csdci: workload running";
+    const DONE: &'static [u8] = b"csdci: workload done";
+
+    /// Feeds console bytes read at `now`, with whether the analyzer has
+    /// a finding now.
+    pub(crate) fn feed(&mut self, bytes: &[u8], now: Instant, finding: bool) {
+        self.tail.extend_from_slice(bytes);
+        let has = |m: &[u8], t: &[u8]| t.windows(m.len()).any(|w| w == m);
+        if self.started.is_none() && has(Self::START, &self.tail) {
+            self.started = Some(now);
+        }
+        if self.started.is_some() && self.done.is_none() && has(Self::DONE, &self.tail) {
+            self.done = Some(now);
+        }
+        if self.started.is_some() && self.failed.is_none() && finding {
+            self.failed = Some(now);
+        }
+        let keep = Self::START.len().max(Self::DONE.len());
+        if self.tail.len() > keep {
+            self.tail.drain(..self.tail.len() - keep);
+        }
+    }
+
+    /// Seconds of workload (at `end`, the guest's end, unless it said it
+    /// was done) and of its first finding; `None` before it started.
+    pub(crate) fn seconds(&self, end: Instant) -> (Option<f64>, Option<f64>) {
+        let Some(s) = self.started else {
+            return (None, None);
+        };
+        let since = |t: Instant| t.saturating_duration_since(s).as_secs_f64();
+        (
+            Some(since(self.done.unwrap_or(end))),
+            self.failed.map(since),
+        )
+    }
 }
 
 impl Staged {
@@ -69,6 +122,8 @@ impl Staged {
                 boot: vm.as_ref().and_then(|v| v.boot_seconds),
                 test: vm.as_ref().map(|v| v.seconds),
                 total: self.start.elapsed().as_secs_f64(),
+                workload: None,
+                first_finding: None,
             },
             verdict,
             build: self.info.clone(),
@@ -92,6 +147,7 @@ impl Staged {
         let mut user_stop = false;
         let mut said_init = false;
         let mut seen = 0;
+        let mut clock = WorkloadClock::default();
         let marker = vm::NMI_MARKER.as_bytes();
         let outcome = vm::run(&self.cfg, &mut |bytes: &[u8]| {
             if !bytes.is_empty() {
@@ -99,6 +155,7 @@ impl Staged {
                     pre_nmi = Some(analyzer.findings().len());
                 }
                 analyzer.feed(bytes);
+                clock.feed(bytes, Instant::now(), !analyzer.findings().is_empty());
                 reporter.console(bytes);
                 for f in &analyzer.findings()[seen..] {
                     reporter.finding(&f.title);
@@ -133,6 +190,7 @@ impl Staged {
             analysis: analyzer.finish(),
             pre_nmi,
             user_stop,
+            workload: clock.seconds(Instant::now()),
         }
     }
 }
@@ -224,6 +282,7 @@ impl LocalTester {
             analysis,
             pre_nmi,
             user_stop,
+            workload,
         } = booted;
         if user_stop {
             self.store.interrupt_run(g.id, "interrupted by the user")?;
@@ -243,6 +302,40 @@ impl LocalTester {
             ),
         };
         self.finish(g.id, &verdict, vm_outcome.as_ref(), Some(&analysis))?;
-        Ok(g.result(verdict, vm_outcome, Some(analysis), false))
+        let mut r = g.result(verdict, vm_outcome, Some(analysis), false);
+        (r.timings.workload, r.timings.first_finding) = workload;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workload_clock_times_the_run_and_its_first_finding() {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut c = WorkloadClock::default();
+        c.feed(b"[ 1.0] Linux version 6.12\n", at(0.0), false);
+        assert_eq!(c.seconds(at(1.0)), (None, None));
+        // The start marker split across two reads.
+        c.feed(b"csdci: workload ru", at(2.0), false);
+        c.feed(b"nning for 60 s\n", at(2.5), false);
+        c.feed(b"scftorture: ...\n", at(10.0), false);
+        c.feed(
+            b"smp: csd: Detected non-responsive CSD lock\n",
+            at(14.5),
+            true,
+        );
+        c.feed(b"more\n", at(20.0), true);
+        let (w, f) = c.seconds(at(22.5));
+        assert_eq!(w, Some(20.0));
+        assert_eq!(f, Some(12.0));
+        // A clean run ends at its "workload done" line, not the poweroff.
+        let mut c = WorkloadClock::default();
+        c.feed(b"csdci: workload running for 5 s\n", at(3.0), false);
+        c.feed(b"csdci: workload done\n", at(8.25), false);
+        assert_eq!(c.seconds(at(12.0)), (Some(5.25), None));
     }
 }
