@@ -4,7 +4,7 @@
 //! longest run in `CSDCI_MAX_EXPOSURE_S`), driven through the `csdci` binary.
 //! Checks the culprit, the journalled exposure and first-failure times, that
 //! clean runs end early, and that kill -9 in a run then `--resume` repeats no
-//! finished run and keeps the journal as it was. Cost: about 40-60 s here
+//! finished run and keeps the journal as it was. Cost: about 20-30 s here
 //! (real seconds of clean runs; no kernels, no guests).
 
 mod common;
