@@ -249,6 +249,30 @@ fn counted_run(s: &Step) -> bool {
         && RunObs::of(s.outcome.as_deref()).is_some_and(RunObs::counts)
 }
 
+/// The journal's built kernels: commit to artifact id.
+fn ready_artifacts(steps: &[Step]) -> HashMap<String, String> {
+    steps
+        .iter()
+        .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
+        .filter_map(|s| s.artifact_id.clone().map(|a| (s.commit.clone(), a)))
+        .collect()
+}
+
+/// The candidates already run: only they can lend their evidence to a noop
+/// commit.
+fn already_run(steps: &[Step], candidates: &[String]) -> Vec<String> {
+    let run: HashSet<&str> = steps
+        .iter()
+        .filter(|s| counted_run(s))
+        .map(|s| s.commit.as_str())
+        .collect();
+    candidates
+        .iter()
+        .filter(|c| run.contains(c.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// A bisection being driven.
 struct Driver<'a> {
     store: &'a Store,
@@ -277,6 +301,23 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// Under --deterministic, the engine asked to run `again` a second
+    /// time: the results contradict each other, so the stage ends with what
+    /// it has and the report says why.
+    fn contradicted(&mut self, stage: Stage, again: &str) -> (Stage, Conclusion) {
+        let (best, confidence) = stage.engine.best();
+        self.inconsistent = Some(format!(
+            "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
+            short(again)
+        ));
+        let conclusion = Conclusion {
+            candidates: best,
+            confidence,
+            reason: StopReason::NothingToTest,
+        };
+        (stage, conclusion)
+    }
+
     fn say(&mut self, text: String) {
         self.events.emit(&Event::Note { text });
     }
@@ -637,43 +678,16 @@ impl Driver<'_> {
         if self.settings.deterministic && stage.engine.counts(index).0 > 0 {
             // One run per commit: the engine asks again only when results
             // contradict each other.
-            let (best, confidence) = stage.engine.best();
-            self.inconsistent = Some(format!(
-                "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
-                short(&commit)
-            ));
-            return Ok(Some((
-                stage,
-                Conclusion {
-                    candidates: best,
-                    confidence,
-                    reason: StopReason::NothingToTest,
-                },
-            )));
+            return Ok(Some(self.contradicted(stage, &commit)));
         }
-        let artifacts: HashMap<String, String> = steps
-            .iter()
-            .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
-            .filter_map(|s| s.artifact_id.clone().map(|a| (s.commit.clone(), a)))
-            .collect();
+        let artifacts = ready_artifacts(&steps);
         let ready = match &self.prepared {
             Some((p, _)) if *p == commit => true,
             Some((_, Some(a))) => artifacts.get(&commit) == Some(a),
             _ => false,
         };
         if !ready {
-            // Only commits already run can lend their evidence to a noop commit.
-            let run: HashSet<&str> = steps
-                .iter()
-                .filter(|s| counted_run(s))
-                .map(|s| s.commit.as_str())
-                .collect();
-            let among: Vec<String> = stage
-                .candidates
-                .iter()
-                .filter(|c| run.contains(c.as_str()))
-                .cloned()
-                .collect();
+            let among = already_run(&steps, &stage.candidates);
             match self.prepare(tester, "build", &commit, &among, &artifacts)? {
                 Some((_, None)) => {}
                 // Untestable, infra, or a noop commit: let the engine decide anew.
@@ -738,19 +752,8 @@ impl Driver<'_> {
         if self.settings.deterministic
             && let Some(&again) = runs.iter().find(|&&i| stage.engine.counts(i).0 > 0)
         {
-            let (best, confidence) = stage.engine.best();
-            self.inconsistent = Some(format!(
-                "the test is not deterministic: its results contradict each other (the engine asked to run {} again); bisect without --deterministic",
-                short(&stage.candidates[again])
-            ));
-            return Ok(Some((
-                stage,
-                Conclusion {
-                    candidates: best,
-                    confidence,
-                    reason: StopReason::NothingToTest,
-                },
-            )));
+            let again = stage.candidates[again].clone();
+            return Ok(Some(self.contradicted(stage, &again)));
         }
         let mut distinct = runs.clone();
         distinct.dedup();
@@ -760,22 +763,8 @@ impl Driver<'_> {
             .collect();
         // Commits of the round before that this one runs again stay prepared.
         self.ready.retain(|c| commits.contains(c));
-        let artifacts: HashMap<String, String> = steps
-            .iter()
-            .filter(|s| s.kind == "build" && s.outcome.as_deref() == Some("ready"))
-            .filter_map(|s| s.artifact_id.clone().map(|a| (s.commit.clone(), a)))
-            .collect();
-        let run: HashSet<&str> = steps
-            .iter()
-            .filter(|s| counted_run(s))
-            .map(|s| s.commit.as_str())
-            .collect();
-        let among: Vec<String> = stage
-            .candidates
-            .iter()
-            .filter(|c| run.contains(c.as_str()))
-            .cloned()
-            .collect();
+        let artifacts = ready_artifacts(&steps);
+        let among = already_run(&steps, &stage.candidates);
         for commit in &commits {
             if self.ready.contains(commit) {
                 continue;

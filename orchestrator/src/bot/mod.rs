@@ -68,7 +68,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::jobs::bot::{BotJob, Testing};
+use crate::jobs::bot::{BotJob, ReplyPolicy, Testing};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::store::series::{InboxState, NewSeries, PatchRow, Reply};
@@ -500,6 +500,19 @@ fn summary(o: &test::Outcome, total: u32) -> String {
     }
 }
 
+/// The job's reply policy when series `id` is still to be answered (the
+/// job replies and the series has no reply yet).
+fn unreplied<'j>(
+    store: &Store,
+    job: &'j BotJob,
+    id: i64,
+) -> crate::Result<Option<&'j ReplyPolicy>> {
+    match &job.reply {
+        Some(policy) if store.series_reply(id)?.is_none() => Ok(Some(policy)),
+        _ => Ok(None),
+    }
+}
+
 fn reply_one(
     store: &Store,
     job: &BotJob,
@@ -508,12 +521,9 @@ fn reply_one(
     opts: &Options,
     out: &mut dyn Write,
 ) -> crate::Result<bool> {
-    let Some(policy) = &job.reply else {
+    let Some(policy) = unreplied(store, job, id)? else {
         return Ok(false);
     };
-    if store.series_reply(id)?.is_some() {
-        return Ok(false);
-    }
     let Some(row) = store.series_by_id(id)? else {
         return Ok(false);
     };
@@ -601,12 +611,9 @@ fn reply_incomplete(
     opts: &Options,
     out: &mut dyn Write,
 ) -> crate::Result<bool> {
-    let Some(policy) = &job.reply else {
+    let Some(policy) = unreplied(store, job, id)? else {
         return Ok(false);
     };
-    if store.series_reply(id)?.is_some() {
-        return Ok(false);
-    }
     let draft = reply::compose_incomplete(
         s,
         &s.missing(),
@@ -621,7 +628,7 @@ fn reply_incomplete(
 /// false when it has one already.
 fn keep_reply(
     store: &Store,
-    policy: &crate::jobs::bot::ReplyPolicy,
+    policy: &ReplyPolicy,
     id: i64,
     draft: &reply::Draft,
     opts: &Options,
