@@ -48,6 +48,17 @@ fn night(jobs: &Path, name: &str) -> (i32, Value) {
     (code, v)
 }
 
+/// The night of job `name` that tested `head`.
+fn night_of(store: &::csdci::store::Store, name: &str, head: &str) -> i64 {
+    store
+        .nights(Some(name), None, 100)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.head.as_deref() == Some(head))
+        .map(|n| n.id)
+        .expect("the night of the head")
+}
+
 #[test]
 fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
     let h = &common::demo_history();
@@ -137,6 +148,28 @@ fn a_nightly_job_finds_bisects_mails_and_closes_the_csd_regression() {
         x["culprit"], regression,
         "bisected to the planted commit: {v:#}"
     );
+    // The night's two failing runs of the bad head are the bisection's first
+    // evidence: journalled as its runs (the same rows), not run again first.
+    let store = ::csdci::store::Store::open_read_only(&common::data_dir()).unwrap();
+    let cell = store.cells(night_of(&store, &name, bad)).unwrap();
+    let night_runs = &cell[0].run_ids;
+    assert_eq!(night_runs.len(), 2, "{cell:?}");
+    let steps = store
+        .bisect_steps(x["bisection"].as_i64().unwrap(), true)
+        .unwrap();
+    let first: Vec<_> = steps.iter().filter(|s| s.kind == "run").take(2).collect();
+    let ids: Vec<Option<i64>> = first.iter().map(|s| s.run_id).collect();
+    assert_eq!(
+        ids,
+        night_runs.iter().map(|&r| Some(r)).collect::<Vec<_>>(),
+        "{steps:#?}"
+    );
+    assert!(first.iter().all(|s| s.commit == bad), "{steps:#?}");
+    let fails = first
+        .iter()
+        .filter(|s| s.outcome.as_deref() == Some("fail"))
+        .count() as u32;
+    assert_eq!(fails, cell[0].fails, "{steps:#?}");
     assert_eq!(
         b["fixed"],
         serde_json::json!([build_reg]),

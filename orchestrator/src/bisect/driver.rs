@@ -623,6 +623,25 @@ impl Driver<'_> {
         Ok(Some((step, c.outcome.as_str())))
     }
 
+    /// After a finished run (the last of a round): journals the posterior
+    /// and names the leading candidate once it is more likely than not.
+    fn after_run(&mut self, step: i64) -> crate::Result<()> {
+        let steps = self.store.bisect_steps(self.id, true)?;
+        let stage = self.stage(&steps)?;
+        self.journal_posterior(step, &stage)?;
+        let (best, conf) = stage.engine.best();
+        if let [i] = best.as_slice()
+            && conf >= 0.5
+        {
+            self.say(format!(
+                "most likely culprit {} ({:.1}%)",
+                short(&stage.candidates[*i]),
+                conf * 100.0
+            ));
+        }
+        Ok(())
+    }
+
     fn journal_posterior(&self, step: i64, stage: &Stage) -> crate::Result<()> {
         let post = stage.engine.posterior();
         let mut order: Vec<usize> = (0..post.len()).collect();
@@ -715,19 +734,7 @@ impl Driver<'_> {
             should_stop: &should_stop,
         });
         if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt, plan.as_ref())? {
-            let steps = self.store.bisect_steps(self.id, true)?;
-            let stage = self.stage(&steps)?;
-            self.journal_posterior(step, &stage)?;
-            let (best, conf) = stage.engine.best();
-            if let [i] = best.as_slice()
-                && conf >= 0.5
-            {
-                self.say(format!(
-                    "most likely culprit {} ({:.1}%)",
-                    short(&stage.candidates[*i]),
-                    conf * 100.0
-                ));
-            }
+            self.after_run(step)?;
         }
         Ok(None)
     }
@@ -854,19 +861,7 @@ impl Driver<'_> {
             }
         }
         if let Some(step) = last {
-            let steps = self.store.bisect_steps(self.id, true)?;
-            let stage = self.stage(&steps)?;
-            self.journal_posterior(step, &stage)?;
-            let (best, conf) = stage.engine.best();
-            if let [i] = best.as_slice()
-                && conf >= 0.5
-            {
-                self.say(format!(
-                    "most likely culprit {} ({:.1}%)",
-                    short(&stage.candidates[*i]),
-                    conf * 100.0
-                ));
-            }
+            self.after_run(step)?;
         }
         match abort.or(hard).or(infra_err) {
             Some(e) => Err(e),

@@ -5,6 +5,7 @@
 //! Use: [`driver::create`] a bisection (resolves revisions, checks settings), then
 //! [`driver::run`] it with any tester; `run` on an existing id resumes it.
 
+pub mod adopt;
 pub mod command;
 pub mod driver;
 pub mod guest_time;

@@ -361,6 +361,32 @@ fn cell_spec(store: &Store, r: &Regression) -> crate::Result<RunSpec> {
     })
 }
 
+/// Journals the runs of the night that opened regression `r` (its cell, at
+/// the bad head, with the kernel that cell built) as the first evidence of
+/// bisection `id`: the bisection of a test regression then starts knowing
+/// how often the bad head fails instead of running it again. A build
+/// regression has no runs to lend.
+fn adopt_night_runs(
+    store: &Store,
+    r: &Regression,
+    id: i64,
+) -> crate::Result<crate::bisect::adopt::Adopted> {
+    if r.kind == "build" {
+        return Ok(Default::default());
+    }
+    let cell = store
+        .cells(r.first_night)?
+        .into_iter()
+        .find(|c| c.cell == r.cell);
+    match cell {
+        Some(c) => match &c.artifact_id {
+            Some(a) => crate::bisect::adopt::adopt_runs(store, id, &r.bad, a, &c.run_ids),
+            None => Ok(Default::default()),
+        },
+        None => Ok(Default::default()),
+    }
+}
+
 /// The bisection request for regression `r`.
 fn request(
     job: &Job,
@@ -447,6 +473,11 @@ fn pending(
                 let spec = cell_spec(store, &r)?;
                 let req = request(job, remote, &r, spec);
                 let id = crate::service::bisect::start(store, &req)?;
+                let adopted = match job.command {
+                    None => adopt_night_runs(store, &r, id)?,
+                    // A command's runs have no kernel to compare.
+                    Some(_) => Default::default(),
+                };
                 store.regression_set_bisection(r.id, id)?;
                 note(format!(
                     "{} {branch}: bisecting regression #{} ({}) as bisection {id}: {}..{}",
@@ -456,6 +487,15 @@ fn pending(
                     crate::events::short(r.good.as_deref().unwrap_or("")),
                     crate::events::short(&r.bad)
                 ));
+                if adopted.runs > 0 {
+                    note(format!(
+                        "{} {branch}: the night's {} runs of {} ({} failing) are the bisection's first evidence",
+                        job.name,
+                        adopted.runs,
+                        crate::events::short(&r.bad),
+                        adopted.fails
+                    ));
+                }
                 id
             }
         };
