@@ -29,6 +29,7 @@ pub mod sandbox;
 pub mod service;
 pub mod spec;
 pub mod store;
+pub mod sweep;
 pub mod testers;
 pub mod vcs;
 pub mod verdict;

@@ -53,6 +53,7 @@ mod tests {
             "parse",
             "bisect",
             "demo",
+            "sweep",
             "bench",
             "completions",
             "man",

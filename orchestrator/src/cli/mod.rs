@@ -18,6 +18,7 @@ pub mod parse;
 pub mod progress;
 pub mod run;
 pub mod serve;
+pub mod sweep;
 
 /// What `csdci --version` prints after the name: the version and the git commit
 /// it was built from (`unknown` outside a checkout; see `build.rs`).
@@ -80,6 +81,8 @@ pub enum Command {
     Bisect(bisect::Args),
     /// Make a real kernel history with a CSD-lock regression and bisect it.
     Demo(demo::Args),
+    /// Find the setting (vCPUs, threads, hotplug, load, length) that reproduces a failure fastest.
+    Sweep(sweep::Args),
     /// Check and list nightly job files (jobs/*.yaml).
     Job(job::Args),
     /// Export the nights for other systems (KCIDB v5 JSON).
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse::exec(&cli, args),
         Command::Bisect(args) => bisect::exec(&cli, args),
         Command::Demo(args) => demo::exec(&cli, args),
+        Command::Sweep(args) => sweep::exec(&cli, args),
         Command::Job(args) => job::exec(&cli, args),
         Command::Export(args) => export::exec(&cli, args),
         Command::Serve(args) => serve::exec(&cli, args),

@@ -13,4 +13,5 @@ pub mod outbox;
 pub mod run;
 pub mod scheduler;
 pub mod slots;
+pub mod sweep;
 pub mod work;

@@ -99,6 +99,31 @@ fn query_machines() -> Result<serde_json::Value, Error> {
     Ok(machines)
 }
 
+/// vCPUs per host CPU beyond which a TCG guest is too slow to torture: its
+/// clock falls behind the host's and scftorture calls few functions.
+/// Measured on a 2-core host (Linux 6.12 demo kernel, 30 s scftorture, one
+/// thread per vCPU): 2 vCPUs 54,000 invocations/s, 4: 3,500, 8: 2,600, 16:
+/// 2,000 with a 2.4–9.7 s boot and the workload's 30 s taking 30–32.5 s;
+/// 32 vCPUs (16 per host CPU): a 30 s boot, the 30 s workload taking 57 s
+/// and 900 invocations/s (README, "Large guests").
+pub const TCG_VCPUS_PER_HOST_CPU: u32 = 8;
+
+/// The warning for a TCG guest of `vcpus` on a host of `host_cpus` CPUs
+/// past [`TCG_VCPUS_PER_HOST_CPU`] per host CPU (None: within it).
+pub fn tcg_oversubscribed(vcpus: u32, host_cpus: u32) -> Option<String> {
+    let limit = host_cpus.max(1).saturating_mul(TCG_VCPUS_PER_HOST_CPU);
+    (vcpus > limit).then(|| {
+        format!(
+            "{vcpus} vCPUs under TCG on {host_cpus} host CPUs: past {limit} ({TCG_VCPUS_PER_HOST_CPU} per host CPU) the guest's clock falls behind and scftorture calls few functions, so runs are slow and weak; use fewer vCPUs or KVM"
+        )
+    })
+}
+
+/// This host's CPUs (what the process may run on).
+pub fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 /// `cpu-max` of `machine` (by name or alias) in a `query-machines` answer.
 fn cpu_max(machines: &serde_json::Value, machine: &str) -> Option<u32> {
     machines.as_array()?.iter().find_map(|m| {
@@ -115,6 +140,18 @@ fn cpu_max(machines: &serde_json::Value, machine: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcg_past_eight_vcpus_per_host_cpu_is_warned_about() {
+        assert_eq!(tcg_oversubscribed(16, 2), None);
+        let w = tcg_oversubscribed(17, 2).unwrap();
+        assert!(
+            w.starts_with("17 vCPUs under TCG on 2 host CPUs: past 16"),
+            "{w}"
+        );
+        assert_eq!(tcg_oversubscribed(8, 0), None);
+        assert!(tcg_oversubscribed(9, 0).is_some());
+    }
 
     #[test]
     fn cpu_max_is_found_by_alias() {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use super::process::{self, OwnedChild};
 use super::qemu::{self, Spec};
 use super::qmp::{self, Qmp};
-use super::{Control, Error, NMI_MARKER, Root, VmConfig, VmExit, VmOutcome, accel, virtiofsd};
+use super::{
+    Accel, Control, Error, NMI_MARKER, Root, VmConfig, VmExit, VmOutcome, accel, virtiofsd,
+};
 
 /// How long the guest gets after an NMI to print its backtraces.
 const NMI_GRACE: Duration = Duration::from_secs(10);
@@ -81,6 +83,11 @@ pub(super) fn run(
     let kernel = std::path::absolute(&cfg.kernel).map_err(|e| Error::io(&cfg.kernel, e))?;
     let procs = process::procs_dir(&cfg.data_dir);
     let (engine, accel) = accel::resolve(cfg.accel, &kernel, &cfg.data_dir)?;
+    if accel == Accel::Tcg
+        && let Some(w) = super::limits::tcg_oversubscribed(cfg.vcpus, super::limits::host_cpus())
+    {
+        tracing::warn!("{w}");
+    }
     let mut log = File::create(&cfg.console_log).map_err(|e| Error::io(&cfg.console_log, e))?;
 
     let mut vfs = match cfg.root {
