@@ -729,9 +729,11 @@ impl Driver<'_> {
         let should_stop = |elapsed: f64| {
             max_exposure_s.is_some_and(|m| stage.engine.should_stop(index, m, elapsed))
         };
+        let predicate = self.predicate.clone();
         let plan = max_exposure_s.map(|m| RunPlan {
             max_exposure_s: m,
             should_stop: &should_stop,
+            ends_on: Some(&predicate),
         });
         if let Some((step, _)) = self.run_once(tester, "run", &commit, attempt, plan.as_ref())? {
             self.after_run(step)?;
@@ -930,9 +932,11 @@ impl Driver<'_> {
                 continue;
             }
             let never = |_: f64| false;
+            let predicate = self.predicate.clone();
             let plan = self.control_length.map(|m| RunPlan {
                 max_exposure_s: m,
                 should_stop: &never,
+                ends_on: Some(&predicate),
             });
             self.run_once(tester, kinds.run, commit, runs, plan.as_ref())?;
         }

@@ -28,6 +28,23 @@ pub enum Policy {
     Timed,
 }
 
+/// Seconds a local TCG guest of `vcpus` vCPUs spends outside its workload:
+/// the boot times measured here (README, "Large guests": 2.4 s at 2 vCPUs,
+/// 3.8 s at 8, 9.7 s at 16, 30 s at 32, 166 s at 64) plus a second for the
+/// guest root and the shutdown. A lab adds its scheduling (`lab_s`).
+pub fn guest_overhead_s(vcpus: u32, lab_s: f64) -> f64 {
+    let boot = match vcpus {
+        0..=8 => 4.0,
+        9..=16 => 10.0,
+        17..=32 => 30.0,
+        _ => 166.0 * f64::from(vcpus) / 64.0,
+    };
+    boot + 1.0 + lab_s
+}
+/// Seconds an incremental kernel build takes (ccache), as the timed engine
+/// is told.
+pub const PIPELINE_BUILD_S: f64 = 20.0;
+
 /// The timed engine's settings for a tester: `engine`'s confidence, run
 /// budget and verification of the bad tip, a run's boot overhead `boot_s`,
 /// the cost of preparing another commit `build_s`, and the longest run

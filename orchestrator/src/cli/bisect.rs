@@ -171,6 +171,15 @@ pub enum PolicyArg {
     Timed,
 }
 
+impl From<PolicyArg> for bisect::Policy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Runs => bisect::Policy::Runs,
+            PolicyArg::Timed => bisect::Policy::Timed,
+        }
+    }
+}
+
 /// `csdci bisect log|list`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -324,10 +333,7 @@ pub fn exec(cli: &Cli, args: &Args) -> crate::Result<u8> {
                 deterministic: args.deterministic,
                 revert_check: !args.no_revert_check,
                 predicate: args.predicate.clone(),
-                policy: match args.policy {
-                    Some(PolicyArg::Timed) => bisect::Policy::Timed,
-                    Some(PolicyArg::Runs) | None => bisect::Policy::Runs,
-                },
+                policy: args.policy.unwrap_or(PolicyArg::Runs).into(),
                 max_exposure_s: args.max_exposure.map(f64::from),
             };
             if req.policy == bisect::Policy::Runs && args.max_exposure.is_some() {

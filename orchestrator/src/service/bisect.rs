@@ -76,9 +76,18 @@ impl Request {
     /// command's start and checkout next to nothing.
     fn timed_config(&self, engine: &csdci_bisect::Config) -> csdci_bisect::TimedConfig {
         let (boot_s, build_s, longest) = match &self.tester {
-            TesterSpec::Local { spec, .. } | TesterSpec::Lava { spec, .. } => {
-                (15.0, 20.0, spec.duration_s as f64)
-            }
+            TesterSpec::Local { spec, .. } => (
+                bisect::policy::guest_overhead_s(spec.vcpus, 0.0),
+                bisect::policy::PIPELINE_BUILD_S,
+                spec.duration_s as f64,
+            ),
+            // A LAVA job waits for its device and boots from an initramfs
+            // (36-57 s a run measured, for 5-20 s of workload).
+            TesterSpec::Lava { spec, .. } => (
+                bisect::policy::guest_overhead_s(spec.vcpus, 30.0),
+                bisect::policy::PIPELINE_BUILD_S,
+                spec.duration_s as f64,
+            ),
             TesterSpec::Command { timeout_s, .. } => {
                 (0.05, 0.2, timeout_s.map_or(600.0, |t| t as f64))
             }

@@ -238,7 +238,7 @@ pub struct Timings {
     /// The whole run.
     pub total: f64,
     /// Seconds of workload, measured on the host from the guest's
-    /// "csdci: workload running" line to its "workload done" line (or the
+    /// "csdci: modprobe scftorture" line to its "workload done" line (or the
     /// guest's end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<f64>,
@@ -290,6 +290,9 @@ pub struct LocalTester {
     reporter: Box<dyn Reporter + Send>,
     /// Guests booted at once by `run_batch` (`--max-guests`).
     workers: usize,
+    /// The failure that ends the planned run under way early
+    /// ([`RunPlan::ends_on`]).
+    ends_on: Option<crate::bisect::predicate::Predicate>,
 }
 
 impl LocalTester {
@@ -316,6 +319,7 @@ impl LocalTester {
             prepared: HashMap::new(),
             reporter: Box::new(LogReporter),
             workers: 1,
+            ends_on: None,
         })
     }
 
@@ -658,7 +662,8 @@ impl Tester for LocalTester {
     /// which `plan.should_stop` says a clean run has shown enough (it
     /// depends on the seconds run alone, so it is asked ahead), up to
     /// `plan.max_exposure_s`, becomes this run's scftorture duration; a
-    /// failure ends the run as always.
+    /// finding `plan.ends_on` matches ends it [`crate::testers::FAILED_RUN_SETTLE_S`]
+    /// later (its first match is the failure time).
     fn run_planned(&mut self, commit: &str, attempt: u32, plan: &RunPlan<'_>) -> Result<RunReport> {
         let longest = plan.max_exposure_s.ceil().max(1.0) as u64;
         let seconds = (1..longest)
@@ -666,8 +671,10 @@ impl Tester for LocalTester {
             .unwrap_or(longest);
         let full = self.opts.spec.duration_s;
         self.opts.spec.duration_s = seconds;
+        self.ends_on = plan.ends_on.cloned();
         let out = self.run_once(commit, attempt);
         self.opts.spec.duration_s = full;
+        self.ends_on = None;
         out
     }
 

@@ -77,7 +77,19 @@ pub struct RunPlan<'a> {
     /// Asked with the seconds of workload run so far while the run is clean:
     /// `true` ends it now (a clean run of that exposure).
     pub should_stop: &'a dyn Fn(f64) -> bool,
+    /// The failure the bisection counts: once a finding it matches is on the
+    /// console the run has shown what it had to (its failure time), so the
+    /// tester ends it [`FAILED_RUN_SETTLE_S`] later, when the report is
+    /// complete, instead of lingering; its first match is the failure time.
+    /// `None`: any finding is the failure, and a failed run ends as
+    /// configured (`stop_after_crash_s`, a panic, the run's end).
+    pub ends_on: Option<&'a crate::bisect::predicate::Predicate>,
 }
+
+/// Seconds a planned run goes on after its first finding that
+/// [`RunPlan::ends_on`] matches: long enough for the report (a CSD-lock
+/// message and its backtraces) to reach the console.
+pub const FAILED_RUN_SETTLE_S: u64 = 3;
 
 /// One run asked for in a round of a parallel bisection.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,6 +70,15 @@ pub struct TimedConfig {
     pub budget_s: Option<f64>,
     /// Stop once this many runs have been made (`None`: no limit).
     pub max_runs: Option<u32>,
+    /// Stop once runs have used this many times `⌈log2 n⌉ × (boot_s + m)`
+    /// guest-seconds in all, where `m` is the bad tip's mean time to failure
+    /// as its runs measured it (their exposure over their failures; at least
+    /// `min_exposure_s`): about 50
+    /// times what a clean bisection of that failure spends, so evidence that
+    /// keeps contradicting itself (false failures as frequent as the slow
+    /// real ones) ends inconclusive instead of running for days. `None`, or a
+    /// tip without a failure: no such limit.
+    pub budget_tip_mttf: Option<f64>,
     /// Before bisecting, run the bad tip (for `max_exposure_s` each) until it has
     /// failed `verify_bad_fails` times or been run this many times (0: trust it).
     /// Its failure times measure the rate; a tip that never fails ends the
@@ -77,6 +86,15 @@ pub struct TimedConfig {
     pub verify_bad_runs: u32,
     /// Failures of the bad tip that end its verification.
     pub verify_bad_fails: u32,
+    /// Past `verify_bad_fails`, go on running the bad tip (within
+    /// `verify_bad_runs`) while one more failure pays for itself: with `n`
+    /// failures a mean `m` apart, a good commit must run clean for about
+    /// `n m (F^(1/n) - 1)` seconds to be `F = 1 / (1 - confidence)` times less
+    /// likely bad (the rate is known only from the failures), so the next
+    /// failure saves `⌈log2 n⌉ / 2` good steps that difference, against the
+    /// `boot_s + m` it costs. Cheap, fast failures buy a sharper rate and
+    /// shorter clean runs everywhere after.
+    pub verify_bad_adaptive: bool,
 }
 
 /// How the [`TimedEngine`] chooses a run's length.
@@ -121,8 +139,10 @@ impl Default for TimedConfig {
             tip_failures_s: Vec::new(),
             budget_s: None,
             max_runs: None,
+            budget_tip_mttf: Some(50.0),
             verify_bad_runs: 12,
             verify_bad_fails: 5,
+            verify_bad_adaptive: true,
         }
     }
 }
@@ -154,6 +174,9 @@ impl TimedConfig {
             && self.settle_tolerance.is_finite()
             && self.settle_tolerance > 0.0
             && self.budget_s.is_none_or(|b| b >= 0.0)
+            && self
+                .budget_tip_mttf
+                .is_none_or(|b| b.is_finite() && b > 0.0)
             && self
                 .tip_failures_s
                 .iter()
@@ -557,10 +580,27 @@ impl TimedEngine {
         i + 1 < self.n && !self.untestable[i] && self.alias[i].is_none()
     }
 
+    /// The guest-seconds [`TimedConfig::budget_tip_mttf`] allows, once the
+    /// bad tip has failed.
+    fn tip_budget(&self) -> Option<f64> {
+        let tip = self.n - 1;
+        let factor = self.cfg.budget_tip_mttf?;
+        (self.fails[tip] > 0).then(|| {
+            // No run is shorter than the shortest the engine plans.
+            let mttf =
+                (self.exposure[tip] / f64::from(self.fails[tip])).max(self.cfg.min_exposure_s);
+            let steps = (self.n as f64).log2().ceil().max(1.0);
+            factor * steps * (self.cfg.boot_s + mttf)
+        })
+    }
+
     /// The longest exposure the budget leaves for one more run (`None`: not even
     /// the shortest).
     fn exposure_cap(&self) -> Option<f64> {
         if self.cfg.max_runs.is_some_and(|m| self.total_runs >= m) {
+            return None;
+        }
+        if self.tip_budget().is_some_and(|b| self.spent_s >= b) {
             return None;
         }
         let cap = match self.cfg.budget_s {
@@ -714,7 +754,7 @@ impl TimedEngine {
         if self.cfg.verify_bad_runs == 0 || self.untestable[tip] {
             return None;
         }
-        if fails >= self.cfg.verify_bad_fails.max(1) {
+        if fails >= self.cfg.verify_bad_fails.max(1) && !self.another_tip_failure_pays() {
             return None;
         }
         if runs < self.cfg.verify_bad_runs {
@@ -727,6 +767,24 @@ impl TimedEngine {
             });
         }
         (fails == 0).then(|| self.conclude(StopReason::NotReproduced))
+    }
+
+    /// Whether one more failure of the bad tip saves more clean exposure on
+    /// the good commits to come than it costs (see
+    /// [`TimedConfig::verify_bad_adaptive`]).
+    fn another_tip_failure_pays(&self) -> bool {
+        let tip = self.n - 1;
+        let fails = self.fails[tip];
+        if !self.cfg.verify_bad_adaptive || fails == 0 {
+            return false;
+        }
+        let m = self.exposure[tip] / f64::from(fails);
+        let f = 1.0 / (1.0 - self.cfg.confidence);
+        let clean = |n: f64| n * m * (f.powf(1.0 / n) - 1.0);
+        let n = f64::from(fails);
+        let good_steps = ((self.n as f64).log2().ceil() / 2.0).max(1.0);
+        let saved = good_steps * (clean(n) - clean(n + 1.0));
+        saved > self.cfg.boot_s + m
     }
 
     /// The next step (a pure function of the configuration and the observations).
@@ -871,6 +929,7 @@ mod tests {
         TimedPolicy::FailureTime {
             cfg: TimedConfig::default(),
             check_s: Some(5.0),
+            settle_s: 0.0,
         }
     }
 
@@ -905,6 +964,7 @@ mod tests {
                 ..crate::Config::default()
             },
             run_s: 60.0,
+            linger_s: 0.0,
         };
         let (mut new, mut old) = (0.0, 0.0);
         for seed in 0..16 {
@@ -1051,6 +1111,100 @@ mod tests {
         assert_eq!(e.total_runs(), TimedConfig::default().verify_bad_runs);
     }
 
+    /// Feeds the tip's verification runs (each failing after `fail_s`) until
+    /// the engine moves on; returns the tip's failures.
+    fn verify_tip(e: &mut TimedEngine, fail_s: f64) -> u32 {
+        let tip = e.len() - 1;
+        while let TimedStep::Run { index, .. } = e.next() {
+            if index != tip {
+                break;
+            }
+            e.observe(tip, TimedObs::failed(fail_s)).unwrap();
+            assert!(e.total_runs() <= 100, "the verification never ends");
+        }
+        e.counts(tip).1
+    }
+
+    #[test]
+    fn cheap_fast_tip_failures_are_bought_while_they_pay() {
+        let cfg = |boot_s: f64, adaptive: bool| TimedConfig {
+            boot_s,
+            verify_bad_fails: 3,
+            verify_bad_runs: 20,
+            verify_bad_adaptive: adaptive,
+            ..TimedConfig::default()
+        };
+        // Failures 5 s in, 4 s of boot: a sharper rate saves more clean
+        // exposure on the good commits than a run costs, a few times over.
+        let mut e = TimedEngine::new(64, cfg(4.0, true)).unwrap();
+        let fast = verify_tip(&mut e, 5.0);
+        assert!((5..=12).contains(&fast), "{fast} failures");
+        // Off, or with a boot that costs more than any saving: the minimum.
+        let mut e = TimedEngine::new(64, cfg(4.0, false)).unwrap();
+        assert_eq!(verify_tip(&mut e, 5.0), 3);
+        let mut e = TimedEngine::new(64, cfg(2000.0, true)).unwrap();
+        assert_eq!(verify_tip(&mut e, 5.0), 3);
+        // The run budget still caps it.
+        let mut e = TimedEngine::new(
+            64,
+            TimedConfig {
+                verify_bad_runs: 4,
+                ..cfg(0.0, true)
+            },
+        )
+        .unwrap();
+        assert_eq!(verify_tip(&mut e, 5.0), 4);
+    }
+
+    /// Bisects 16 candidates whose tip fails 10 s in, then answers every
+    /// third run with an early failure and the others clean, wherever they
+    /// are (evidence that keeps contradicting itself), for at most `runs`
+    /// runs; returns the engine and how it stopped (`None`: still running).
+    fn contradicting(factor: Option<f64>, runs: u32) -> (TimedEngine, Option<StopReason>) {
+        let cfg = TimedConfig {
+            boot_s: 10.0,
+            budget_tip_mttf: factor,
+            ..TimedConfig::default()
+        };
+        let mut e = TimedEngine::new(16, cfg).unwrap();
+        verify_tip(&mut e, 10.0);
+        for k in 1..=runs {
+            match e.next() {
+                TimedStep::Run {
+                    index,
+                    max_exposure_s,
+                } => {
+                    let obs = if k % 3 == 0 {
+                        TimedObs::failed(max_exposure_s.min(20.0))
+                    } else {
+                        TimedObs::clean(max_exposure_s)
+                    };
+                    e.observe(index, obs).unwrap();
+                }
+                TimedStep::Done(c) => return (e, Some(c.reason)),
+            }
+        }
+        (e, None)
+    }
+
+    #[test]
+    fn contradicting_evidence_ends_on_the_tips_budget() {
+        // The tip fails 10 s in, 10 s of boot: 3 x ⌈log2 16⌉ x 20 s = 240 s.
+        let (e, reason) = contradicting(Some(3.0), 10_000);
+        assert_eq!(reason, Some(StopReason::BudgetSpent));
+        let limit = 3.0 * 4.0 * (10.0 + 10.0);
+        let longest = e.config().max_exposure_s + 10.0;
+        assert!(
+            (limit..limit + longest).contains(&e.spent_s()),
+            "{} vs {limit}",
+            e.spent_s()
+        );
+        // Without the limit the same evidence goes on well past it.
+        let (e, reason) = contradicting(None, 200);
+        assert_ne!(reason, Some(StopReason::BudgetSpent));
+        assert!(e.spent_s() > 3.0 * limit, "{}", e.spent_s());
+    }
+
     #[test]
     fn untestable_commits_collapse_into_a_set() {
         let mut h = history(2, 10, FAST, 0.0);
@@ -1142,6 +1296,7 @@ mod tests {
                 ..TimedConfig::default()
             },
             check_s: Some(5.0),
+            settle_s: 0.0,
         };
         let (mut gain, mut settle) = (0.0, 0.0);
         let (mut gain_runs, mut settle_runs) = (0, 0);

@@ -52,6 +52,24 @@ pub struct Args {
     /// today's and syzbot's policies (csdci run's default duration).
     #[arg(long, default_value_t = 60.0, value_name = "S")]
     pub run_s: f64,
+    /// With --failure-time: seconds a failing run of today's and syzbot's
+    /// policies goes on after its first failure (`csdci demo`'s
+    /// --stop-after-crash; 0: it ends at the failure).
+    #[arg(long, default_value_t = crate::cli::demo::DEFAULT_STOP_AFTER_CRASH_S as f64, value_name = "S")]
+    pub linger_s: f64,
+    /// With --failure-time: seconds a failing run of the failure-time policy
+    /// goes on after the finding its predicate counts (the tester's settle
+    /// time; 0: it ends at the failure).
+    #[arg(long, default_value_t = crate::testers::FAILED_RUN_SETTLE_S as f64, value_name = "S")]
+    pub settle_s: f64,
+    /// With --failure-time: failures of the bad tip that end its verification
+    /// under the failure-time policy (default: as `csdci bisect` sets it up).
+    #[arg(long, value_name = "N")]
+    pub tip_fails: Option<u32>,
+    /// With --failure-time: the longest run the failure-time policy asks for
+    /// (`csdci bisect --max-exposure`; seconds of workload).
+    #[arg(long, default_value_t = 600.0, value_name = "S")]
+    pub max_exposure_s: f64,
     /// With --failure-time: how often the failure-time policy asks the engine
     /// whether a clean run is still worth continuing (0: never).
     #[arg(long, default_value_t = 5.0, value_name = "S")]
@@ -380,9 +398,15 @@ fn onset_name(o: &Onset) -> String {
 /// `csdci bench bisect-sim --failure-time`.
 fn failure_time(args: &Args) -> crate::Result<u8> {
     let usage = |m: String| crate::Error::Usage(m);
-    if !(args.boot_s >= 0.0 && args.run_s > 0.0 && args.check_s >= 0.0) {
+    let ok = |x: f64| x.is_finite() && x >= 0.0;
+    let valid = [args.boot_s, args.check_s, args.linger_s, args.settle_s]
+        .into_iter()
+        .all(ok)
+        && args.run_s.is_finite()
+        && args.run_s > 0.0;
+    if !valid {
         return Err(usage(
-            "--boot-s and --check-s must be >= 0 and --run-s > 0".into(),
+            "--boot-s, --check-s, --linger-s and --settle-s must be >= 0 and --run-s > 0".into(),
         ));
     }
     let start = std::time::Instant::now();
@@ -393,11 +417,19 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
     today
         .validate()
         .map_err(|e| usage(format!("--confidence: {e}")))?;
-    let mut new = TimedConfig {
-        confidence: args.confidence,
-        boot_s: args.boot_s,
-        ..TimedConfig::default()
-    };
+    if !(args.max_exposure_s.is_finite() && args.max_exposure_s >= 1.0) {
+        return Err(usage("--max-exposure-s must be >= 1".into()));
+    }
+    // As `csdci bisect --policy timed` sets the engine up for the QEMU pipeline.
+    let mut new = crate::bisect::policy::timed_config(
+        &today,
+        args.boot_s,
+        crate::bisect::policy::PIPELINE_BUILD_S,
+        args.max_exposure_s,
+    );
+    if let Some(f) = args.tip_fails {
+        new.verify_bad_fails = f;
+    }
     if let Some(k) = &args.shapes {
         new.shape_grid = k.clone();
     }
@@ -411,11 +443,16 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
         TimedPolicy::PerRun {
             cfg: today,
             run_s: args.run_s,
+            linger_s: args.linger_s,
         },
-        TimedPolicy::Syzbot { run_s: args.run_s },
+        TimedPolicy::Syzbot {
+            run_s: args.run_s,
+            linger_s: args.linger_s,
+        },
         TimedPolicy::FailureTime {
             cfg: new.clone(),
             check_s: (args.check_s > 0.0).then_some(args.check_s),
+            settle_s: args.settle_s,
         },
     ];
     let sizes = match args.commits {
@@ -442,24 +479,31 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
         args.trials, args.seed, args.boot_s, args.confidence
     );
     println!(
-        "(culprit uniform; false failures per second uniform up to {MAX_FALSE_RATE:e} on every commit; untestable density uniform up to {:.0}%; a run ends at its first failure)",
-        MAX_SKIP * 100.0
+        "(culprit uniform; false failures per second uniform up to {MAX_FALSE_RATE:e} on every commit; untestable density uniform up to {:.0}%; a failing run goes on {} s after its failure under today's and syzbot's policies, {} s under the new one)",
+        MAX_SKIP * 100.0,
+        args.linger_s,
+        args.settle_s
     );
     println!(
         "today: the per-run engine as for the QEMU pipeline (tip verified), runs of {} s; syzbot: the tip, then 10 runs of {} s per step (20 once flaky); new: the failure-time engine (shapes {:?}, tip verified until {} failures, run lengths its own ({:?}), should_stop every {} s)",
         args.run_s, args.run_s, new.shape_grid, new.verify_bad_fails, new.run_length, args.check_s
     );
+    println!(
+        "known: the failure-time engine told the onset's true rate and shape (not for log-normal onsets), the tip still verified: what learning the onset costs is the gap between new and known"
+    );
     println!("guest-s = boot + workload seconds per bisection (mean, p90); acc = exact answer");
     println!();
     println!(
-        "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9} {:>9}",
+        "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9} {:>9} | {:>14} {:>10}",
         "N",
         "onset",
         "today acc mean p90",
         "syzbot acc mean p90",
         "new acc mean p90",
         "today/new",
-        "syzbot/new"
+        "syzbot/new",
+        "known acc mean",
+        "today/known"
     );
     let mut row_index = 0u64;
     let mut worst: Option<f64> = None;
@@ -468,6 +512,24 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
         for onset in &onsets {
             row_index += 1;
             let seed = args.seed;
+            // The engine told the true onset, when it is a Weibull one.
+            let known = match *onset {
+                Onset::Exponential { mean_s } => Some((1.0, 1.0 / mean_s)),
+                Onset::Weibull { shape, scale_s } => Some((shape, 1.0 / scale_s)),
+                Onset::LogNormal { .. } => None,
+            }
+            .map(|(shape, rate)| TimedPolicy::FailureTime {
+                cfg: TimedConfig {
+                    shape_grid: vec![shape],
+                    rate_grid: vec![rate],
+                    // Nothing to learn from more tip failures.
+                    verify_bad_adaptive: false,
+                    ..new.clone()
+                },
+                check_s: (args.check_s > 0.0).then_some(args.check_s),
+                settle_s: args.settle_s,
+            });
+            let row_policies: Vec<&TimedPolicy> = policies.iter().chain(known.as_ref()).collect();
             let outs: Vec<(TimedHistory, Vec<TimedOutcome>)> = par_trials(args.trials, |t| {
                 let base = seed
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -477,7 +539,7 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
                 let ff = rng.random_range(0.0..=MAX_FALSE_RATE);
                 let skip = rng.random_range(0.0..=MAX_SKIP);
                 let h = TimedHistory::random(&mut rng, n, *onset, ff, args.boot_s, skip);
-                let o = policies
+                let o = row_policies
                     .iter()
                     .enumerate()
                     .map(|(i, p)| {
@@ -498,15 +560,27 @@ fn failure_time(args: &Args) -> crate::Result<u8> {
                 )
             };
             let ratio = a.mean_guest_s / c.mean_guest_s.max(1e-9);
+            let (known, today_known) = match known {
+                Some(_) => {
+                    let k = sum(3);
+                    (
+                        format!("{:>5.1}% {:>7.0}", k.accuracy * 100.0, k.mean_guest_s),
+                        format!("{:.2}", a.mean_guest_s / k.mean_guest_s.max(1e-9)),
+                    )
+                }
+                None => ("-".into(), "-".into()),
+            };
             println!(
-                "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9.2} {:>9.2}",
+                "{:>4} {:>20} | {:>21} | {:>21} | {:>21} | {:>9.2} {:>9.2} | {:>14} {:>10}",
                 n,
                 onset_name(onset),
                 fmt(&a),
                 fmt(&b),
                 fmt(&c),
                 ratio,
-                b.mean_guest_s / c.mean_guest_s.max(1e-9)
+                b.mean_guest_s / c.mean_guest_s.max(1e-9),
+                known,
+                today_known
             );
             worst = Some(worst.map_or(ratio, |w: f64| w.min(ratio)));
             all_acc &= c.accuracy >= args.confidence;

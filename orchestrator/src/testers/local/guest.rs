@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use csdci_console::{Analysis, Analyzer};
 
 use super::{BuildInfo, LocalTester, Reporter, RunResult, Timings};
+use crate::bisect::predicate::Predicate;
 use crate::build::Built;
 use crate::image;
 use crate::interrupt::interrupted;
+use crate::testers::FAILED_RUN_SETTLE_S;
 use crate::verdict::{self, Verdict};
 use crate::vm::{self, VmOutcome};
 use crate::{Error, Result};
@@ -27,6 +29,8 @@ pub(crate) struct Staged {
     build_seconds: f64,
     cfg: vm::VmConfig,
     stop_after_crash: Option<Duration>,
+    /// A planned run's failure (see [`crate::testers::RunPlan::ends_on`]).
+    ends_on: Option<Predicate>,
     start: Instant,
 }
 
@@ -50,9 +54,11 @@ pub(crate) struct Booted {
 }
 
 /// When the workload ran, from the console as it streams: the guest's
-/// "csdci: workload running" line starts it, its "workload done" line (or
-/// the guest's end) ends it; the first finding after its start is the
-/// failure time. Host seconds (a TCG guest's clock follows the host's).
+/// "csdci: modprobe scftorture" line starts it (scftorture's threads start
+/// inside the module's init, and a CSD lock can hang in it before modprobe
+/// returns), its "workload done" line (or the guest's end) ends it; the
+/// first finding after its start is the failure time. Host seconds (a TCG
+/// guest's clock follows the host's).
 #[derive(Debug, Default)]
 pub(crate) struct WorkloadClock {
     /// The last bytes seen, so a marker split across reads is found.
@@ -63,7 +69,7 @@ pub(crate) struct WorkloadClock {
 }
 
 impl WorkloadClock {
-    const START: &'static [u8] = b"csdci: workload running";
+    const START: &'static [u8] = b"csdci: modprobe scftorture";
     const DONE: &'static [u8] = b"csdci: workload done";
 
     /// Feeds console bytes read at `now`, with whether the analyzer has
@@ -143,6 +149,7 @@ impl Staged {
         let mut analyzer = Analyzer::new();
         let mut panicked_at: Option<Instant> = None;
         let mut crashed_at: Option<Instant> = None;
+        let mut matched_at: Option<Instant> = None;
         let mut pre_nmi: Option<usize> = None;
         let mut user_stop = false;
         let mut said_init = false;
@@ -155,7 +162,18 @@ impl Staged {
                     pre_nmi = Some(analyzer.findings().len());
                 }
                 analyzer.feed(bytes);
-                clock.feed(bytes, Instant::now(), !analyzer.findings().is_empty());
+                let found = &analyzer.findings()[seen..];
+                if matched_at.is_none()
+                    && let Some(p) = &self.ends_on
+                    && found.iter().any(|f| p.matches_title(&f.title, f.kind))
+                {
+                    matched_at = Some(Instant::now());
+                }
+                let failed = match &self.ends_on {
+                    Some(_) => matched_at.is_some(),
+                    None => !analyzer.findings().is_empty(),
+                };
+                clock.feed(bytes, Instant::now(), failed);
                 reporter.console(bytes);
                 for f in &analyzer.findings()[seen..] {
                     reporter.finding(&f.title);
@@ -168,6 +186,12 @@ impl Staged {
             }
             if cancel.load(Ordering::SeqCst) || interrupted() {
                 user_stop = true;
+                return vm::Control::Stop;
+            }
+            // A planned run has shown its failure: end it once the report is out.
+            if matched_at.is_some_and(|t| t.elapsed() > Duration::from_secs(FAILED_RUN_SETTLE_S))
+                && pre_nmi.is_none()
+            {
                 return vm::Control::Stop;
             }
             if let Some(linger) = self.stop_after_crash
@@ -247,6 +271,7 @@ impl LocalTester {
                 data_dir: self.opts.data_dir.clone(),
             },
             stop_after_crash: spec.stop_after_crash_s.map(Duration::from_secs),
+            ends_on: self.ends_on.clone(),
             start,
         };
         match root {
@@ -320,8 +345,9 @@ mod tests {
         c.feed(b"[ 1.0] Linux version 6.12\n", at(0.0), false);
         assert_eq!(c.seconds(at(1.0)), (None, None));
         // The start marker split across two reads.
-        c.feed(b"csdci: workload ru", at(2.0), false);
-        c.feed(b"nning for 60 s\n", at(2.5), false);
+        c.feed(b"csdci: modprobe scft", at(2.0), false);
+        c.feed(b"orture nthreads=8\n", at(2.5), false);
+        c.feed(b"csdci: workload running for 60 s\n", at(4.0), false);
         c.feed(b"scftorture: ...\n", at(10.0), false);
         c.feed(
             b"smp: csd: Detected non-responsive CSD lock\n",
@@ -334,8 +360,20 @@ mod tests {
         assert_eq!(f, Some(12.0));
         // A clean run ends at its "workload done" line, not the poweroff.
         let mut c = WorkloadClock::default();
-        c.feed(b"csdci: workload running for 5 s\n", at(3.0), false);
+        c.feed(b"csdci: modprobe scftorture \n", at(3.0), false);
         c.feed(b"csdci: workload done\n", at(8.25), false);
         assert_eq!(c.seconds(at(12.0)), (Some(5.25), None));
+        // A CSD lock that hangs modprobe itself (scftorture's threads run
+        // inside the module's init) fails the workload before "workload
+        // running" is printed.
+        let mut c = WorkloadClock::default();
+        c.feed(b"csdci: modprobe scftorture nthreads=8\n", at(3.0), false);
+        c.feed(
+            b"smp: csd: Detected non-responsive CSD lock (#1)\n",
+            at(8.0),
+            true,
+        );
+        c.feed(b"csdci: workload running for 60 s\n", at(9.0), true);
+        assert_eq!(c.seconds(at(11.0)), (Some(8.0), Some(5.0)));
     }
 }

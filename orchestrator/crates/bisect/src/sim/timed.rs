@@ -3,7 +3,12 @@
 //! small constant false-failure rate, and every run pays a boot overhead. Three
 //! policies bisect them, costed in guest-seconds (boot plus workload; a run ends
 //! at its first failure): today's per-run [`Engine`] with runs of a fixed length,
-//! syzbot's 10 runs of a fixed length per step, and the [`TimedEngine`].
+//! syzbot's 10 runs of a fixed length per step, and the [`TimedEngine`]. A
+//! failing run goes on after its first failure as the real tester lets it:
+//! `linger_s` for the fixed-length policies (`csdci demo`'s
+//! `stop_after_crash_s`: the report's backtraces and a possible panic), the
+//! settle time of a planned run for the [`TimedEngine`] (the tester ends it
+//! that long after the finding its predicate counts).
 
 use rand::Rng;
 use serde::Serialize;
@@ -149,18 +154,26 @@ impl TimedHistory {
 #[derive(Debug, Clone)]
 pub enum TimedPolicy {
     /// Today's: the per-run [`Engine`], every run `run_s` seconds of workload (it
-    /// fails when the onset comes first).
-    PerRun { cfg: Config, run_s: f64 },
+    /// fails when the onset comes first, and goes on `linger_s` after it, up to
+    /// `run_s`).
+    PerRun {
+        cfg: Config,
+        run_s: f64,
+        linger_s: f64,
+    },
     /// syzbot's: the bad tip, then binary search, 10 runs of `run_s` per commit
     /// (20 once a commit was flaky); bad at ≥ max(2, runs/6) failures, good only
     /// with none, otherwise skipped. A tip that never fails is not reproduced.
-    Syzbot { run_s: f64 },
+    /// A failing run goes on `linger_s` after its failure (up to `run_s`).
+    Syzbot { run_s: f64, linger_s: f64 },
     /// The [`TimedEngine`] (told the history's boot cost), its runs ended early
     /// by [`TimedEngine::should_stop`] checked every `check_s` seconds (`None`:
-    /// each run lasts its planned length or to its failure).
+    /// each run lasts its planned length or to its failure); a failing run goes
+    /// on `settle_s` after its failure (up to its planned length).
     FailureTime {
         cfg: TimedConfig,
         check_s: Option<f64>,
+        settle_s: f64,
     },
 }
 
@@ -180,13 +193,37 @@ pub struct TimedOutcome {
 /// Bisects `h` with `policy`.
 pub fn simulate_timed(policy: &TimedPolicy, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
     match policy {
-        TimedPolicy::PerRun { cfg, run_s } => per_run(cfg, *run_s, h, rng),
-        TimedPolicy::Syzbot { run_s } => syzbot(*run_s, h, rng),
-        TimedPolicy::FailureTime { cfg, check_s } => failure_time(cfg, *check_s, h, rng),
+        TimedPolicy::PerRun {
+            cfg,
+            run_s,
+            linger_s,
+        } => per_run(cfg, *run_s, *linger_s, h, rng),
+        TimedPolicy::Syzbot { run_s, linger_s } => syzbot(*run_s, *linger_s, h, rng),
+        TimedPolicy::FailureTime {
+            cfg,
+            check_s,
+            settle_s,
+        } => failure_time(cfg, *check_s, *settle_s, h, rng),
     }
 }
 
-fn per_run(cfg: &Config, run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
+/// Guest-seconds of a fixed-length run of `run_s` whose onset is `x`.
+fn fixed_run_cost(h: &TimedHistory, x: f64, run_s: f64, linger_s: f64) -> f64 {
+    h.boot_s
+        + if x < run_s {
+            (x + linger_s).min(run_s)
+        } else {
+            run_s
+        }
+}
+
+fn per_run(
+    cfg: &Config,
+    run_s: f64,
+    linger_s: f64,
+    h: &TimedHistory,
+    rng: &mut impl Rng,
+) -> TimedOutcome {
     let mut e = Engine::new(h.n, cfg.clone()).expect("valid config");
     let mut o = TimedOutcome {
         candidates: Vec::new(),
@@ -209,7 +246,7 @@ fn per_run(cfg: &Config, run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> Ti
                 }
                 let x = h.draw(rng, index);
                 o.runs += 1;
-                o.guest_s += h.boot_s + x.min(run_s);
+                o.guest_s += fixed_run_cost(h, x, run_s, linger_s);
                 let obs = if x < run_s { Obs::Fail } else { Obs::Pass };
                 e.observe(index, obs).expect("index in range");
             }
@@ -223,7 +260,7 @@ fn per_run(cfg: &Config, run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> Ti
     }
 }
 
-fn syzbot(run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
+fn syzbot(run_s: f64, linger_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
     let mut o = TimedOutcome {
         candidates: Vec::new(),
         runs: 0,
@@ -238,7 +275,7 @@ fn syzbot(run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
         for _ in 0..runs {
             let x = h.draw(rng, i);
             o.runs += 1;
-            o.guest_s += h.boot_s + x.min(run_s);
+            o.guest_s += fixed_run_cost(h, x, run_s, linger_s);
             fails += u32::from(x < run_s);
         }
         fails
@@ -281,6 +318,7 @@ fn syzbot(run_s: f64, h: &TimedHistory, rng: &mut impl Rng) -> TimedOutcome {
 fn failure_time(
     cfg: &TimedConfig,
     check_s: Option<f64>,
+    settle_s: f64,
     h: &TimedHistory,
     rng: &mut impl Rng,
 ) -> TimedOutcome {
@@ -312,8 +350,13 @@ fn failure_time(
                     prepared = Some(index);
                 }
                 let x = h.draw(rng, index);
+                // A failure at `x` ends the run `settle_s` later.
+                let failed = |x: f64| TimedObs::Run {
+                    exposure_s: (x + settle_s).min(max),
+                    failed_at_s: Some(x),
+                };
                 let obs = match check_s {
-                    None if x <= max => TimedObs::failed(x),
+                    None if x <= max => failed(x),
                     None => TimedObs::clean(max),
                     Some(step) => {
                         // Ask at every check whether the clean run should end.
@@ -321,7 +364,7 @@ fn failure_time(
                         loop {
                             let next = (t + step).min(max);
                             if x <= next {
-                                break TimedObs::failed(x);
+                                break failed(x);
                             }
                             t = next;
                             if t >= max || e.stop_run(index, max, t) {
