@@ -480,16 +480,7 @@ fn a_bisection_on_two_devices_names_the_planted_commit_through_a_server_outage()
     assert_eq!(r["culprit"]["sha"], regression.as_str(), "{r:#}");
     // Every run's LAVA job: its device and times; two on different
     // devices ran at the same time.
-    let id = r["id"]
-        .as_i64()
-        .or_else(|| r["bisection"].as_i64())
-        .expect("bisection id");
-    let (code, log) = csdci_within(
-        &["bisect", "log", &id.to_string(), "--json"],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0);
-    let log: Value = serde_json::from_str(&log).unwrap();
+    let log = common::bisect_log(&r);
     let mut jobs = Vec::new();
     for s in log["steps"].as_array().unwrap() {
         assert!(

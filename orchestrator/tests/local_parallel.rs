@@ -15,7 +15,6 @@
 //! earlier tests had not (a ccache rebuild) and two rounds of two guests
 //! took 42 s and 28 s of wall-clock time for 73 s and 47 s of guests.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,22 +23,8 @@ use serde_json::Value;
 
 mod common;
 
+use common::repo::git;
 use common::{csdci_within, data_dir, kernel_repo};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The guest: the settings that reproduce the planted race most often
 /// (single no-wait calls only), short.
@@ -136,30 +121,15 @@ fn at(s: &str) -> DateTime<FixedOffset> {
 /// Two rounds of two guests here (91 s; see the module doc).
 #[test]
 fn two_guests_at_once_bisect_to_the_planted_commit() {
-    let h = common::demo_history();
+    let (regression, good, bad) = common::short_demo_range();
     let repo = kernel_repo();
-    let regression = h["regression"].as_str().unwrap().to_string();
-    let good = git(&repo, &["rev-parse", &format!("{regression}~1")]);
-    let after = git(
-        &repo,
-        &[
-            "rev-list",
-            "--reverse",
-            "--ancestry-path",
-            &format!("{regression}..{}", h["bad"].as_str().unwrap()),
-        ],
-    );
-    let bad = after
-        .lines()
-        .nth(1)
-        .expect("two commits after the regression");
     let tree = repo.to_string_lossy().to_string();
     let mut args = vec![
         "bisect",
         "--tree",
         &tree,
         &good,
-        bad,
+        &bad,
         "--max-guests",
         "2",
         "--verify-bad",
@@ -177,16 +147,7 @@ fn two_guests_at_once_bisect_to_the_planted_commit() {
     assert_eq!(code, 0, "{r:#}");
     // The runs, from the store: each its own guest (row, console), and some
     // round ran two at once.
-    let id = r["id"]
-        .as_i64()
-        .or_else(|| r["bisection"].as_i64())
-        .expect("bisection id");
-    let (code, log) = csdci_within(
-        &["bisect", "log", &id.to_string(), "--json"],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{log}");
-    let log: Value = serde_json::from_str(&log).unwrap();
+    let log = common::bisect_log(&r);
     let store = csdci::store::Store::open_read_only(&data_dir()).unwrap();
     let runs: Vec<_> = log["steps"]
         .as_array()

@@ -12,53 +12,21 @@
 //! Cost here (2 cores, TCG): about 1-2 minutes (guests only; the kernels are
 //! cached).
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{csdci_within, kernel_repo};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::{bisect_log, csdci_within, kernel_repo, short_demo_range};
 
 /// The linger a failing run would otherwise get (`--stop-after-crash`).
 const LINGER_S: f64 = 15.0;
 
 #[test]
 fn timed_policy_on_real_guests_ends_failing_runs_at_the_report() {
-    let h = common::demo_history();
+    let (regression, good, bad) = short_demo_range();
     let repo = kernel_repo();
-    let regression = h["regression"].as_str().unwrap().to_string();
-    let good = git(&repo, &["rev-parse", &format!("{regression}~1")]);
-    let after = git(
-        &repo,
-        &[
-            "rev-list",
-            "--reverse",
-            "--ancestry-path",
-            &format!("{regression}..{}", h["bad"].as_str().unwrap()),
-        ],
-    );
-    let bad = after
-        .lines()
-        .nth(1)
-        .expect("two commits after the regression");
     let tree = repo.to_string_lossy().to_string();
     let linger = format!("{LINGER_S}");
     let args = [
@@ -66,7 +34,7 @@ fn timed_policy_on_real_guests_ends_failing_runs_at_the_report() {
         "--tree",
         &tree,
         &good,
-        bad,
+        &bad,
         "--policy",
         "timed",
         "--verify-bad",
@@ -93,16 +61,7 @@ fn timed_policy_on_real_guests_ends_failing_runs_at_the_report() {
     assert_eq!(r["status"], "culprit", "{r:#}");
     assert_eq!(r["culprit"]["sha"], regression.as_str(), "{r:#}");
     assert_eq!(code, 0, "{r:#}");
-    let id = r["id"]
-        .as_i64()
-        .or_else(|| r["bisection"].as_i64())
-        .expect("bisection id");
-    let (code, log) = csdci_within(
-        &["bisect", "log", &id.to_string(), "--json"],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 0, "{log}");
-    let log: Value = serde_json::from_str(&log).unwrap();
+    let log = bisect_log(&r);
     let runs: Vec<&Value> = log["steps"]
         .as_array()
         .unwrap()

@@ -110,6 +110,46 @@ pub fn demo_history() -> serde_json::Value {
     v["history"].clone()
 }
 
+/// A short range of [`demo_history`] around its planted regression: the
+/// regression, the good end (the commit before it) and the bad end (the
+/// second commit after it).
+pub fn short_demo_range() -> (String, String, String) {
+    let h = demo_history();
+    let repo = kernel_repo();
+    let regression = h["regression"].as_str().unwrap().to_string();
+    let good = repo::git(&repo, &["rev-parse", &format!("{regression}~1")]);
+    let after = repo::git(
+        &repo,
+        &[
+            "rev-list",
+            "--reverse",
+            "--ancestry-path",
+            &format!("{regression}..{}", h["bad"].as_str().unwrap()),
+        ],
+    );
+    let bad = after
+        .lines()
+        .nth(1)
+        .expect("two commits after the regression")
+        .to_string();
+    (regression, good, bad)
+}
+
+/// `csdci bisect log ID --json` of the bisection whose report (the JSON of
+/// `csdci bisect --json`) is `report`.
+pub fn bisect_log(report: &serde_json::Value) -> serde_json::Value {
+    let id = report["id"]
+        .as_i64()
+        .or_else(|| report["bisection"].as_i64())
+        .expect("bisection id");
+    let (code, log) = csdci_within(
+        &["bisect", "log", &id.to_string(), "--json"],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{log}");
+    serde_json::from_str(&log).expect("bisect log json")
+}
+
 /// "Upstream" for a test: a bare repository at `dir` that borrows the
 /// imported repository's objects (`git clone --bare --shared`).
 pub fn upstream(dir: &Path) -> PathBuf {
