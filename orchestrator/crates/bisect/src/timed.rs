@@ -580,18 +580,25 @@ impl TimedEngine {
         i + 1 < self.n && !self.untestable[i] && self.alias[i].is_none()
     }
 
+    /// The bad tip's mean time to failure as its runs measured it (their
+    /// exposure over their failures), once it has failed.
+    fn tip_mttf(&self) -> Option<f64> {
+        let tip = self.n - 1;
+        (self.fails[tip] > 0).then(|| self.exposure[tip] / f64::from(self.fails[tip]))
+    }
+
+    /// `⌈log2 n⌉` (at least 1): the steps of a binary search over the candidates.
+    fn search_steps(&self) -> f64 {
+        (self.n as f64).log2().ceil().max(1.0)
+    }
+
     /// The guest-seconds [`TimedConfig::budget_tip_mttf`] allows, once the
     /// bad tip has failed.
     fn tip_budget(&self) -> Option<f64> {
-        let tip = self.n - 1;
         let factor = self.cfg.budget_tip_mttf?;
-        (self.fails[tip] > 0).then(|| {
-            // No run is shorter than the shortest the engine plans.
-            let mttf =
-                (self.exposure[tip] / f64::from(self.fails[tip])).max(self.cfg.min_exposure_s);
-            let steps = (self.n as f64).log2().ceil().max(1.0);
-            factor * steps * (self.cfg.boot_s + mttf)
-        })
+        // No run is shorter than the shortest the engine plans.
+        let mttf = self.tip_mttf()?.max(self.cfg.min_exposure_s);
+        Some(factor * self.search_steps() * (self.cfg.boot_s + mttf))
     }
 
     /// The longest exposure the budget leaves for one more run (`None`: not even
@@ -773,16 +780,16 @@ impl TimedEngine {
     /// the good commits to come than it costs (see
     /// [`TimedConfig::verify_bad_adaptive`]).
     fn another_tip_failure_pays(&self) -> bool {
-        let tip = self.n - 1;
-        let fails = self.fails[tip];
-        if !self.cfg.verify_bad_adaptive || fails == 0 {
+        if !self.cfg.verify_bad_adaptive {
             return false;
         }
-        let m = self.exposure[tip] / f64::from(fails);
+        let Some(m) = self.tip_mttf() else {
+            return false;
+        };
         let f = 1.0 / (1.0 - self.cfg.confidence);
         let clean = |n: f64| n * m * (f.powf(1.0 / n) - 1.0);
-        let n = f64::from(fails);
-        let good_steps = ((self.n as f64).log2().ceil() / 2.0).max(1.0);
+        let n = f64::from(self.fails[self.n - 1]);
+        let good_steps = (self.search_steps() / 2.0).max(1.0);
         let saved = good_steps * (clean(n) - clean(n + 1.0));
         saved > self.cfg.boot_s + m
     }

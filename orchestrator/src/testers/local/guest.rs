@@ -162,23 +162,22 @@ impl Staged {
                     pre_nmi = Some(analyzer.findings().len());
                 }
                 analyzer.feed(bytes);
-                let found = &analyzer.findings()[seen..];
-                if matched_at.is_none()
-                    && let Some(p) = &self.ends_on
-                    && found.iter().any(|f| p.matches_title(&f.title, f.kind))
-                {
-                    matched_at = Some(Instant::now());
-                }
-                let failed = match &self.ends_on {
-                    Some(_) => matched_at.is_some(),
-                    None => !analyzer.findings().is_empty(),
-                };
-                clock.feed(bytes, Instant::now(), failed);
                 reporter.console(bytes);
                 for f in &analyzer.findings()[seen..] {
                     reporter.finding(&f.title);
+                    if matched_at.is_none()
+                        && let Some(p) = &self.ends_on
+                        && p.matches_title(&f.title, f.kind)
+                    {
+                        matched_at = Some(Instant::now());
+                    }
                 }
                 seen = analyzer.findings().len();
+                let failed = match &self.ends_on {
+                    Some(_) => matched_at.is_some(),
+                    None => seen > 0,
+                };
+                clock.feed(bytes, Instant::now(), failed);
                 if !said_init {
                     said_init = true;
                     reporter.stage("testing");
